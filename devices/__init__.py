@@ -1,0 +1,1 @@
+"""Bundled device profiles (one TOML per treadmill family), installed as retrotread.devices."""

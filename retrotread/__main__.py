@@ -1,0 +1,5 @@
+import sys
+
+from retrotread.cli import main
+
+sys.exit(main())

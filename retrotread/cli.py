@@ -1,0 +1,283 @@
+"""The ``retrotread`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from retrotread import __version__
+from retrotread.clock import LoopClock, run
+from retrotread.drivers.registry import DEFAULT_DEVICE, DRIVERS, driver_class, open_treadmill
+from retrotread.errors import DeviceError, ProfileError, RetrotreadError, SafetyError
+from retrotread.events import StopReason
+from retrotread.headless import HeadlessPrinter, describe_step, format_summary
+from retrotread.paths import log_file
+from retrotread.profiles import bundled_profiles
+from retrotread.program import ProgramError, builtin_programs, find_program, format_duration
+from retrotread.session import Outcome, Session, SessionSummary
+
+log = logging.getLogger("retrotread")
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_STOPPED = 3
+EXIT_FAULT = 4
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+EXIT_CODES = f"""exit status of `run`:
+  {EXIT_OK}    the program completed and the belt stopped
+  {EXIT_STOPPED}    stopped early (operator, console stop, safety key)
+  {EXIT_FAULT}    a device or safety fault ended the session
+  {EXIT_USAGE}    bad program file, device URL or arguments
+  {EXIT_SIGINT}  interrupted with Ctrl-C (the belt was stopped first)
+  {EXIT_SIGTERM}  terminated with SIGTERM (the belt was stopped first)"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="retrotread",
+        description="Treadmill controller and interval runner for retro (backward) walking.",
+        epilog="A PROGRAM is a built-in's name (see `retrotread programs`) or a .toml file.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"retrotread {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run_parser = commands.add_parser(
+        "run",
+        help="play a program headless, printing blocks, cues and a summary",
+        description="Play a program on a treadmill without the console. The belt is stopped "
+        "at the end, on STOP, on Ctrl-C or SIGTERM, and on any fault.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run_parser.add_argument("program", metavar="PROGRAM", help="built-in name or .toml file")
+    run_parser.add_argument(
+        "--device", default=DEFAULT_DEVICE, metavar="URL", help="device URL (default: sim://)"
+    )
+    run_parser.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="run on the virtual clock against the in-process simulator (takes a blink)",
+    )
+    run_parser.add_argument(
+        "--unattended",
+        action="store_true",
+        help="start the belt without a person's go (every change is still announced)",
+    )
+    run_parser.add_argument("--quiet", action="store_true", help="print only the summary")
+
+    check = commands.add_parser("check", help="validate program files")
+    check.add_argument("files", nargs="+", metavar="FILE", help="program files (.toml)")
+
+    commands.add_parser("programs", help="list the built-in programs")
+    show = commands.add_parser("show", help="show a program's blocks")
+    show.add_argument("program", metavar="PROGRAM", help="built-in name or .toml file")
+    commands.add_parser("devices", help="list device profiles and device URL schemes")
+    return parser
+
+
+# -- commands that only read ---------------------------------------------------------------------
+
+
+def cmd_programs() -> int:
+    programs = builtin_programs()
+    width = max(len(p.name) for p in programs)
+    for program in programs:
+        first = program.description.split(". ")[0].split(":")[0]
+        print(
+            f"{program.name:<{width}}  total {format_duration(program.total_s):>5}  "
+            f"retro {format_duration(program.retro_s):>5}  {first}"
+        )
+    return EXIT_OK
+
+
+def cmd_check(files: Sequence[str]) -> int:
+    status = EXIT_OK
+    for name in files:
+        try:
+            program = find_program(name)
+        except ProgramError as err:
+            for line in err.lines():
+                print(line, file=sys.stderr)
+            status = EXIT_USAGE
+            continue
+        print(
+            f"{name}: ok — '{program.name}', {len(program.steps)} blocks, "
+            f"{format_duration(program.total_s)} total, {format_duration(program.retro_s)} retro"
+        )
+    return status
+
+
+def cmd_show(spec: str) -> int:
+    program = find_program(spec)
+    print(
+        f"{program.name} — {format_duration(program.total_s)} total, "
+        f"{format_duration(program.retro_s)} retro"
+    )
+    print(program.description)
+    for step in program.steps:
+        print(
+            f"  {format_duration(step.start_s):>6}  {step.kind.label:<9} {step.title}: "
+            f"{describe_step(step)} — {step.cue}"
+        )
+    return EXIT_OK
+
+
+def cmd_devices() -> int:
+    print("Device profiles (devices/*.toml):")
+    profiles = bundled_profiles()
+    width = max(len(p.name) for p in profiles)
+    for profile in profiles:
+        print(f"  {profile.name:<{width}}  {profile.protocol:<11}  {profile.description}")
+    print("\nDevice URLs:")
+    for scheme in DRIVERS:
+        print(f"  {driver_class(scheme).url_grammar}")
+    return EXIT_OK
+
+
+# -- run -----------------------------------------------------------------------------------------
+
+
+async def _ask_go(session: Session) -> bool:
+    """Wait for Enter on the terminal: the person's go to start the belt."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[bool] = loop.create_future()
+
+    def on_input() -> None:
+        line = sys.stdin.readline()
+        if not ready.done():
+            ready.set_result(bool(line))
+
+    print("Ready. Press Enter to start the belt (Ctrl-C to cancel).", flush=True)
+    loop.add_reader(sys.stdin.fileno(), on_input)
+    stopped = asyncio.ensure_future(session.scheduler.stop_requested.wait())
+    try:
+        waiting: set[asyncio.Future[object]] = {ready, stopped}  # type: ignore[arg-type]
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        return ready in done and ready.result()
+    finally:
+        loop.remove_reader(sys.stdin.fileno())
+        stopped.cancel()
+
+
+async def play(args: argparse.Namespace) -> SessionSummary:
+    program = find_program(args.program)
+    clock = LoopClock()
+    treadmill = open_treadmill(args.device, clock=clock)
+    attended = not (args.unattended or args.rehearse)
+    session = Session(program, treadmill, clock, unattended=not attended)
+    if attended:
+        session.go = lambda: _ask_go(session)
+    interactive = sys.stdout.isatty() and not args.rehearse
+    if not args.quiet:
+        session.subscribe(
+            HeadlessPrinter(session, live_status=interactive, periodic_status=not args.rehearse)
+        )
+
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    signals = {signal.SIGINT: StopReason.SIGNAL_INT, signal.SIGTERM: StopReason.SIGNAL_TERM}
+
+    def on_signal(signum: signal.Signals) -> None:
+        if session.scheduler.stop_request is None:
+            session.stop(signals[signum])
+        elif main_task is not None:  # asked twice: stop waiting (the belt stop still goes out)
+            main_task.cancel()
+
+    for signum in signals:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        return await session.run()
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.rehearse and not args.device.startswith("sim://"):
+        raise RetrotreadError(
+            f"--rehearse runs on the virtual clock and needs the in-process simulator "
+            f"(sim://...), not {args.device}"
+        )
+    if not (args.unattended or args.rehearse) and not sys.stdin.isatty():
+        raise RetrotreadError(
+            "no one at the keyboard to give the go: pass --unattended to start the belt "
+            "without a person (every change is still announced), or --rehearse"
+        )
+    # Fail on a bad program or URL before anything connects.
+    find_program(args.program)
+    open_treadmill(args.device)
+    summary = run(play(args), virtual=args.rehearse)
+    print(format_summary(summary))
+    if summary.outcome is Outcome.COMPLETED:
+        return EXIT_OK
+    if summary.outcome is Outcome.INTERRUPTED:
+        return EXIT_SIGTERM if summary.reason is StopReason.SIGNAL_TERM else EXIT_SIGINT
+    if summary.outcome is Outcome.FAULT:
+        return EXIT_FAULT
+    return EXIT_STOPPED
+
+
+# -- entry point ---------------------------------------------------------------------------------
+
+
+def _setup_logging(verbose: bool) -> Path | None:
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    path = None
+    try:
+        path = log_file()
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    except OSError:
+        path = None
+    if verbose:
+        root.addHandler(logging.StreamHandler(sys.stderr))
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    log_path = _setup_logging(args.verbose)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "check":
+            return cmd_check(args.files)
+        if args.command == "programs":
+            return cmd_programs()
+        if args.command == "show":
+            return cmd_show(args.program)
+        if args.command == "devices":
+            return cmd_devices()
+        parser.print_help()
+        return EXIT_OK
+    except ProgramError as err:
+        for line in err.lines():
+            print(line, file=sys.stderr)
+        return EXIT_USAGE
+    except (SafetyError, DeviceError) as err:
+        print(f"retrotread: {err}", file=sys.stderr)
+        return EXIT_FAULT if not isinstance(err, ValueError) else EXIT_USAGE
+    except (ProfileError, RetrotreadError) as err:
+        print(f"retrotread: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_SIGINT
+    except Exception:
+        log.error("internal error\n%s", traceback.format_exc())
+        where = f"; details in {log_path}" if log_path else ""
+        print(f"retrotread: internal error{where}", file=sys.stderr)
+        return EXIT_INTERNAL

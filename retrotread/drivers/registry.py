@@ -1,0 +1,43 @@
+"""Open a treadmill from a URL: the scheme picks the driver (like python-can's interface names).
+
+Drivers are imported only when their scheme is used, so ``sim://`` never loads bleak or
+pyserial.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import cast
+
+from retrotread.clock import Clock, LoopClock
+from retrotread.drivers.base import Treadmill
+from retrotread.drivers.url import DeviceUrl
+from retrotread.errors import DeviceUrlError
+from retrotread.profiles import Profile
+
+#: scheme -> (module, class). Add a driver here and it is reachable from every front end.
+DRIVERS: dict[str, tuple[str, str]] = {
+    "sim": ("retrotread.drivers.sim", "SimDriver"),
+}
+
+DEFAULT_DEVICE = "sim://"
+
+
+def driver_class(scheme: str) -> type[Treadmill]:
+    try:
+        module_name, class_name = DRIVERS[scheme]
+    except KeyError:
+        known = ", ".join(f"{s}://" for s in DRIVERS)
+        raise DeviceUrlError(f"unknown device scheme {scheme + '://'!r}; known: {known}") from None
+    module = importlib.import_module(module_name)
+    return cast(type[Treadmill], getattr(module, class_name))
+
+
+def open_treadmill(
+    url: str, *, clock: Clock | None = None, profile: Profile | None = None
+) -> Treadmill:
+    """A driver for ``url``, not yet connected (use ``async with``)."""
+    parsed = DeviceUrl.parse(url)
+    cls = driver_class(parsed.scheme)
+    parsed.check_options(cls.url_options, cls.url_grammar)
+    return cls.from_url(parsed, clock=clock or LoopClock(), profile=profile)

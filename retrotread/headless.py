@@ -1,0 +1,156 @@
+"""The headless front end: prints a session as it plays, for unattended runs and rehearsals."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from retrotread.events import (
+    BlockExtended,
+    BlockSkipped,
+    BlockStarted,
+    CommandUnconfirmed,
+    Countdown,
+    CueDue,
+    Event,
+    Fault,
+    Notice,
+    Paused,
+    ProgramFinished,
+    ProgramStarted,
+    ProgramStopped,
+    Resumed,
+    Tick,
+)
+from retrotread.program.model import Step, format_duration
+from retrotread.session import Session, SessionSummary
+from retrotread.units import Unit, format_number
+
+STATUS_EVERY_S = 10
+
+
+def describe_step(step: Step) -> str:
+    block = step.block
+    if block.speed is None:
+        pace = "belt paused"
+    else:
+        speed = block.speed
+        shown = f"{format_number(speed.mph)} mph"
+        if speed.unit is Unit.KMH:
+            shown = f"{format_number(speed.value)} km/h ({shown})"
+        pace = f"{shown}, {format_number(block.incline.value, 1)} %"
+    return f"{format_duration(step.duration_s)} at {pace}"
+
+
+class HeadlessPrinter:
+    """Subscribes to a session and writes one line per thing worth knowing."""
+
+    def __init__(
+        self,
+        session: Session,
+        out: TextIO = sys.stdout,
+        *,
+        live_status: bool = False,
+        periodic_status: bool = True,
+    ) -> None:
+        self.session = session
+        self.out = out
+        self.live_status = live_status
+        self.periodic_status = periodic_status
+        self._total = len(session.program.steps)
+        self._status_shown = False
+
+    def __call__(self, event: Event) -> None:
+        text = self._line(event)
+        if text is None:
+            return
+        self._clear_status()
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def _clear_status(self) -> None:
+        if self._status_shown:
+            self.out.write("\r\033[K")
+            self._status_shown = False
+
+    def _clock(self) -> str:
+        return f"[{format_duration(self.session.scheduler.program_elapsed())}]"
+
+    def _line(self, event: Event) -> str | None:
+        match event:
+            case ProgramStarted(program=program):
+                return (
+                    f"▶ {program.name}: {format_duration(program.total_s)} total, "
+                    f"{format_duration(program.retro_s)} retro, {len(program.steps)} blocks "
+                    f"on {self.session.treadmill.name}"
+                )
+            case BlockStarted(step=step):
+                return (
+                    f"{self._clock()} {step.index + 1}/{self._total} {step.kind.label:<9} "
+                    f"{step.title}: {describe_step(step)}\n"
+                    f"{'':8}cue: {step.cue}"
+                )
+            case CueDue(step=step, in_s=seconds):
+                return f"{'':8}next in {seconds} s: {step.kind.label} {step.title}"
+            case Countdown(count=count, step=step):
+                what = step.kind.label if step else "END"
+                return f"{'':8}{count}… {what}" if count > 1 else f"{'':8}1… {what} now"
+            case Tick():
+                self._status(event)
+                return None
+            case Paused(reason=reason):
+                return f"{self._clock()} ⏸ paused: {reason}"
+            case Resumed():
+                return f"{self._clock()} ▶ resumed"
+            case BlockSkipped(step=step):
+                return f"{self._clock()} ⏭ skipped {step.title}"
+            case BlockExtended(step=step, seconds=seconds):
+                return f"{self._clock()} + {seconds} s on {step.title}"
+            case CommandUnconfirmed(command=command, reason=reason):
+                return f"{'':8}! {command} not confirmed: {reason}"
+            case Fault(kind=kind, message=message):
+                return f"{self._clock()} ! fault ({kind}): {message}"
+            case Notice(message=message):
+                return f"{self._clock()} · {message}"
+            case ProgramFinished():
+                return f"{self._clock()} ■ program finished; stopping the belt"
+            case ProgramStopped(reason=reason, detail=detail):
+                extra = f" ({detail})" if detail and detail != reason.value else ""
+                return f"{self._clock()} ■ {reason.value}{extra}; stopping the belt"
+        return None
+
+    def _status(self, tick: Tick) -> None:
+        session = self.session
+        target = session.desired.speed
+        actual = session.telemetry
+        parts = [f"{tick.remaining_s:>4} s left"]
+        parts.append(f"target {format_number(target.mph)} mph" if target else "target —")
+        if actual is not None:
+            parts.append(f"belt {format_number(actual.speed.mph)} mph")
+            parts.append(f"{format_number(actual.incline.value, 1)} %")
+            parts.append(f"{actual.distance_m:.0f} m")
+        line = f"{'':8}" + " · ".join(parts)
+        if self.live_status:
+            self._clear_status()
+            self.out.write(line)
+            self.out.flush()
+            self._status_shown = True
+        elif self.periodic_status and tick.remaining_s % STATUS_EVERY_S == 0:
+            self.out.write(line + "\n")
+            self.out.flush()
+
+
+def format_summary(summary: SessionSummary) -> str:
+    belt = "stopped" if summary.belt_stopped else "NOT CONFIRMED STOPPED — check the treadmill"
+    return "\n".join(
+        [
+            "── summary ──",
+            f"program   {summary.program} on {summary.device}",
+            f"ended     {summary.outcome.value}: {summary.detail}",
+            f"blocks    {summary.blocks_done} of {summary.blocks_total}",
+            f"retro     {format_duration(summary.retro_s)}",
+            f"elapsed   {format_duration(summary.elapsed_s)}",
+            f"distance  {summary.distance_m:.0f} m",
+            f"belt      {belt}",
+        ]
+    )

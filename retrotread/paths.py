@@ -1,0 +1,24 @@
+"""Where retrotread keeps its files (platformdirs), overridable for tests and kiosks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP = "retrotread"
+
+
+def data_dir() -> Path:
+    override = os.environ.get("RETROTREAD_DATA_DIR")
+    path = Path(override) if override else platformdirs.user_data_path(APP)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def log_file() -> Path:
+    override = os.environ.get("RETROTREAD_LOG_DIR")
+    folder = Path(override) if override else platformdirs.user_log_path(APP)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "retrotread.log"

@@ -1,0 +1,556 @@
+"""Reading and validating program files (TOML).
+
+A program file looks like this::
+
+    name = "first-week"
+    description = "15–30 s backward intervals as active recovery, handrails held."
+
+    [defaults]
+    incline = 2.0              # percent
+    retro_band = [2.6, 3.2]    # mph
+    turn = "slow"              # or "pause": what the belt does during a turn-around
+    turn_speed = 1.0           # mph
+
+    [[blocks]]
+    kind = "warm-up"
+    duration = "3m"
+    speed = 2.5                # mph; or a string such as "4.0 km/h"
+
+    [[blocks]]
+    repeat = 6
+
+      [[blocks.blocks]]
+      kind = "turn-around"
+
+      [[blocks.blocks]]
+      kind = "retro"
+      duration = "30s"
+      speed = 2.8
+      handrail = "both-hands"
+      cue = "look over your shoulder now and then"
+
+Every mistake is reported with the file, the line and the field, all at once, and a file with
+any mistake loads nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from retrotread.errors import RetrotreadError
+from retrotread.program.model import (
+    MIN_TURN_SECONDS,
+    Band,
+    Block,
+    BlockKind,
+    Defaults,
+    Facing,
+    Handrail,
+    Program,
+    Repeat,
+    TurnMode,
+)
+from retrotread.units import Quantity, Unit, format_number, mph, parse_speed, percent
+
+MAX_BLOCK_SECONDS = 4 * 3600
+MAX_REPEAT = 100
+SPEED_LIMITS = (mph("0.3"), mph("12"))
+INCLINE_LIMITS = (percent(-3), percent(15))
+
+TOP_KEYS = ("name", "description", "defaults", "blocks")
+DEFAULT_KEYS = (
+    "incline",
+    "retro_band",
+    "retro_run_band",
+    "walk_band",
+    "turn",
+    "turn_speed",
+    "start_facing",
+)
+BLOCK_KEYS = ("kind", "name", "duration", "speed", "incline", "handrail", "cue", "turn")
+GROUP_KEYS = ("repeat", "name", "blocks")
+
+
+@dataclass(frozen=True)
+class ProgramIssue:
+    line: int | None
+    message: str
+
+
+class ProgramError(RetrotreadError):
+    """A program file could not be loaded; ``issues`` lists every mistake found."""
+
+    def __init__(self, source: str, issues: list[ProgramIssue]) -> None:
+        self.source = source
+        self.issues = issues
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        return [
+            f"{self.source}:{issue.line}: {issue.message}"
+            if issue.line
+            else f"{self.source}: {issue.message}"
+            for issue in self.issues
+        ]
+
+
+# -- where things are in the file --------------------------------------------------------------
+
+_ARRAY_HEADER = re.compile(r"^\[\[\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]")
+_TABLE_HEADER = re.compile(r"^\[\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]")
+_KEY_LINE = re.compile(r"^([A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*')\s*(?:\.[^=]*)?=")
+
+Path_ = tuple[str | int, ...]
+
+
+def locate(text: str) -> dict[Path_, int]:
+    """Map each table and key path to the line it is written on.
+
+    tomllib gives values, not positions; this scanner follows table headers and keys the way
+    TOML nests them (``[[blocks]]`` then ``[[blocks.blocks]]``) so that errors can name lines.
+    """
+    lines: dict[Path_, int] = {}
+    counts: dict[Path_, int] = {}
+    table: Path_ = ()
+    in_multiline = False
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if in_multiline:
+            in_multiline = line.count('"""') % 2 == 0 and line.count("'''") % 2 == 0
+            continue
+        if not line or line.startswith("#"):
+            continue
+        if match := _ARRAY_HEADER.match(line):
+            parts = [p.strip().strip("\"'") for p in match.group(1).split(".")]
+            path = _resolve(parts[:-1], counts)
+            array = (*path, parts[-1])
+            counts[array] = counts.get(array, 0) + 1
+            table = (*array, counts[array] - 1)
+            lines[table] = number
+        elif match := _TABLE_HEADER.match(line):
+            parts = [p.strip().strip("\"'") for p in match.group(1).split(".")]
+            table = (*_resolve(parts[:-1], counts), parts[-1])
+            lines[table] = number
+        elif match := _KEY_LINE.match(line):
+            lines[(*table, match.group(1).strip("\"'"))] = number
+            rest = line[match.end() :]
+            if rest.count('"""') % 2 == 1 or rest.count("'''") % 2 == 1:
+                in_multiline = True
+    return lines
+
+
+def _resolve(parts: list[str], counts: dict[Path_, int]) -> Path_:
+    path: Path_ = ()
+    for part in parts:
+        path = (*path, part)
+        if path in counts:
+            path = (*path, counts[path] - 1)
+    return path
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Reader:
+    """Collects issues while turning parsed TOML into the model."""
+
+    lines: dict[Path_, int]
+    issues: list[ProgramIssue] = field(default_factory=list)
+
+    def line(self, path: Path_) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return None
+
+    def error(self, path: Path_, message: str) -> None:
+        issue = ProgramIssue(self.line(path), message)
+        if issue not in self.issues:
+            self.issues.append(issue)
+
+    def check_keys(
+        self, table: Mapping[str, Any], allowed: tuple[str, ...], path: Path_, where: str
+    ) -> None:
+        for key in table:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                self.error(
+                    (*path, key),
+                    f"{where}unknown key '{key}'{hint}; allowed: {', '.join(allowed)}",
+                )
+
+    def convert(
+        self, path: Path_, where: str, name: str, value: Any, parse: Callable[[Any], T]
+    ) -> T | None:
+        try:
+            return parse(value)
+        except (ValueError, TypeError) as err:
+            self.error(path, f"{where}{name} {err}")
+            return None
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"must be text in quotes, got {value!r}")
+    return value
+
+
+def _choice(enum_type: type[Any]) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        options = [member.value for member in enum_type]
+        if value not in options:
+            close = difflib.get_close_matches(str(value), options, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ValueError(f"is {value!r}{hint}; expected one of: {', '.join(options)}")
+        return enum_type(value)
+
+    return parse
+
+
+_DURATION = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
+_CLOCK = re.compile(r"^\s*(\d+):([0-5]\d)\s*$")
+
+
+def parse_duration(value: Any) -> int:
+    """30, "30s", "2m", "1m30s", "1:30" -> seconds (whole seconds only)."""
+    seconds: int | None = None
+    if isinstance(value, bool):
+        seconds = None
+    elif isinstance(value, int):
+        seconds = value
+    elif isinstance(value, float):
+        raise ValueError(f"must be whole seconds, got {value!r}")
+    elif isinstance(value, str):
+        if match := _CLOCK.match(value):
+            seconds = int(match.group(1)) * 60 + int(match.group(2))
+        elif (match := _DURATION.match(value)) and any(match.groups()):
+            h, m, s = (int(g) if g else 0 for g in match.groups())
+            seconds = h * 3600 + m * 60 + s
+    if seconds is None:
+        raise ValueError(f"must be seconds or text like '30s', '2m', '1m30s', got {value!r}")
+    if seconds <= 0:
+        raise ValueError(f"must be more than zero, got {value!r}")
+    if seconds > MAX_BLOCK_SECONDS:
+        raise ValueError(f"{seconds} s is longer than the 4-hour limit")
+    return seconds
+
+
+def _number(value: Any) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"must be a number, got {value!r}")
+    return value
+
+
+def _incline(value: Any) -> Quantity:
+    incline = percent(_number(value))
+    low, high = INCLINE_LIMITS
+    if not low <= incline <= high:
+        raise ValueError(f"{incline} is outside {low.value}–{high}")
+    return incline
+
+
+def _speed(value: Any) -> Quantity:
+    speed = parse_speed(value)
+    low, high = SPEED_LIMITS
+    if not low <= speed.to(Unit.MPH) <= high:
+        raise ValueError(
+            f"{_show(speed)} is outside what any treadmill here runs ({low.value}–{high})"
+        )
+    return speed
+
+
+def _band(value: Any) -> Band:
+    if not isinstance(value, list) or len(value) != 2:
+        raise TypeError(f"must be two speeds in mph like [2.6, 3.2], got {value!r}")
+    low, high = (mph(_number(v)) for v in value)
+    if low > high:
+        raise ValueError(f"low end {low} is above high end {high}")
+    limit_low, limit_high = SPEED_LIMITS
+    if low < limit_low or high > limit_high:
+        raise ValueError(f"must lie within {limit_low.value}–{limit_high}")
+    return Band(low, high)
+
+
+def _show(speed: Quantity) -> str:
+    return f"{format_number(speed.value)} {speed.unit}"
+
+
+def _read_defaults(reader: _Reader, table: Any) -> Defaults:
+    path: Path_ = ("defaults",)
+    defaults = Defaults()
+    if table is None:
+        return defaults
+    if not isinstance(table, dict):
+        reader.error(path, "defaults must be a table: [defaults]")
+        return defaults
+    reader.check_keys(table, DEFAULT_KEYS, path, "defaults: ")
+    parsers: dict[str, Callable[[Any], Any]] = {
+        "incline": _incline,
+        "retro_band": _band,
+        "retro_run_band": _band,
+        "walk_band": _band,
+        "turn": _choice(TurnMode),
+        "turn_speed": _speed,
+        "start_facing": _choice(Facing),
+    }
+    values: dict[str, Any] = {}
+    for key, parse in parsers.items():
+        if key in table:
+            value = reader.convert((*path, key), "defaults: ", key, table[key], parse)
+            if value is not None:
+                values[key] = value
+    turn_speed = values.get("turn_speed")
+    if turn_speed is not None and turn_speed.to(Unit.MPH) > mph(2):
+        reader.error((*path, "turn_speed"), "defaults: turn_speed above 2 mph is not a safe turn")
+        del values["turn_speed"]
+    return Defaults(**values)
+
+
+def _label(number: str, table: Mapping[str, Any]) -> str:
+    title = table.get("name") or table.get("kind") or ""
+    return (
+        f"block {number} '{title}': " if isinstance(title, str) and title else f"block {number}: "
+    )
+
+
+def _read_block(
+    reader: _Reader, table: Any, path: Path_, number: str, defaults: Defaults
+) -> Block | None:
+    if not isinstance(table, dict):
+        reader.error(path, f"block {number}: must be a table ([[blocks]])")
+        return None
+    where = _label(number, table)
+    reader.check_keys(table, BLOCK_KEYS, path, where)
+    before = len(reader.issues)
+
+    kind: BlockKind | None = None
+    if "kind" not in table:
+        reader.error(path, f"{where}kind is missing; expected one of: {', '.join(BlockKind)}")
+    else:
+        kind = reader.convert((*path, "kind"), where, "kind", table["kind"], _choice(BlockKind))
+    is_turn = kind is BlockKind.TURN_AROUND
+
+    duration: int | None = MIN_TURN_SECONDS if is_turn else None
+    if "duration" in table:
+        duration = reader.convert(
+            (*path, "duration"), where, "duration", table["duration"], parse_duration
+        )
+        if is_turn and duration is not None and duration < MIN_TURN_SECONDS:
+            reader.error(
+                (*path, "duration"),
+                f"{where}duration {duration} s is too short: a turn-around takes at least "
+                f"{MIN_TURN_SECONDS} s",
+            )
+    elif not is_turn:
+        reader.error(path, f'{where}duration is missing (e.g. duration = "30s")')
+
+    speed: Quantity | None = None
+    turn_mode = defaults.turn
+    if is_turn and "turn" in table:
+        turn_mode = (
+            reader.convert((*path, "turn"), where, "turn", table["turn"], _choice(TurnMode))
+            or turn_mode
+        )
+    elif "turn" in table:
+        reader.error((*path, "turn"), f"{where}turn applies only to turn-around blocks")
+    if "speed" in table:
+        speed = reader.convert((*path, "speed"), where, "speed", table["speed"], _speed)
+    elif is_turn:
+        speed = defaults.turn_speed
+    elif kind is not None:
+        reader.error(path, f"{where}speed is missing (e.g. speed = 2.8 for mph)")
+    if is_turn and turn_mode is TurnMode.PAUSE:
+        speed = None
+
+    if speed is not None and kind is not None:
+        allowed = defaults.band_for(kind)
+        shown = _show(speed)
+        what = {
+            BlockKind.RETRO: "the retro band",
+            BlockKind.RETRO_RUN: "the retro-run band",
+            BlockKind.TURN_AROUND: "the turn speed",
+        }.get(kind, "the walking band")
+        if speed.to(Unit.MPH) > allowed.high:
+            limit = str(allowed.high) if is_turn else str(allowed)
+            reader.error((*path, "speed"), f"{where}speed {shown} is above {what} {limit}")
+        elif speed.to(Unit.MPH) < allowed.low:
+            reader.error((*path, "speed"), f"{where}speed {shown} is below {what} {allowed}")
+
+    incline = defaults.incline
+    if "incline" in table:
+        incline = (
+            reader.convert((*path, "incline"), where, "incline", table["incline"], _incline)
+            or incline
+        )
+
+    default_handrail = (
+        Handrail.BOTH_HANDS if kind is None or kind.is_retro or is_turn else Handrail.HANDS_FREE
+    )
+    handrail = default_handrail
+    if "handrail" in table:
+        handrail = (
+            reader.convert(
+                (*path, "handrail"), where, "handrail", table["handrail"], _choice(Handrail)
+            )
+            or handrail
+        )
+        if is_turn and handrail is not Handrail.BOTH_HANDS:
+            reader.error(
+                (*path, "handrail"),
+                f"{where}handrail must be 'both-hands' during a turn-around",
+            )
+
+    name = reader.convert((*path, "name"), where, "name", table.get("name", ""), _string) or ""
+    cue = reader.convert((*path, "cue"), where, "cue", table.get("cue", ""), _string) or ""
+
+    if len(reader.issues) > before or kind is None or duration is None:
+        return None
+    return Block(
+        kind=kind,
+        duration_s=duration,
+        speed=speed,
+        incline=incline,
+        handrail=handrail,
+        name=name,
+        cue=cue,
+        line=reader.line(path),
+    )
+
+
+def _read_group(
+    reader: _Reader, table: dict[str, Any], path: Path_, number: str, defaults: Defaults
+) -> Repeat | None:
+    where = f"repeat group {number}: "
+    reader.check_keys(table, GROUP_KEYS, path, where)
+    times = table.get("repeat")
+    if isinstance(times, bool) or not isinstance(times, int) or not 1 <= times <= MAX_REPEAT:
+        reader.error(
+            (*path, "repeat"), f"{where}repeat must be a whole number 1–{MAX_REPEAT}, got {times!r}"
+        )
+        times = None
+    children = table.get("blocks")
+    if not isinstance(children, list) or not children:
+        reader.error(path, f"{where}needs its blocks as [[blocks.blocks]] tables")
+        return None
+    blocks: list[Block] = []
+    for i, child in enumerate(children):
+        child_path = (*path, "blocks", i)
+        child_number = f"{number}.{i + 1}"
+        if isinstance(child, dict) and "repeat" in child:
+            reader.error(child_path, f"block {child_number}: repeat groups cannot be nested")
+            continue
+        block = _read_block(reader, child, child_path, child_number, defaults)
+        if block is not None:
+            blocks.append(block)
+    name = table.get("name", "")
+    if times is None or len(blocks) != len(children):
+        return None
+    return Repeat(times=times, blocks=tuple(blocks), name=name if isinstance(name, str) else "")
+
+
+def _check_facing(reader: _Reader, program: Program) -> None:
+    """A retro block needs the walker facing the rear, a forward block facing the front."""
+    for step in program.steps:
+        block = step.block
+        where = f"block '{block.title}': "
+        if block.kind is BlockKind.TURN_AROUND:
+            continue
+        if block.kind.is_retro and step.facing is Facing.FRONT:
+            message = "the walker faces the front here; put a turn-around before this retro block"
+        elif not block.kind.is_retro and step.facing is Facing.REAR:
+            message = (
+                f"the walker still faces the rear here; put a turn-around before this "
+                f"{block.kind} block"
+            )
+        else:
+            continue
+        issue = ProgramIssue(block.line, where + message)
+        if issue not in reader.issues:
+            reader.issues.append(issue)
+
+
+def parse_program(text: str, source: str = "<string>") -> Program:
+    """Parse and validate a program; raise :class:`ProgramError` listing every mistake."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        message = str(err)
+        match = re.search(r"\(at line (\d+), column \d+\)", message)
+        line = int(match.group(1)) if match else None
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+        if not match and "end of document" in message:
+            line = text.count("\n") + 1
+        raise ProgramError(source, [ProgramIssue(line, f"not valid TOML: {reason}")]) from err
+
+    reader = _Reader(locate(text))
+    reader.check_keys(data, TOP_KEYS, (), "")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        reader.error(("name",), 'name is missing: every program needs name = "..."')
+        name = ""
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        reader.error(("description",), "description must be text in quotes")
+        description = ""
+    defaults = _read_defaults(reader, data.get("defaults"))
+
+    raw_blocks = data.get("blocks")
+    items: list[Block | Repeat] = []
+    if not isinstance(raw_blocks, list) or not raw_blocks:
+        reader.error(("blocks",), "the program has no blocks: add [[blocks]] tables")
+        raw_blocks = []
+    for i, table in enumerate(raw_blocks):
+        path: Path_ = ("blocks", i)
+        if isinstance(table, dict) and "repeat" in table:
+            group = _read_group(reader, table, path, str(i + 1), defaults)
+            if group is not None:
+                items.append(group)
+        else:
+            block = _read_block(reader, table, path, str(i + 1), defaults)
+            if block is not None:
+                items.append(block)
+
+    if not reader.issues:
+        program = Program(
+            name=name.strip(),
+            description=description.strip(),
+            items=tuple(items),
+            defaults=defaults,
+            source=source,
+        )
+        _check_facing(reader, program)
+        if not reader.issues:
+            return program
+    raise ProgramError(source, reader.issues)
+
+
+def load_program(path: Path) -> Program:
+    """Read a program file; errors name the file as the user gave it."""
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as err:
+        raise ProgramError(source, [ProgramIssue(None, "no such file")]) from err
+    except IsADirectoryError as err:
+        raise ProgramError(
+            source, [ProgramIssue(None, "is a directory, not a program file")]
+        ) from err
+    except OSError as err:
+        raise ProgramError(source, [ProgramIssue(None, f"cannot be read: {err.strerror}")]) from err
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ProgramError(source, [ProgramIssue(line, "is not UTF-8 text")]) from err
+    return parse_program(text, source)

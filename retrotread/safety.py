@@ -1,0 +1,85 @@
+"""The safety governor: the one gate every speed and incline command passes.
+
+Whoever asks — the scheduler at a block boundary, the operator nudging speed, a driver
+re-sending after reconnect — the governor turns the request into a value the treadmill may
+receive, or refuses. The allowed speed for a step is the intersection of
+
+* the step's band (retro 2.6–3.2 mph unless the program widens it; a turn-around is capped at
+  the turn speed; walking blocks their walking band),
+* the profile's own cap (``speed.max_mph``),
+* what the connected machine accepts (its range),
+
+quantized to the machine's increment *inside* that intersection, so no rounding can push a
+value out. An empty intersection is a :class:`~retrotread.errors.SafetyError`: nothing is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from retrotread.drivers.base import Capabilities
+from retrotread.errors import SafetyError
+from retrotread.profiles import Profile
+from retrotread.program.model import Band, Step
+from retrotread.units import Increment, OutOfBand, Quantity, Unit, format_number, quantize
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The closed range a command may take, in the machine's unit, and its increment."""
+
+    low: Quantity
+    high: Quantity
+    increment: Increment
+
+    def __contains__(self, value: Quantity) -> bool:
+        unit = self.increment.unit
+        v = value.to(unit).value
+        on_grid = (v / self.increment.size).denominator == 1
+        return on_grid and self.low.to(unit).value <= v <= self.high.to(unit).value
+
+
+def _show(q: Quantity) -> str:
+    return f"{format_number(q.mph if q.unit is not Unit.PERCENT else q.value)} " + (
+        "mph" if q.unit is not Unit.PERCENT else "%"
+    )
+
+
+class Governor:
+    def __init__(self, profile: Profile, capabilities: Capabilities) -> None:
+        self.profile = profile
+        self.capabilities = capabilities
+
+    def speed_range(self, band: Band) -> Allowed:
+        """Where a speed for a step with ``band`` may lie (before quantization)."""
+        machine = self.capabilities.speed
+        low = max(band.low.to(Unit.MPH), machine.low.to(Unit.MPH))
+        high = min(band.high.to(Unit.MPH), machine.high.to(Unit.MPH), self.profile.speed.max_mph)
+        return Allowed(low, high, machine.increment)
+
+    def speed(self, step: Step, requested: Quantity) -> Quantity:
+        """The speed to send for ``step`` when ``requested`` is asked for."""
+        allowed = self.speed_range(step.band)
+        if allowed.low > allowed.high:
+            raise SafetyError(
+                f"block '{step.title}': its band {step.band} and this machine's range "
+                f"{_show(self.capabilities.speed.low)}–{_show(self.capabilities.speed.high)} "
+                f"(cap {_show(self.profile.speed.max_mph)}) do not overlap; nothing was sent"
+            )
+        try:
+            return quantize(requested, allowed.low, allowed.high, allowed.increment)
+        except OutOfBand as err:
+            raise SafetyError(f"block '{step.title}': {err}; nothing was sent") from err
+
+    def incline_range(self) -> Allowed:
+        machine = self.capabilities.incline
+        step = self.profile.quirks.incline_step
+        increment = Increment.of(step, Unit.PERCENT) if step else machine.increment
+        return Allowed(machine.low, machine.high, increment)
+
+    def incline(self, requested: Quantity) -> Quantity:
+        allowed = self.incline_range()
+        try:
+            return quantize(requested, allowed.low, allowed.high, allowed.increment)
+        except OutOfBand as err:
+            raise SafetyError(f"incline {_show(requested)}: {err}; nothing was sent") from err

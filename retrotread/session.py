@@ -1,0 +1,486 @@
+"""A session: one program played on one treadmill, from the person's go to a stopped belt.
+
+The session joins the scheduler (what should happen when), the governor (what may be sent)
+and a driver (what the machine does). It never lets the scheduler wait on the machine: at
+each block it writes the *desired* belt state, and a command worker brings the machine there
+one command at a time, confirming each against telemetry. A newer block simply replaces the
+desired state, so commands never pile up behind a slow machine.
+
+Whatever way the session ends — finished, STOP, a signal, a fault, an exception — ``run``
+leaves through one ``finally`` that sends stop and waits briefly for the belt to halt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from retrotread.clock import Clock
+from retrotread.drivers.base import (
+    BeltStatus,
+    MachineEvent,
+    MachineEventKind,
+    Report,
+    Telemetry,
+    Treadmill,
+)
+from retrotread.errors import CommandRejected, DeviceError, SafetyError
+from retrotread.events import (
+    BlockStarted,
+    CommandConfirmed,
+    CommandIssued,
+    CommandUnconfirmed,
+    Event,
+    Fault,
+    Listener,
+    Notice,
+    ProgramFinished,
+    ProgramStopped,
+    SessionEnded,
+    StopReason,
+    TelemetryReceived,
+)
+from retrotread.program.model import Program, Step
+from retrotread.safety import Governor
+from retrotread.scheduler import EngineState, Scheduler
+from retrotread.units import Quantity, Unit, format_number
+
+log = logging.getLogger(__name__)
+
+STOP_WAIT_S = 5.0
+
+
+class Outcome(enum.StrEnum):
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    INTERRUPTED = "interrupted"
+    FAULT = "fault"
+
+
+class Belt(enum.StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+@dataclass
+class Desired:
+    belt: Belt = Belt.STOPPED
+    speed: Quantity | None = None
+    incline: Quantity | None = None
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    program: str
+    device: str
+    outcome: Outcome
+    reason: StopReason | None
+    detail: str
+    blocks_done: int
+    blocks_total: int
+    retro_s: float
+    elapsed_s: float
+    distance_m: float
+    belt_stopped: bool
+
+
+Go = Callable[[], Awaitable[bool]]
+
+
+class Session:
+    def __init__(
+        self,
+        program: Program,
+        treadmill: Treadmill,
+        clock: Clock,
+        *,
+        unattended: bool = False,
+        go: Go | None = None,
+    ) -> None:
+        self.program = program
+        self.treadmill = treadmill
+        self.clock = clock
+        self.profile = treadmill.profile
+        self.unattended = unattended
+        self.go = go
+        self.scheduler = Scheduler(program, clock)
+        self.governor: Governor | None = None
+        self.desired = Desired()
+        self.applied = Desired()
+        self.holding: str | None = None  # why nothing may be sent (console stop, key, link)
+        self.nudge = Quantity.of(0, Unit.MPH)
+        self.telemetry: Telemetry | None = None
+        self._wake = asyncio.Event()
+        self._confirm: asyncio.Task[None] | None = None
+        self._reached = asyncio.Event()
+        self._retro_s = 0.0
+        self._block_elapsed_start = 0.0
+        self._current: Step | None = None
+        self.last_fault: Fault | None = None
+        self.scheduler.subscribe(self._on_program_event)
+
+    # -- subscription -------------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> None:
+        self.scheduler.subscribe(listener)
+
+    def emit(self, event: Event) -> None:
+        self.scheduler.emit(event)
+
+    # -- operator actions ---------------------------------------------------------------------
+
+    def stop(self, reason: StopReason = StopReason.OPERATOR, detail: str = "") -> None:
+        """STOP: the program ends and the belt stops now (the worker sends stop first)."""
+        self.desired.belt = Belt.STOPPED
+        self._wake.set()
+        self.scheduler.stop(reason, detail)
+
+    def pause(self) -> None:
+        self.scheduler.pause()
+        self.desired.belt = Belt.PAUSED if self.treadmill.supports_pause else Belt.STOPPED
+        self._wake.set()
+
+    def resume(self) -> None:
+        """A person's go after a pause or a hold (console stop, safety key)."""
+        self.holding = None
+        step = self.scheduler.current
+        if step is not None:
+            self._apply_step(step)
+        self.scheduler.resume()
+
+    def skip(self) -> None:
+        self.scheduler.skip()
+
+    def extend(self, seconds: int = 15) -> None:
+        self.scheduler.extend(seconds)
+
+    def nudge_speed(self, delta_mph: float) -> None:
+        """Operator's +/-: shifts the current block's speed, within its band, until the next."""
+        step = self.scheduler.current
+        if step is None or step.block.speed is None:
+            return
+        self.nudge = Quantity.of(
+            self.nudge.value + Quantity.of(delta_mph, Unit.MPH).value, Unit.MPH
+        )
+        self._apply_step(step)
+
+    # -- the run ------------------------------------------------------------------------------
+
+    async def run(self) -> SessionSummary:
+        outcome = Outcome.COMPLETED
+        reason: StopReason | None = None
+        detail = ""
+        belt_stopped = False
+        treadmill = self.treadmill
+        try:
+            await treadmill.connect()
+        except DeviceError as err:
+            self.emit(Fault(self.clock.now(), "connect", str(err), fatal=True))
+            raise
+        unsubscribe = treadmill.subscribe(self._on_report)
+        worker = asyncio.create_task(self._command_worker(), name="command-worker")
+        try:
+            self.governor = Governor(self.profile, treadmill.capabilities)
+            self._check_program()
+            if not self.unattended and self.go is not None and not await self.go():
+                self.scheduler.stop(StopReason.OPERATOR, "no go given: the belt was not started")
+            else:
+                self._apply_step(self.program.steps[0])
+            state = await self.scheduler.run()
+            if state is EngineState.STOPPED:
+                reason, detail = self._stop_reason()
+                outcome = self._outcome_for(reason)
+        except asyncio.CancelledError:
+            outcome, reason, detail = Outcome.INTERRUPTED, StopReason.SIGNAL_INT, "cancelled"
+            raise
+        except SafetyError as err:
+            outcome, reason, detail = Outcome.FAULT, StopReason.FAULT, str(err)
+            self.emit(Fault(self.clock.now(), "safety", str(err), fatal=True))
+        except Exception as err:
+            outcome, reason, detail = Outcome.FAULT, StopReason.ERROR, repr(err)
+            log.exception("session failed")
+            self.emit(Fault(self.clock.now(), "internal", repr(err), fatal=True))
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            belt_stopped = await self._stop_belt()
+            unsubscribe()
+            with contextlib.suppress(DeviceError):
+                await treadmill.close()
+            summary = self._summary(outcome, reason, detail, belt_stopped)
+            self.emit(SessionEnded(self.clock.now(), outcome.value, summary.detail, belt_stopped))
+        return summary
+
+    def _check_program(self) -> None:
+        """Refuse before the belt moves if any block cannot be run safely on this machine."""
+        assert self.governor is not None
+        for step in self.program.steps:
+            if step.block.speed is not None:
+                self.governor.speed(step, step.block.speed)
+            self.governor.incline(step.block.incline)
+
+    def _stop_reason(self) -> tuple[StopReason, str]:
+        return self.scheduler.stop_request or (StopReason.OPERATOR, "")
+
+    @staticmethod
+    def _outcome_for(reason: StopReason) -> Outcome:
+        if reason in (StopReason.SIGNAL_INT, StopReason.SIGNAL_TERM):
+            return Outcome.INTERRUPTED
+        if reason in (StopReason.FAULT, StopReason.ERROR):
+            return Outcome.FAULT
+        return Outcome.STOPPED
+
+    async def _stop_belt(self) -> bool:
+        """Send stop (whatever happened before) and wait briefly until the belt is still."""
+        treadmill = self.treadmill
+        if not treadmill.connected:
+            return False
+        timeout = self.profile.confirm.command_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                await treadmill.stop()
+            self.emit(CommandIssued(self.clock.now(), "stop", None))
+        except (DeviceError, TimeoutError) as err:
+            self.emit(Fault(self.clock.now(), "stop", f"stop not acknowledged: {err}", fatal=True))
+        deadline = self.clock.now() + STOP_WAIT_S
+        while self.clock.now() < deadline:
+            latest = treadmill.latest
+            if latest and latest.speed.value == 0 and latest.belt is not BeltStatus.RUNNING:
+                return True
+            await self.clock.sleep_until(min(deadline, self.clock.now() + 0.1))
+        return False
+
+    def _summary(
+        self, outcome: Outcome, reason: StopReason | None, detail: str, belt_stopped: bool
+    ) -> SessionSummary:
+        done = self.scheduler.index
+        if self.scheduler.state is EngineState.FINISHED:
+            done = len(self.program.steps)
+        if not detail:
+            detail = reason.value if reason else "program completed"
+        return SessionSummary(
+            program=self.program.name,
+            device=self.treadmill.name,
+            outcome=outcome,
+            reason=reason,
+            detail=detail,
+            blocks_done=done,
+            blocks_total=len(self.program.steps),
+            retro_s=self._retro_s + self._current_retro(),
+            elapsed_s=self.scheduler.program_elapsed(),
+            distance_m=self.telemetry.distance_m if self.telemetry else 0.0,
+            belt_stopped=belt_stopped,
+        )
+
+    def _current_retro(self) -> float:
+        if self._current is not None and self._current.kind.is_retro:
+            return self.scheduler.program_elapsed() - self._block_elapsed_start
+        return 0.0
+
+    # -- program events -> desired state ------------------------------------------------------
+
+    def _on_program_event(self, event: Event) -> None:
+        if isinstance(event, BlockStarted):
+            self._retro_s += self._current_retro()
+            self._current = event.step
+            self._block_elapsed_start = self.scheduler.program_elapsed()
+            self.nudge = Quantity.of(0, Unit.MPH)
+            self._apply_step(event.step)
+        elif isinstance(event, ProgramFinished | ProgramStopped):
+            self._retro_s += self._current_retro()
+            self._current = None
+            self.desired.belt = Belt.STOPPED
+            self._wake.set()
+
+    def _apply_step(self, step: Step) -> None:
+        assert self.governor is not None
+        block = step.block
+        self.desired.incline = self.governor.incline(block.incline)
+        if block.speed is None:  # turn-around in pause mode: the belt pauses
+            self.desired.belt = Belt.PAUSED if self.treadmill.supports_pause else Belt.STOPPED
+        else:
+            requested = Quantity.of(block.speed.to(Unit.MPH).value + self.nudge.value, Unit.MPH)
+            self.desired.speed = self.governor.speed(step, requested)
+            self.desired.belt = Belt.RUNNING
+        self._wake.set()
+
+    # -- the command worker -------------------------------------------------------------------
+
+    async def _command_worker(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while (action := self._next_action()) is not None:
+                await self._execute(*action)
+
+    def _next_action(self) -> tuple[str, Quantity | None] | None:
+        want, have = self.desired, self.applied
+        if want.belt is Belt.STOPPED:
+            return ("stop", None) if have.belt is not Belt.STOPPED else None
+        if self.holding:
+            return None
+        if want.belt is Belt.PAUSED and have.belt is Belt.RUNNING:
+            return ("pause", None)
+        start_first = self.profile.quirks.start_before_speed
+        if want.belt is Belt.RUNNING and have.belt is not Belt.RUNNING and start_first:
+            return ("start", None)
+        if want.incline is not None and want.incline != have.incline:
+            return ("set incline", want.incline)
+        if want.speed is not None and want.speed != have.speed:
+            return ("set speed", want.speed)
+        if want.belt is Belt.RUNNING and have.belt is not Belt.RUNNING:
+            return ("start", None)
+        return None
+
+    async def _execute(self, command: str, value: Quantity | None) -> None:
+        treadmill = self.treadmill
+        issued = self.clock.now()
+        self.emit(CommandIssued(issued, command, value))
+        actions: dict[str, Callable[[], Awaitable[None]]] = {
+            "stop": treadmill.stop,
+            "pause": treadmill.pause,
+            "start": treadmill.start,
+        }
+        try:
+            async with asyncio.timeout(self.profile.confirm.command_timeout_s):
+                if command == "set speed" and value is not None:
+                    await treadmill.set_speed(value)
+                elif command == "set incline" and value is not None:
+                    await treadmill.set_incline(value)
+                else:
+                    await actions[command]()
+        except TimeoutError:
+            # Unknown outcome: never resend blindly. Pause, try one stop, tell the operator.
+            self._record_applied(command, value)
+            self._fault(
+                "command-timeout",
+                f"{command}: no answer within {self.profile.confirm.command_timeout_s:g} s",
+            )
+            return
+        except CommandRejected as err:
+            self._record_applied(command, value)
+            self.emit(CommandUnconfirmed(self.clock.now(), command, value, str(err)))
+            return
+        except DeviceError as err:
+            self._record_applied(command, value)
+            self._fault("device", f"{command}: {err}")
+            return
+        self._record_applied(command, value)
+        if command == "set speed" and value is not None:
+            self._watch_speed(value, issued)
+        else:
+            self.emit(CommandConfirmed(self.clock.now(), command, value, self.clock.now() - issued))
+
+    def _record_applied(self, command: str, value: Quantity | None) -> None:
+        applied = self.applied
+        if command == "set speed":
+            applied.speed = value
+        elif command == "set incline":
+            applied.incline = value
+        else:
+            applied.belt = {"stop": Belt.STOPPED, "pause": Belt.PAUSED, "start": Belt.RUNNING}[
+                command
+            ]
+            if command == "stop":
+                applied.speed = None  # the machine forgets its target on stop
+
+    def _fault(self, kind: str, message: str) -> None:
+        fault = Fault(self.clock.now(), kind, message, fatal=True)
+        self.last_fault = fault
+        self.emit(fault)
+        self.stop(StopReason.FAULT, message)
+
+    # -- confirmation against telemetry -------------------------------------------------------
+
+    def _watch_speed(self, target: Quantity, issued: float) -> None:
+        if self._confirm is not None:
+            self._confirm.cancel()
+        self._reached.clear()
+        self._confirm = asyncio.create_task(self._confirm_speed(target, issued))
+
+    def _speed_reached(self, target: Quantity) -> bool:
+        latest = self.telemetry
+        if latest is None:
+            return False
+        gap = abs(latest.speed.to(Unit.MPH).value - target.to(Unit.MPH).value)
+        return gap <= self.profile.confirm.tolerance_mph.value
+
+    async def _confirm_speed(self, target: Quantity, issued: float) -> None:
+        deadline = issued + self.profile.confirm.timeout_s
+        while not self._speed_reached(target):
+            if self.clock.now() >= deadline:
+                actual = self.telemetry.speed if self.telemetry else None
+                seen = f"{format_number(actual.mph)} mph" if actual else "no telemetry"
+                self.emit(
+                    CommandUnconfirmed(
+                        self.clock.now(),
+                        "set speed",
+                        target,
+                        f"belt at {seen}, expected {format_number(target.mph)} mph within "
+                        f"{self.profile.confirm.timeout_s:g} s",
+                    )
+                )
+                return
+            self._reached.clear()
+            sleeper = asyncio.ensure_future(self.clock.sleep_until(deadline))
+            waiter = asyncio.ensure_future(self._reached.wait())
+            try:
+                await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                waiter.cancel()
+        now = self.clock.now()
+        self.emit(CommandConfirmed(now, "set speed", target, now - issued))
+
+    # -- what the machine reports -------------------------------------------------------------
+
+    def _on_report(self, report: Report) -> None:
+        if isinstance(report, Telemetry):
+            self.telemetry = report
+            self._reached.set()
+            self.emit(
+                TelemetryReceived(
+                    report.at, report.speed, report.incline, report.distance_m, report.elapsed_s
+                )
+            )
+        elif isinstance(report, MachineEvent):
+            self._on_machine_event(report)
+
+    def _on_machine_event(self, event: MachineEvent) -> None:
+        kind = event.kind
+        holds = {
+            MachineEventKind.STOPPED_AT_CONSOLE: "the belt was stopped at the treadmill console",
+            MachineEventKind.PAUSED_AT_CONSOLE: "the belt was paused at the treadmill console",
+            MachineEventKind.SAFETY_KEY: "the safety key was pulled",
+        }
+        if kind in holds:
+            # The physical console always wins: pause the program and send nothing until a
+            # person resumes (in retrotread, or by starting the belt at the console).
+            self.holding = holds[kind]
+            self.applied.belt = (
+                Belt.PAUSED if kind is MachineEventKind.PAUSED_AT_CONSOLE else Belt.STOPPED
+            )
+            self.applied.speed = None
+            self.scheduler.pause(self.holding)
+            self.emit(
+                Fault(event.at, kind.name.lower(), f"{self.holding}: program paused", fatal=False)
+            )
+        elif kind is MachineEventKind.STARTED_AT_CONSOLE and self.holding:
+            self.emit(Notice(event.at, "belt started at the console: resuming the program"))
+            self.applied.belt = Belt.RUNNING
+            self.resume()
+        elif kind is MachineEventKind.TARGET_SPEED_CHANGED and event.value is not None:
+            self.emit(
+                Notice(
+                    event.at,
+                    f"speed changed at the console to {format_number(event.value.mph)} mph",
+                )
+            )
+        else:
+            self.emit(Notice(event.at, kind.value))
