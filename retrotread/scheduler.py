@@ -105,9 +105,12 @@ class Scheduler:
         """Seconds of program played so far (paused time does not count)."""
         if self.state is EngineState.READY:
             return 0.0
-        now = next(
-            (t for t in (self._paused_at, self._ended_at) if t is not None), self.clock.now()
-        )
+        if self._paused_at is not None:
+            now = self._paused_at
+        elif self._ended_at is not None:
+            now = self._ended_at
+        else:
+            now = self.clock.now()
         return now - self._origin - self._paused_total
 
     def program_remaining(self) -> float:

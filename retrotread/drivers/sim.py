@@ -21,8 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
-from retrotread_sim import MachineSpec, Refusal, SimRefused, SimTreadmill, StatusEvent, StatusKind
-
 from retrotread.clock import Clock
 from retrotread.drivers.base import (
     BeltStatus,
@@ -37,6 +35,7 @@ from retrotread.drivers.url import DeviceUrl
 from retrotread.errors import CommandRejected, DeviceError, Rejection
 from retrotread.profiles import Profile
 from retrotread.units import Increment, Quantity, Unit, kmh, percent
+from retrotread_sim import MachineSpec, Refusal, SimRefused, SimTreadmill, StatusEvent, StatusKind
 
 TELEMETRY_INTERVAL_S = 1.0
 

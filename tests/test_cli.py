@@ -1,0 +1,134 @@
+"""The command line, run as a user runs it: a child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+RETROTREAD = [sys.executable, "-m", "retrotread"]
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*RETROTREAD, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def test_programs_lists_builtins_name_first_with_times() -> None:
+    result = cli("programs")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[0] == "first-week"
+    assert "total 14:00" in lines[0] and "retro  2:00" in lines[0]
+    assert len(lines) == 8
+
+
+def test_check_reports_every_mistake_and_exit_status(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(
+        'name = "ok"\n[defaults]\nstart_facing = "rear"\n'
+        '[[blocks]]\nkind = "retro"\nduration = 20\nspeed = 2.6\n'
+    )
+    bad = tmp_path / "intervals.toml"
+    bad.write_text('name = "bad"\n[[blocks]]\nkind = "retro"\nduration = 20\nspeed = 4.1\n')
+    ok = cli("check", str(good))
+    assert ok.returncode == 0 and "ok" in ok.stdout
+    result = cli("check", str(good), str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:5: block 1 'retro': speed 4.1 mph is above the retro band" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_rehearse_plays_a_builtin_and_ends_with_the_belt_stopped() -> None:
+    result = cli("run", "warm-up", "--rehearse")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "▶ warm-up" in out
+    assert "2/5 TURN" in out and "Hold both handrails, turn to face the rear" in out
+    assert "3… RETRO" in out
+    assert "ended     completed" in out
+    assert "belt      stopped" in out
+
+
+def test_a_run_without_a_person_or_unattended_is_refused() -> None:
+    result = cli("run", "first-week")
+    assert result.returncode == 2
+    assert "--unattended" in result.stderr
+
+
+def test_unknown_device_scheme_lists_the_known_ones() -> None:
+    result = cli("run", "first-week", "--unattended", "--device", "usb://x")
+    assert result.returncode == 2
+    assert "unknown device scheme 'usb://'" in result.stderr and "sim://" in result.stderr
+
+
+def test_unknown_device_option_shows_the_grammar() -> None:
+    result = cli("run", "first-week", "--rehearse", "--device", "sim://?profil=x")
+    assert result.returncode == 2
+    assert "unknown option(s) profil" in result.stderr
+    assert "grammar: sim://[?profile=NAME]" in result.stderr
+
+
+SHORT = """\
+name = "short"
+description = "one long block, so a signal lands mid-block"
+[[blocks]]
+kind = "warm-up"
+duration = "2m"
+speed = 2.5
+"""
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize(
+    ("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"]
+)
+def test_a_signal_mid_block_stops_the_belt_before_exit(
+    tmp_path: Path, signum: signal.Signals, status: int
+) -> None:
+    program = tmp_path / "short.toml"
+    program.write_text(SHORT)
+    journal = tmp_path / "belt.jsonl"
+    child = subprocess.Popen(
+        [*RETROTREAD, "run", str(program), "--unattended", "--device", f"sim://?record={journal}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert child.stdout is not None
+    for line in child.stdout:
+        if "1/1 WARM-UP" in line:
+            break
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # wait until the belt is really moving
+        entries = (
+            [json.loads(x) for x in journal.read_text().splitlines()] if journal.exists() else []
+        )
+        if any(e.get("name") == "start" for e in entries):
+            break
+        time.sleep(0.05)
+    time.sleep(1.0)
+    child.send_signal(signum)
+    out, err = child.communicate(timeout=20)
+    assert child.returncode == status, err
+    entries = [json.loads(x) for x in journal.read_text().splitlines()]
+    link = [e for e in entries if e.get("source") == "link"]
+    assert link[-1]["name"] == "stop"
+    assert entries[-1]["event"] == "closed"
+    assert entries[-1]["state"] == "stopped" and entries[-1]["speed_kmh"] == 0.0
+    assert "belt      stopped" in out
+    assert "Traceback" not in err
