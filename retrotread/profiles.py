@@ -30,6 +30,8 @@ class Quirks:
     read_only: bool = False  # the console can be read but not driven
     incline_step: float | None = None  # incline only in these steps (e.g. 0.5 %)
     speed_unit: str | None = None  # CSAFE speed unit: "0.1mph", "0.01kmh", ...
+    grade_unit: str | None = None  # CSAFE grade unit: "0.1%" (default), "0.01%", "1%"
+    status_query: bool = False  # Trackmaster: answers A5 (speed) / A6 (grade) queries
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,11 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
         quirks = Quirks(
             **_take(top.get("quirks", {}), known_quirks, f"{source} [quirks]", known_quirks)
         )
+        if speed.max_change_mph.to(increment.unit).value < increment.value:
+            raise ProfileError(
+                f"{source}: speed.max_change_mph {speed.max_change_mph} is smaller than one "
+                f"increment ({increment}): no change could ever be sent"
+            )
     except KeyError as err:
         raise ProfileError(f"{source}: missing {err.args[0]}") from err
     except (TypeError, ValueError) as err:

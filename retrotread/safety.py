@@ -11,10 +11,16 @@ receive, or refuses. The allowed speed for a step is the intersection of
 
 quantized to the machine's increment *inside* that intersection, so no rounding can push a
 value out. An empty intersection is a :class:`~retrotread.errors.SafetyError`: nothing is sent.
+
+A change larger than the profile's ``max_change_mph`` is *ramped*: :meth:`Governor.ramp` gives
+the next value to send, never more than that far from the last one, and always between the
+last value and the target (so a ramp up toward a retro block may pass below the retro band,
+but never above it, and never above the cap).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from retrotread.drivers.base import Capabilities
@@ -70,6 +76,25 @@ class Governor:
             return quantize(requested, allowed.low, allowed.high, allowed.increment)
         except OutOfBand as err:
             raise SafetyError(f"block '{step.title}': {err}; nothing was sent") from err
+
+    def ramp(self, last: Quantity | None, target: Quantity) -> Quantity:
+        """The next speed to send on the way from ``last`` to ``target`` (already governed).
+
+        ``last`` is None when the belt stands still: it starts from the machine's minimum.
+        """
+        machine = self.capabilities.speed
+        unit = machine.increment.unit
+        limit = self.profile.speed.max_change_mph.to(unit).value
+        start = (last or machine.low).to(unit).value
+        goal = target.to(unit).value
+        if abs(goal - start) <= limit:
+            return target
+        # The furthest grid point no more than ``limit`` away, on the way to the target (the
+        # profile guarantees the limit spans at least one increment).
+        size = machine.increment.size
+        if goal > start:
+            return Quantity(math.floor((start + limit) / size) * size, unit)
+        return max(Quantity(math.ceil((start - limit) / size) * size, unit), machine.low.to(unit))
 
     def incline_range(self) -> Allowed:
         machine = self.capabilities.incline

@@ -141,12 +141,16 @@ class Session:
         self.scheduler.stop(reason, detail)
 
     def pause(self) -> None:
+        if not self._started:
+            return
         self.scheduler.pause()
         self.desired.belt = Belt.PAUSED if self.treadmill.supports_pause else Belt.STOPPED
         self._wake.set()
 
     def resume(self) -> None:
         """A person's go after a pause or a hold (console stop, safety key)."""
+        if not self._started:
+            return
         self.holding = None
         step = self.scheduler.current
         if step is not None:
@@ -162,12 +166,20 @@ class Session:
     def nudge_speed(self, delta_mph: float) -> None:
         """Operator's +/-: shifts the current block's speed, within its band, until the next."""
         step = self.scheduler.current
-        if step is None or step.block.speed is None:
+        if not self._started or step is None or step.block.speed is None:
             return
         self.nudge = Quantity.of(
             self.nudge.value + Quantity.of(delta_mph, Unit.MPH).value, Unit.MPH
         )
         self._apply_step(step)
+
+    @property
+    def _started(self) -> bool:
+        """The program is under way: operator actions apply (before the go they do nothing)."""
+        return self.governor is not None and self.scheduler.state in (
+            EngineState.RUNNING,
+            EngineState.PAUSED,
+        )
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -320,22 +332,27 @@ class Session:
                 await self._execute(*action)
 
     def _next_action(self) -> tuple[str, Quantity | None] | None:
+        assert self.governor is not None
         want, have = self.desired, self.applied
         if want.belt is Belt.STOPPED:
             return ("stop", None) if have.belt is not Belt.STOPPED else None
         if self.holding:
             return None
-        if want.belt is Belt.PAUSED and have.belt is Belt.RUNNING:
-            return ("pause", None)
-        start_first = self.profile.quirks.start_before_speed
-        if want.belt is Belt.RUNNING and have.belt is not Belt.RUNNING and start_first:
+        if want.belt is Belt.PAUSED:
+            return ("pause", None) if have.belt is Belt.RUNNING else None
+        if have.belt is not Belt.RUNNING:
+            # Start sequence: incline, a first speed within one ramp step, then start.
+            if self.profile.quirks.start_before_speed:
+                return ("start", None)
+            if want.incline is not None and want.incline != have.incline:
+                return ("set incline", want.incline)
+            if want.speed is not None and have.speed is None:
+                return ("set speed", self.governor.ramp(None, want.speed))
             return ("start", None)
         if want.incline is not None and want.incline != have.incline:
             return ("set incline", want.incline)
         if want.speed is not None and want.speed != have.speed:
-            return ("set speed", want.speed)
-        if want.belt is Belt.RUNNING and have.belt is not Belt.RUNNING:
-            return ("start", None)
+            return ("set speed", self.governor.ramp(have.speed, want.speed))
         return None
 
     async def _execute(self, command: str, value: Quantity | None) -> None:
@@ -373,7 +390,13 @@ class Session:
             return
         self._record_applied(command, value)
         if command == "set speed" and value is not None:
-            self._watch_speed(value, issued)
+            if value != self.desired.speed:
+                # A ramp step: let the belt get there before the next one goes out (a first
+                # step sent before start is reached once the belt runs).
+                if self.applied.belt is Belt.RUNNING:
+                    await self._until_reached(value, issued + self.profile.confirm.timeout_s)
+            else:
+                self._watch_speed(value, issued)
         else:
             self.emit(CommandConfirmed(self.clock.now(), command, value, self.clock.now() - issued))
 
@@ -387,8 +410,9 @@ class Session:
             applied.belt = {"stop": Belt.STOPPED, "pause": Belt.PAUSED, "start": Belt.RUNNING}[
                 command
             ]
-            if command == "stop":
-                applied.speed = None  # the machine forgets its target on stop
+            if command != "start":
+                # A stopped or paused belt restarts from standstill: ramp again from the bottom.
+                applied.speed = None
 
     def _fault(self, kind: str, message: str) -> None:
         fault = Fault(self.clock.now(), kind, message, fatal=True)
@@ -412,21 +436,27 @@ class Session:
         return gap <= self.profile.confirm.tolerance_mph.value
 
     async def _confirm_speed(self, target: Quantity, issued: float) -> None:
-        deadline = issued + self.profile.confirm.timeout_s
+        timeout = self.profile.confirm.timeout_s
+        if await self._until_reached(target, issued + timeout):
+            now = self.clock.now()
+            self.emit(CommandConfirmed(now, "set speed", target, now - issued))
+            return
+        actual = self.telemetry.speed if self.telemetry else None
+        seen = f"{format_number(actual.mph)} mph" if actual else "no telemetry"
+        self.emit(
+            CommandUnconfirmed(
+                self.clock.now(),
+                "set speed",
+                target,
+                f"belt at {seen}, expected {format_number(target.mph)} mph within {timeout:g} s",
+            )
+        )
+
+    async def _until_reached(self, target: Quantity, deadline: float) -> bool:
+        """Wait until telemetry shows the belt at ``target`` (True) or ``deadline`` (False)."""
         while not self._speed_reached(target):
             if self.clock.now() >= deadline:
-                actual = self.telemetry.speed if self.telemetry else None
-                seen = f"{format_number(actual.mph)} mph" if actual else "no telemetry"
-                self.emit(
-                    CommandUnconfirmed(
-                        self.clock.now(),
-                        "set speed",
-                        target,
-                        f"belt at {seen}, expected {format_number(target.mph)} mph within "
-                        f"{self.profile.confirm.timeout_s:g} s",
-                    )
-                )
-                return
+                return False
             self._reached.clear()
             sleeper = asyncio.ensure_future(self.clock.sleep_until(deadline))
             waiter = asyncio.ensure_future(self._reached.wait())
@@ -435,8 +465,7 @@ class Session:
             finally:
                 sleeper.cancel()
                 waiter.cancel()
-        now = self.clock.now()
-        self.emit(CommandConfirmed(now, "set speed", target, now - issued))
+        return True
 
     # -- what the machine reports -------------------------------------------------------------
 
