@@ -13,14 +13,22 @@ from pathlib import Path
 
 from retrotread import __version__
 from retrotread.clock import LoopClock, run
+from retrotread.commands import records
 from retrotread.drivers.registry import DEFAULT_DEVICE, DRIVERS, driver_class, open_treadmill
 from retrotread.errors import DeviceError, ProfileError, RetrotreadError, SafetyError
 from retrotread.events import StopReason
 from retrotread.headless import HeadlessPrinter, describe_step, format_summary
 from retrotread.paths import log_file
 from retrotread.profiles import bundled_profiles
-from retrotread.program import ProgramError, builtin_programs, find_program, format_duration
+from retrotread.program import (
+    Program,
+    ProgramError,
+    builtin_programs,
+    find_program,
+    format_duration,
+)
 from retrotread.session import Outcome, Session, SessionSummary
+from retrotread.tui.command import add_tui_parser, cmd_tui, default_tui_args
 
 log = logging.getLogger("retrotread")
 
@@ -75,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the belt without a person's go (every change is still announced)",
     )
     run_parser.add_argument("--quiet", action="store_true", help="print only the summary")
+    records.add_recording_options(run_parser)
 
     check = commands.add_parser("check", help="validate program files")
     check.add_argument("files", nargs="+", metavar="FILE", help="program files (.toml)")
@@ -83,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="show a program's blocks")
     show.add_argument("program", metavar="PROGRAM", help="built-in name or .toml file")
     commands.add_parser("devices", help="list device profiles and device URL schemes")
+    records.add_commands(commands)
+    add_tui_parser(commands)
     return parser
 
 
@@ -170,14 +181,20 @@ async def _ask_go(session: Session) -> bool:
         stopped.cancel()
 
 
-async def play(args: argparse.Namespace) -> SessionSummary:
-    program = find_program(args.program)
+async def play(
+    args: argparse.Namespace,
+    program: Program | None = None,
+    recording: records.Recording | None = None,
+) -> SessionSummary:
+    program = program or find_program(args.program)
     clock = LoopClock()
     treadmill = open_treadmill(args.device, clock=clock)
     attended = not (args.unattended or args.rehearse)
     session = Session(program, treadmill, clock, unattended=not attended)
     if attended:
         session.go = lambda: _ask_go(session)
+    if recording is not None:
+        recording.attach(session)
     interactive = sys.stdout.isatty() and not args.rehearse
     if not args.quiet:
         session.subscribe(
@@ -203,7 +220,7 @@ async def play(args: argparse.Namespace) -> SessionSummary:
             loop.remove_signal_handler(signum)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, program: Program | None = None) -> int:
     if args.rehearse and not args.device.startswith("sim://"):
         raise RetrotreadError(
             f"--rehearse runs on the virtual clock and needs the in-process simulator "
@@ -215,10 +232,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             "without a person (every change is still announced), or --rehearse"
         )
     # Fail on a bad program or URL before anything connects.
-    find_program(args.program)
+    program = program or find_program(args.program)
     open_treadmill(args.device)
-    summary = run(play(args), virtual=args.rehearse)
+    recording = records.open_recording(args)
+    summary = run(play(args, program, recording), virtual=args.rehearse)
     print(format_summary(summary))
+    if recording is not None:
+        attended = not args.unattended and sys.stdin.isatty()
+        recording.conclude(summary, ask=attended)
     if summary.outcome is Outcome.COMPLETED:
         return EXIT_OK
     if summary.outcome is Outcome.INTERRUPTED:
@@ -262,6 +283,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_show(args.program)
         if args.command == "devices":
             return cmd_devices()
+        if args.command in records.COMMANDS:
+            return records.run_command(args)
+        if args.command == "tui":
+            return cmd_tui(args)
+        if sys.stdin.isatty() and sys.stdout.isatty():  # `retrotread` alone: the console
+            return cmd_tui(default_tui_args())
         parser.print_help()
         return EXIT_OK
     except ProgramError as err:

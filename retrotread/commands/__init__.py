@@ -1,0 +1,1 @@
+"""Command implementations for the command line, one module per area."""

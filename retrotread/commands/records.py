@@ -1,0 +1,423 @@
+"""The record-keeping commands: ``clients``, ``next``, ``history``, ``export``, ``outcome``,
+and the recording of a headless ``run --client NAME``.
+
+Which runs are recorded: every real ``run`` (unattended or not) is recorded to the records file
+(``--db`` or the platform data directory), under ``--client NAME`` when given and under no
+client otherwise. A session without a client shows in ``history`` and can be exported but
+never counts for anyone's progression. Rehearsals (``--rehearse``) run on the virtual clock
+with nobody on the belt and are never recorded. With ``--client`` the records must open, or
+the run does not start; without it, a records file that cannot be opened is reported and the
+run goes on unrecorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from retrotread.drivers.registry import DEFAULT_DEVICE
+from retrotread.export import Format, export_session
+from retrotread.program import format_duration
+from retrotread.progression import NextSession, OperatorOutcome
+from retrotread.session import Session, SessionSummary
+from retrotread.store import (
+    Client,
+    SessionRecord,
+    SessionRecorder,
+    Status,
+    Store,
+    StoreError,
+)
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+COMMANDS = ("clients", "next", "history", "export", "outcome")
+
+OUTCOME_CHOICES = {
+    "completed": OperatorOutcome.COMPLETED,
+    "pain": OperatorOutcome.PAIN,
+    "lost-balance": OperatorOutcome.LOST_BALANCE,
+    "dizziness": OperatorOutcome.DIZZINESS,
+}
+OUTCOME_KEYS = {
+    "c": OperatorOutcome.COMPLETED,
+    "p": OperatorOutcome.PAIN,
+    "b": OperatorOutcome.LOST_BALANCE,
+    "d": OperatorOutcome.DIZZINESS,
+}
+
+
+def _db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        type=Path,
+        help=f"records file (default: {default_db_path_hint()})",
+    )
+
+
+def default_db_path_hint() -> str:
+    return "retrotread.sqlite3 in the platform data directory"
+
+
+def add_recording_options(run_parser: argparse.ArgumentParser) -> None:
+    """``run --client NAME --db PATH``."""
+    run_parser.add_argument(
+        "--client",
+        metavar="NAME",
+        help="record the session for this client (see `retrotread clients`)",
+    )
+    _db_option(run_parser)
+
+
+def add_commands(commands: Subparsers) -> None:
+    clients = commands.add_parser(
+        "clients",
+        help="list clients, or add one",
+        description="List the clients with their session count and next session, "
+        "or add a client with `clients add NAME`.",
+    )
+    _db_option(clients)
+    clients_sub = clients.add_subparsers(dest="clients_command", metavar="ACTION")
+    add = clients_sub.add_parser("add", help="add a client")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--note", default="", help="a note about the client")
+    _db_option(add)
+
+    next_parser = commands.add_parser(
+        "next",
+        help="the client's next session in the retro-walk progression, and why",
+        description="Print the next session for a client and the rule that chose it; "
+        "--start plays it (like `run`).",
+    )
+    next_parser.add_argument("--client", metavar="NAME", required=True)
+    next_parser.add_argument("--start", action="store_true", help="play the session now")
+    next_parser.add_argument("--device", default=None, metavar="URL", help="device URL (sim://)")
+    next_parser.add_argument(
+        "--unattended", action="store_true", help="with --start: no person's go needed"
+    )
+    next_parser.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="with --start: play it on the virtual clock and simulator (not recorded)",
+    )
+    next_parser.add_argument("--quiet", action="store_true", help="with --start: summary only")
+    _db_option(next_parser)
+
+    history = commands.add_parser("history", help="recorded sessions as a table")
+    history.add_argument("--client", metavar="NAME", help="only this client's sessions")
+    history.add_argument("--limit", type=int, default=None, metavar="N", help="the last N only")
+    _db_option(history)
+
+    export = commands.add_parser(
+        "export",
+        help="export a recorded session to CSV, TCX or FIT",
+        description="Write a session's samples and blocks as CSV, or as a TCX or FIT activity "
+        "that Garmin Connect and Strava import.",
+    )
+    export.add_argument("session", metavar="SESSION", help="session number, or 'last'")
+    export.add_argument(
+        "--format",
+        choices=[f.value for f in Format],
+        default=None,
+        help="file format (default: from the output name, else csv)",
+    )
+    export.add_argument("-o", "--output", type=Path, default=None, metavar="PATH")
+    _db_option(export)
+
+    outcome = commands.add_parser(
+        "outcome",
+        help="record how a session went (progression counts on it)",
+        description="Record the operator's outcome for a session: completed, pain, "
+        "lost-balance or dizziness. A session counts toward the progression only when its "
+        "outcome is recorded.",
+    )
+    outcome.add_argument("session", metavar="SESSION", help="session number, or 'last'")
+    outcome.add_argument("outcome", choices=list(OUTCOME_CHOICES), metavar="OUTCOME")
+    outcome.add_argument("--note", default="", help="a note for the record")
+    _db_option(outcome)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "clients": cmd_clients,
+        "next": cmd_next,
+        "history": cmd_history,
+        "export": cmd_export,
+        "outcome": cmd_outcome,
+    }
+    return handlers[args.command](args)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    return Store.open(getattr(args, "db", None))
+
+
+def _when(at: float | None) -> str:
+    return datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M") if at else "—"
+
+
+def _session_arg(store: Store, spec: str) -> SessionRecord:
+    if spec.lower() == "last":
+        latest = store.latest_session()
+        if latest is None:
+            raise StoreError(f"no sessions recorded in {store.path}")
+        return latest
+    try:
+        number = int(spec.lstrip("#"))
+    except ValueError:
+        raise StoreError(f"SESSION must be a number or 'last', got {spec!r}") from None
+    return store.session(number)
+
+
+def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+# -- clients -------------------------------------------------------------------------------------
+
+
+def cmd_clients(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        if args.clients_command == "add":
+            client = store.add_client(args.name, args.note)
+            print(f"added client {client.name!r} ({store.path})")
+            return 0
+        summaries = store.clients()
+        if not summaries:
+            print(f"no clients yet in {store.path}; add one with: retrotread clients add NAME")
+            return 0
+        rows = []
+        for summary in summaries:
+            planned = store.next_session(summary.client)
+            rows.append(
+                [
+                    summary.client.name,
+                    str(summary.sessions),
+                    _when(summary.last_session_at),
+                    planned.stage.describe(),
+                    summary.client.note,
+                ]
+            )
+        print(_table(["client", "sessions", "last session", "next", "note"], rows, {1}))
+        return 0
+
+
+# -- next ----------------------------------------------------------------------------------------
+
+
+def describe_next(client: Client, planned: NextSession) -> str:
+    program = planned.program
+    return "\n".join(
+        [
+            f"Next for {client.name}: {planned.stage.describe()}",
+            f"Why: {planned.reason}",
+            f"Program: {program.name} — {format_duration(program.total_s)} total, "
+            f"{format_duration(program.retro_s)} backward, {len(program.steps)} blocks",
+        ]
+    )
+
+
+def cmd_next(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        client = store.client(args.client)
+        planned = store.next_session(client)
+    print(describe_next(client, planned))
+    if not args.start:
+        print(f"Play it with: retrotread next --client {client.name!r} --start")
+        return 0
+    from retrotread import cli  # the run machinery (signals, go, printer) lives there
+
+    args.program = planned.program.name
+    args.device = args.device or DEFAULT_DEVICE
+    args.plan = planned
+    return cli.cmd_run(args, planned.program)
+
+
+# -- recording a headless run --------------------------------------------------------------------
+
+
+class Recording:
+    """The store, client and plan for one headless ``run``; attaches a recorder to it."""
+
+    def __init__(
+        self, store: Store, client: Client | None, planned: NextSession | None = None
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.planned = planned
+        self.recorder: SessionRecorder | None = None
+
+    def attach(self, session: Session) -> None:
+        self.recorder = SessionRecorder(
+            self.store,
+            session,
+            client=self.client,
+            program_toml=self.planned.toml if self.planned else None,
+            plan_reason=self.planned.reason if self.planned else "",
+        )
+        session.subscribe(self.recorder)
+
+    def conclude(self, summary: SessionSummary, *, ask: bool) -> None:
+        """After the run: say where it was recorded, and ask the operator how it went."""
+        recorder = self.recorder
+        try:
+            if recorder is None or recorder.session_id is None:
+                return
+            session_id = recorder.session_id
+            who = f" for {self.client.name}" if self.client else ""
+            if recorder.failed:
+                print(f"session #{session_id}{who} was only partly recorded (see the log)")
+                return
+            print(f"recorded as session #{session_id}{who} in {self.store.path}")
+            if self.client is None:
+                return
+            if ask and summary.blocks_done > 0:
+                outcome, note = ask_outcome()
+                if outcome is not None:
+                    self.store.record_outcome(session_id, outcome, note)
+                    print(f"outcome recorded: {outcome.value}")
+                    return
+            print(
+                f"record how it went with: retrotread outcome {session_id} "
+                f"completed|pain|lost-balance|dizziness"
+            )
+        finally:
+            self.store.close()
+
+
+def ask_outcome() -> tuple[OperatorOutcome | None, str]:
+    prompt = "How did it go? [c]ompleted, [p]ain, lost [b]alance, [d]izziness, Enter to skip: "
+    while True:
+        print(prompt, end="", flush=True)
+        answer = sys.stdin.readline()
+        if not answer.strip():
+            return None, ""
+        outcome = OUTCOME_KEYS.get(answer.strip().lower()[:1])
+        if outcome is not None:
+            break
+    print("Note (optional, Enter to skip): ", end="", flush=True)
+    return outcome, sys.stdin.readline().strip()
+
+
+def open_recording(args: argparse.Namespace) -> Recording | None:
+    """Before a run: open the records (and find the client) so a mistake stops the run early."""
+    client_name: str | None = getattr(args, "client", None)
+    if args.rehearse:
+        if client_name:
+            raise StoreError(
+                "a rehearsal runs on the virtual clock with nobody on the belt and is not "
+                "recorded: drop --client, or drop --rehearse to play it for real"
+            )
+        return None
+    try:
+        store = open_store(args)
+    except StoreError as err:
+        if client_name:
+            raise
+        print(f"retrotread: not recording this run: {err}", file=sys.stderr)
+        return None
+    try:
+        client = store.client(client_name) if client_name else None
+    except StoreError:
+        store.close()
+        raise
+    return Recording(store, client, getattr(args, "plan", None))
+
+
+# -- history -------------------------------------------------------------------------------------
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        client = store.client(args.client) if args.client else None
+        records = store.sessions(client, limit=args.limit)
+    if not records:
+        whose = f" for {client.name}" if client else ""
+        print(f"no sessions recorded{whose}")
+        return 0
+    rows = [
+        [
+            f"#{r.id}",
+            _when(r.started_at),
+            r.client or "—",
+            r.program,
+            r.status.value,
+            r.outcome.value if r.outcome else "—",
+            f"{r.interval_s} s" if r.interval_s else "—",
+            format_duration(r.retro_s),
+            f"{r.blocks_done}/{r.blocks_total}",
+            f"{r.distance_m:.0f} m",
+        ]
+        for r in records
+    ]
+    headers = [
+        "session",
+        "started",
+        "client",
+        "program",
+        "ended",
+        "outcome",
+        "interval",
+        "retro",
+        "blocks",
+        "distance",
+    ]
+    print(_table(headers, rows, {6, 7, 8, 9}))
+    running = [r for r in records if r.status is Status.RUNNING]
+    if running:
+        print(f"{len(running)} session(s) still running in another process")
+    return 0
+
+
+# -- export --------------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    output: Path | None = args.output
+    if args.format:
+        fmt = Format(args.format)
+    elif output is not None and output.suffix.lower().lstrip(".") in {f.value for f in Format}:
+        fmt = Format(output.suffix.lower().lstrip("."))
+    else:
+        fmt = Format.CSV
+    with open_store(args) as store:
+        record = _session_arg(store, args.session)
+        if output is None:
+            stamp = datetime.fromtimestamp(record.started_at).strftime("%Y%m%d-%H%M")
+            output = Path(f"retrotread-{record.id}-{stamp}.{fmt.value}")
+        written = export_session(store, record.id, fmt, output)
+    print(f"session #{record.id} written to {written} ({fmt.value.upper()})")
+    return 0
+
+
+# -- outcome -------------------------------------------------------------------------------------
+
+
+def cmd_outcome(args: argparse.Namespace) -> int:
+    outcome = OUTCOME_CHOICES[args.outcome]
+    with open_store(args) as store:
+        record = _session_arg(store, args.session)
+        store.record_outcome(record.id, outcome, args.note)
+        print(f"session #{record.id}: outcome {outcome.value}")
+        if record.client:
+            client = store.client(record.client)
+            planned = store.next_session(client)
+            print(f"next for {client.name}: {planned.stage.describe()} — {planned.reason}")
+    return 0

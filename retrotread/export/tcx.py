@@ -1,0 +1,82 @@
+"""TCX (Garmin Training Center XML v2): one lap per block, a trackpoint per second.
+
+Elements appear in the order the schema (TrainingCenterDatabasev2.xsd) requires; speed goes in
+the ActivityExtension v2 ``TPX`` element, the way Garmin devices write it. A treadmill has no
+position, so trackpoints carry time, distance and speed only — Garmin Connect and Strava
+import such files as indoor activities. TCX has no walking sport: ``Other`` is used.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from retrotread.export.common import ExportData, Lap, iso_utc, meters_per_second
+
+TCD = "http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2"
+AX = "http://www.garmin.com/xmlschemas/ActivityExtension/v2"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+SCHEMA_LOCATION = f"{TCD} http://www.garmin.com/xmlschemas/TrainingCenterDatabasev2.xsd"
+
+_RESTING_KINDS = {"recovery", "turn-around", "cool-down"}
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, ns: str = TCD) -> ET.Element:
+    element = ET.SubElement(parent, f"{{{ns}}}{tag}")
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _lap(activity: ET.Element, lap: Lap, data: ExportData) -> None:
+    element = _sub(activity, "Lap")
+    element.set("StartTime", iso_utc(lap.start))
+    fastest = max((s.speed_mph for s in lap.samples), default=0.0)
+    _sub(element, "TotalTimeSeconds", f"{lap.seconds:.1f}")
+    _sub(element, "DistanceMeters", f"{lap.distance_m:.1f}")
+    _sub(element, "MaximumSpeed", f"{meters_per_second(fastest):.3f}")
+    _sub(element, "Calories", "0")
+    _sub(element, "Intensity", "Resting" if lap.block.kind in _RESTING_KINDS else "Active")
+    _sub(element, "TriggerMethod", "Time")
+    if lap.samples:
+        track = _sub(element, "Track")
+        for sample in lap.samples:
+            point = _sub(track, "Trackpoint")
+            _sub(point, "Time", iso_utc(sample.at))
+            _sub(point, "DistanceMeters", f"{data.distance(sample):.1f}")
+            extensions = _sub(point, "Extensions")
+            tpx = _sub(extensions, "TPX", ns=AX)
+            _sub(tpx, "Speed", f"{meters_per_second(sample.speed_mph):.3f}", ns=AX)
+    block = lap.block
+    _sub(
+        element,
+        "Notes",
+        f"{block.idx + 1} {block.kind}: {block.title} ({block.handrail}, "
+        f"{block.incline_pct:g} % incline); {block.result}",
+    )
+
+
+def render_tcx(data: ExportData) -> bytes:
+    ET.register_namespace("", TCD)
+    ET.register_namespace("ax", AX)
+    ET.register_namespace("xsi", XSI)
+    root = ET.Element(f"{{{TCD}}}TrainingCenterDatabase")
+    root.set(f"{{{XSI}}}schemaLocation", SCHEMA_LOCATION)
+    activities = _sub(root, "Activities")
+    activity = _sub(activities, "Activity")
+    activity.set("Sport", "Other")
+    _sub(activity, "Id", iso_utc(data.start))
+    for lap in data.laps:
+        _lap(activity, lap, data)
+    session = data.session
+    who = f" for {session.client}" if session.client else ""
+    outcome = f"; outcome: {session.outcome.value}" if session.outcome else ""
+    note = f"; {session.note}" if session.note else ""
+    _sub(
+        activity,
+        "Notes",
+        f"retrotread: {session.program}{who} on {session.device} — {session.status.value}"
+        f"{outcome}{note}",
+    )
+    ET.indent(root)
+    body: bytes = ET.tostring(root, encoding="UTF-8", xml_declaration=True)
+    return body + b"\n"
