@@ -28,7 +28,7 @@ from retrotread.drivers.base import (
     Telemetry,
     Treadmill,
 )
-from retrotread.errors import CommandRejected, DeviceError, SafetyError
+from retrotread.errors import CommandRejected, DeviceError, LinkLost, Rejection, SafetyError
 from retrotread.events import (
     BlockStarted,
     CommandConfirmed,
@@ -52,6 +52,11 @@ from retrotread.units import Quantity, Unit, format_number
 log = logging.getLogger(__name__)
 
 STOP_WAIT_S = 5.0
+WATCH_INTERVAL_S = 0.5
+#: Unattended, nobody can resume a held program: it ends after this long.
+UNATTENDED_HOLD_LIMIT_S = 300.0
+#: The belt running faster than commanded for this long is an overspeed fault.
+OVERSPEED_GRACE_S = 2.0
 
 
 class Outcome(enum.StrEnum):
@@ -122,6 +127,11 @@ class Session:
         self._block_elapsed_start = 0.0
         self._current: Step | None = None
         self.last_fault: Fault | None = None
+        self.link_up = True
+        self._held_at: float | None = None
+        self._resume_when_stopped = False  # unattended, after the link came back
+        self._telemetry_moved_at: float | None = None  # last record that differed
+        self._overspeed_since: float | None = None
         self.scheduler.subscribe(self._on_program_event)
 
     # -- subscription -------------------------------------------------------------------------
@@ -152,6 +162,8 @@ class Session:
         if not self._started:
             return
         self.holding = None
+        self._held_at = None
+        self._telemetry_moved_at = self.clock.now()
         step = self.scheduler.current
         if step is not None:
             self._apply_step(step)
@@ -196,6 +208,7 @@ class Session:
             raise
         unsubscribe = treadmill.subscribe(self._on_report)
         worker = asyncio.create_task(self._command_worker(), name="command-worker")
+        watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
         try:
             self.governor = Governor(self.profile, treadmill.capabilities)
             self._check_program()
@@ -218,9 +231,10 @@ class Session:
             log.exception("session failed")
             self.emit(Fault(self.clock.now(), "internal", repr(err), fatal=True))
         finally:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+            for task in (watchdog, worker):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             belt_stopped = await self._stop_belt()
             unsubscribe()
             with contextlib.suppress(DeviceError):
@@ -334,6 +348,8 @@ class Session:
     def _next_action(self) -> tuple[str, Quantity | None] | None:
         assert self.governor is not None
         want, have = self.desired, self.applied
+        if not self.link_up:
+            return None
         if want.belt is Belt.STOPPED:
             return ("stop", None) if have.belt is not Belt.STOPPED else None
         if self.holding:
@@ -375,14 +391,14 @@ class Session:
         except TimeoutError:
             # Unknown outcome: never resend blindly. Pause, try one stop, tell the operator.
             self._record_applied(command, value)
-            self._fault(
-                "command-timeout",
-                f"{command}: no answer within {self.profile.confirm.command_timeout_s:g} s",
-            )
+            timeout = self.profile.confirm.command_timeout_s
+            self.hold("command-timeout", f"{command}: no answer within {timeout:g} s")
             return
         except CommandRejected as err:
-            self._record_applied(command, value)
-            self.emit(CommandUnconfirmed(self.clock.now(), command, value, str(err)))
+            self._rejected(command, value, err)
+            return
+        except LinkLost as err:
+            self._link_lost(str(err))  # nothing was sent: the same step goes out on return
             return
         except DeviceError as err:
             self._record_applied(command, value)
@@ -414,11 +430,64 @@ class Session:
                 # A stopped or paused belt restarts from standstill: ramp again from the bottom.
                 applied.speed = None
 
+    def _rejected(self, command: str, value: Quantity | None, err: CommandRejected) -> None:
+        self.emit(CommandUnconfirmed(self.clock.now(), command, value, str(err)))
+        if command == "stop":
+            # A refused stop has a known outcome (not done), so asking again is not blind;
+            # the worker retries on its next pass. Tell the operator to use the machine too.
+            self.emit(
+                Fault(
+                    self.clock.now(),
+                    "stop-rejected",
+                    f"the treadmill refused stop ({err.reason.value}): use its STOP or the "
+                    "safety key",
+                    fatal=True,
+                )
+            )
+            return
+        self._record_applied(command, value)
+        if command == "start" or err.reason is Rejection.SAFETY_KEY:
+            self.hold(f"{command}-rejected", f"the treadmill refused {command}: {err}")
+
     def _fault(self, kind: str, message: str) -> None:
         fault = Fault(self.clock.now(), kind, message, fatal=True)
         self.last_fault = fault
         self.emit(fault)
         self.stop(StopReason.FAULT, message)
+
+    def hold(self, kind: str, message: str, *, stop_belt: bool = True) -> None:
+        """Pause the program and send nothing but stop until a person resumes."""
+        fault = Fault(self.clock.now(), kind, f"{message}: program paused", fatal=False)
+        self.last_fault = fault
+        self.holding = message
+        self._held_at = self.clock.now()
+        self.scheduler.pause(message)
+        if stop_belt:
+            self.desired.belt = Belt.STOPPED
+        self.emit(fault)
+        self._wake.set()
+
+    # -- the watchdog: stale or frozen telemetry, overspeed, holds nobody will resume ---------
+
+    async def _watchdog(self) -> None:
+        confirm = self.profile.confirm
+        while True:
+            await self.clock.sleep_until(self.clock.now() + WATCH_INTERVAL_S)
+            now = self.clock.now()
+            moving = self.applied.belt is Belt.RUNNING and not self.holding and self.link_up
+            last = self._telemetry_moved_at
+            if moving and last is not None and now - last > confirm.telemetry_stale_s:
+                fresh = self.telemetry is not None and now - self.telemetry.at < 1.5
+                kind = "telemetry-frozen" if fresh else "telemetry-stale"
+                what = "repeats one value" if fresh else "stopped arriving"
+                self.hold(kind, f"telemetry {what} for {now - last:.0f} s")
+            if (
+                self.unattended
+                and self.holding
+                and self._held_at is not None
+                and now - self._held_at > UNATTENDED_HOLD_LIMIT_S
+            ):
+                self._fault("hold-timeout", f"held {UNATTENDED_HOLD_LIMIT_S:.0f} s unattended")
 
     # -- confirmation against telemetry -------------------------------------------------------
 
@@ -471,8 +540,22 @@ class Session:
 
     def _on_report(self, report: Report) -> None:
         if isinstance(report, Telemetry):
-            self.telemetry = report
+            previous, self.telemetry = self.telemetry, report
+            if previous is None or (report.distance_m, report.elapsed_s, report.speed) != (
+                previous.distance_m,
+                previous.elapsed_s,
+                previous.speed,
+            ):
+                self._telemetry_moved_at = report.at
             self._reached.set()
+            self._check_overspeed(report)
+            if self._resume_when_stopped and report.speed.value == 0:
+                # Unattended: the belt is confirmed stopped after the link came back, so the
+                # program restarts through the normal start sequence.
+                self._resume_when_stopped = False
+                self.emit(Notice(report.at, "belt confirmed stopped: restarting the program"))
+                self.applied.belt = Belt.STOPPED
+                self.resume()
             self.emit(
                 TelemetryReceived(
                     report.at, report.speed, report.incline, report.distance_m, report.elapsed_s
@@ -481,8 +564,54 @@ class Session:
         elif isinstance(report, MachineEvent):
             self._on_machine_event(report)
 
+    def _check_overspeed(self, report: Telemetry) -> None:
+        step = self.scheduler.current
+        commanded = self.applied.speed
+        if step is None or commanded is None or self.applied.belt is not Belt.RUNNING:
+            self._overspeed_since = None
+            return
+        tolerance = self.profile.confirm.tolerance_mph.value
+        allowed = max(commanded.to(Unit.MPH).value, step.band.high.value) + 2 * tolerance
+        if report.speed.to(Unit.MPH).value <= allowed:
+            self._overspeed_since = None
+            return
+        if self._overspeed_since is None:
+            self._overspeed_since = report.at
+        elif report.at - self._overspeed_since >= OVERSPEED_GRACE_S:
+            self._fault(
+                "overspeed",
+                f"belt at {format_number(report.speed.mph)} mph, commanded "
+                f"{format_number(commanded.mph)} mph: does this machine read the speed field "
+                "as mph? (profile quirk speed_field_mph)",
+            )
+
+    def _link_lost(self, detail: str) -> None:
+        if not self.link_up:
+            return
+        self.link_up = False
+        self.hold("link-lost", f"link lost ({detail})")
+
+    def _link_restored(self, at: float) -> None:
+        self.link_up = True
+        # The belt's state is unknown until telemetry says: assume it may be running and stop.
+        self.applied.belt = Belt.RUNNING
+        self.applied.speed = None
+        self._telemetry_moved_at = at
+        if self.unattended:
+            self._resume_when_stopped = True
+            self.emit(Notice(at, "link restored: stopping the belt, then restarting"))
+        else:
+            self.emit(Notice(at, "link restored: belt being stopped; resume when ready"))
+        self._wake.set()
+
     def _on_machine_event(self, event: MachineEvent) -> None:
         kind = event.kind
+        if kind is MachineEventKind.LINK_LOST:
+            self._link_lost("the treadmill stopped answering")
+            return
+        if kind is MachineEventKind.LINK_RESTORED:
+            self._link_restored(event.at)
+            return
         holds = {
             MachineEventKind.STOPPED_AT_CONSOLE: "the belt was stopped at the treadmill console",
             MachineEventKind.PAUSED_AT_CONSOLE: "the belt was paused at the treadmill console",
@@ -491,15 +620,11 @@ class Session:
         if kind in holds:
             # The physical console always wins: pause the program and send nothing until a
             # person resumes (in retrotread, or by starting the belt at the console).
-            self.holding = holds[kind]
             self.applied.belt = (
                 Belt.PAUSED if kind is MachineEventKind.PAUSED_AT_CONSOLE else Belt.STOPPED
             )
             self.applied.speed = None
-            self.scheduler.pause(self.holding)
-            self.emit(
-                Fault(event.at, kind.name.lower(), f"{self.holding}: program paused", fatal=False)
-            )
+            self.hold(kind.name.lower().replace("_", "-"), holds[kind], stop_belt=False)
         elif kind is MachineEventKind.STARTED_AT_CONSOLE and self.holding:
             self.emit(Notice(event.at, "belt started at the console: resuming the program"))
             self.applied.belt = Belt.RUNNING

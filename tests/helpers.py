@@ -19,11 +19,17 @@ def block(kind: BlockKind, seconds: int, speed: str | None = "2.8", name: str = 
     )
 
 
+RETRO_SPEEDS = ("2.8", "3.0", "2.6", "3.2")
+
+
 def retro_program(durations: list[int], name: str = "test") -> Program:
-    """Retro blocks of the given durations (walker starts facing the rear)."""
+    """Retro blocks of the given durations, each at a different speed (walker faces the rear)."""
     return Program(
         name=name,
         description="",
-        items=tuple(block(BlockKind.RETRO, d, name=f"b{i}") for i, d in enumerate(durations)),
+        items=tuple(
+            block(BlockKind.RETRO, d, RETRO_SPEEDS[i % len(RETRO_SPEEDS)], name=f"b{i}")
+            for i, d in enumerate(durations)
+        ),
         defaults=Defaults(start_facing=Facing.REAR),
     )

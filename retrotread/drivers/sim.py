@@ -2,11 +2,14 @@
 
 Grammar::
 
-    sim://[?profile=NAME][&record=PATH][&speed_needs_running=BOOL][&accel=KMH_PER_S][&decel=KMH_PER_S]
+    sim://[?profile=NAME][&record=PATH][&faults=PLAN|@FILE][&speed_needs_running=BOOL]
+          [&accel=KMH_PER_S][&decel=KMH_PER_S]
 
 ``profile`` picks a bundled device profile whose ranges the simulated machine takes on
 (default ``simulator``); ``record`` appends every command the machine receives, and its state
-after it, to a JSON-lines file; the rest shape the simulated belt.
+after it, to a JSON-lines file; ``faults`` injects faults (a plan such as
+``drop@30+10,stale@60`` or ``@scenario.toml``; grammar in :mod:`retrotread_sim.faults`); the
+rest shape the simulated belt.
 
 The simulator (``retrotread_sim``) is a separate distribution with its own model of the
 machine. This driver is the in-process *link* to it: it calls the machine's own API the way a
@@ -32,10 +35,19 @@ from retrotread.drivers.base import (
     Treadmill,
 )
 from retrotread.drivers.url import DeviceUrl
-from retrotread.errors import CommandRejected, DeviceError, Rejection
+from retrotread.errors import CommandRejected, DeviceError, DeviceUrlError, LinkLost, Rejection
 from retrotread.profiles import Profile
 from retrotread.units import Increment, Quantity, Unit, kmh, percent
 from retrotread_sim import MachineSpec, Refusal, SimRefused, SimTreadmill, StatusEvent, StatusKind
+from retrotread_sim.faults import (
+    CommandRefused,
+    FaultPlan,
+    FaultPlanError,
+    LinkDown,
+    ResultCode,
+    SimLink,
+    run_console_faults,
+)
 
 TELEMETRY_INTERVAL_S = 1.0
 
@@ -43,6 +55,13 @@ _REJECTIONS = {
     Refusal.OUT_OF_RANGE: Rejection.OUT_OF_RANGE,
     Refusal.SAFETY_KEY_PULLED: Rejection.SAFETY_KEY,
     Refusal.NOT_RUNNING: Rejection.NOT_READY,
+}
+
+_RESULT_CODES = {
+    ResultCode.NOT_SUPPORTED: Rejection.NOT_SUPPORTED,
+    ResultCode.INVALID_PARAMETER: Rejection.INVALID_PARAMETER,
+    ResultCode.FAILED: Rejection.FAILED,
+    ResultCode.NOT_PERMITTED: Rejection.NOT_PERMITTED,
 }
 
 _STATUS = {
@@ -57,6 +76,16 @@ _STATUS = {
 }
 
 
+def fault_plan(url: DeviceUrl, grammar: str) -> FaultPlan:
+    text = url.options.get("faults", "")
+    try:
+        if text.startswith("@"):
+            return FaultPlan.load(Path(text[1:]))
+        return FaultPlan.parse(text)
+    except (FaultPlanError, OSError, KeyError) as err:
+        raise DeviceUrlError(f"{url.text!r}: faults: {err}\n  grammar: {grammar}") from err
+
+
 def spec_from_profile(profile: Profile, url: DeviceUrl, grammar: str) -> MachineSpec:
     speed, incline = profile.speed, profile.incline
     spec = MachineSpec(
@@ -67,6 +96,7 @@ def spec_from_profile(profile: Profile, url: DeviceUrl, grammar: str) -> Machine
         incline_max_pct=float(incline.max.value),
         incline_increment_pct=float(incline.increment.size),
     )
+    spec = spec.with_options(speed_field_mph=profile.quirks.speed_field_mph)
     return spec.with_options(
         accel_kmh_per_s=url.number("accel", grammar, spec.accel_kmh_per_s),
         decel_kmh_per_s=url.number("decel", grammar, spec.decel_kmh_per_s),
@@ -77,12 +107,13 @@ def spec_from_profile(profile: Profile, url: DeviceUrl, grammar: str) -> Machine
 class SimDriver(Treadmill):
     scheme: ClassVar[str] = "sim"
     url_grammar: ClassVar[str] = (
-        "sim://[?profile=NAME][&record=PATH][&speed_needs_running=BOOL]"
+        "sim://[?profile=NAME][&record=PATH][&faults=PLAN|@FILE][&speed_needs_running=BOOL]"
         "[&accel=KMH_PER_S][&decel=KMH_PER_S]"
     )
     url_options: ClassVar[dict[str, str]] = {
         "profile": "bundled device profile whose ranges the machine takes on (simulator)",
         "record": "append every command the machine receives to this JSON-lines file",
+        "faults": "inject faults: a plan like drop@30+10,stale@60 or @scenario.toml",
         "speed_needs_running": "the machine accepts speed only while the belt moves",
         "accel": "belt acceleration in km/h per second (2.0)",
         "decel": "belt deceleration in km/h per second (3.0)",
@@ -97,10 +128,15 @@ class SimDriver(Treadmill):
         machine: SimTreadmill | None = None,
     ) -> None:
         super().__init__(url, profile, clock)
-        self._spec = spec_from_profile(profile, url, self.url_grammar)
+        self.plan = fault_plan(url, self.url_grammar)
+        self._spec = self.plan.spec(spec_from_profile(profile, url, self.url_grammar))
+        if self.plan.speed_field_mph:
+            self._spec = self._spec.with_options(speed_field_mph=True)
         self._given = machine
         self.machine: SimTreadmill | None = machine
+        self.link: SimLink | None = None
         self._telemetry: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: Callable[[], None] | None = None
         self.name = f"simulator ({profile.name})"
 
@@ -129,14 +165,23 @@ class SimDriver(Treadmill):
             record = self.url.options.get("record")
             self.machine = SimTreadmill(self._spec, self.clock, Path(record) if record else None)
         self._spec = self.machine.spec
+        self.link = SimLink(self.machine, self.plan, self.clock)
+        self.link.on_link_change(self._on_link_change)
         self._unsubscribe = self.machine.subscribe(self._on_status)
         self._telemetry = asyncio.create_task(self._report_telemetry(), name="sim-telemetry")
+        self._tasks = [
+            asyncio.create_task(self.link.watch_link(), name="sim-link"),
+            asyncio.create_task(
+                run_console_faults(self.machine, self.plan, self.clock), name="sim-console"
+            ),
+        ]
 
     async def close(self) -> None:
-        if self._telemetry:
-            self._telemetry.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._telemetry
+        for task in [*self._tasks, self._telemetry]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._unsubscribe:
             self._unsubscribe()
             self._unsubscribe = None
@@ -151,35 +196,45 @@ class SimDriver(Treadmill):
         return self.machine
 
     async def start(self) -> None:
-        self._call("start", self._machine().start)
+        await self._call("start", self._machine().start)
 
     async def pause(self) -> None:
-        self._call("pause", self._machine().pause)
+        await self._call("pause", self._machine().pause)
 
     async def stop(self) -> None:
-        self._call("stop", self._machine().stop)
+        await self._call("stop", self._machine().stop)
 
     async def set_speed(self, speed: Quantity) -> None:
         machine = self._machine()
-        self._call("set speed", lambda: machine.set_target_speed(float(speed.to(Unit.KMH).value)))
+        # The in-process "wire" carries km/h, or mph for a machine known to read it so.
+        unit = Unit.MPH if self.profile.quirks.speed_field_mph else Unit.KMH
+        value = float(speed.to(unit).value)
+        await self._call("set-speed", lambda: machine.set_target_speed(value))
 
     async def set_incline(self, incline: Quantity) -> None:
         machine = self._machine()
-        self._call("set incline", lambda: machine.set_target_incline(float(incline.value)))
+        value = float(incline.value)
+        await self._call("set-incline", lambda: machine.set_target_incline(value))
 
-    def _call(self, command: str, action: object) -> None:
-        assert callable(action)
+    async def _call(self, command: str, action: Callable[[], None]) -> None:
+        assert self.link is not None
         try:
-            action()
+            await self.link.command(command, action)
         except SimRefused as err:
             raise CommandRejected(command, _REJECTIONS[err.reason], err.detail) from err
+        except CommandRefused as err:
+            raise CommandRejected(command, _RESULT_CODES[err.code]) from err
+        except LinkDown as err:
+            raise LinkLost(f"{command}: the link to the simulator is down") from err
         self._publish_snapshot()  # a real machine's next notification shows the new state
 
     # -- reports ------------------------------------------------------------------------------
 
     def _publish_snapshot(self) -> None:
-        assert self.machine is not None
-        snap = self.machine.snapshot()
+        assert self.link is not None
+        snap = self.link.telemetry()
+        if snap is None:  # stale telemetry, or the link is down: nothing arrives
+            return
         belt = {
             "running": BeltStatus.RUNNING,
             "paused": BeltStatus.PAUSED,
@@ -187,8 +242,8 @@ class SimDriver(Treadmill):
         self.publish(
             Telemetry(
                 at=self.clock.now(),
-                speed=kmh(round(snap.speed_kmh, 2)),
-                incline=percent(round(snap.incline_pct, 1)),
+                speed=kmh(f"{snap.speed_kmh:.2f}"),
+                incline=percent(f"{snap.incline_pct:.1f}"),
                 distance_m=snap.distance_m,
                 elapsed_s=snap.elapsed_s,
                 belt=belt,
@@ -202,7 +257,13 @@ class SimDriver(Treadmill):
             next_at += TELEMETRY_INTERVAL_S
             await self.clock.sleep_until(next_at)
 
+    def _on_link_change(self, up: bool) -> None:
+        kind = MachineEventKind.LINK_RESTORED if up else MachineEventKind.LINK_LOST
+        self.publish(MachineEvent(self.clock.now(), kind))
+
     def _on_status(self, event: StatusEvent) -> None:
+        if self.link is not None and not self.link.up:
+            return  # a dropped link carries no notifications
         kind = _STATUS[event.kind]
         value: Quantity | None = None
         if event.value is not None:

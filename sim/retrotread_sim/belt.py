@@ -89,6 +89,9 @@ class MachineSpec:
     incline_pct_per_s: float = 0.5
     # Some machines accept a target speed only once the belt is moving.
     speed_needs_running: bool = False
+    # Some machines read the speed field as mph although the protocol says km/h: the value
+    # a link sends as km/h then runs the belt that many mph (it reports its true speed).
+    speed_field_mph: bool = False
 
     def with_options(self, **changes: float | bool | str) -> MachineSpec:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -162,6 +165,7 @@ class SimTreadmill:
         self._listeners: list[Callable[[StatusEvent], None]] = []
         self._motion = _Motion()
         self._last = self.clock.now()
+        self.created_at = self._last
         self._journal: IO[str] | None = journal.open("a", encoding="utf-8") if journal else None
 
     # -- observation -------------------------------------------------------------------------
@@ -226,15 +230,18 @@ class SimTreadmill:
             self._refuse("set-speed", kmh, Refusal.SAFETY_KEY_PULLED, "insert the safety key first")
         if spec.speed_needs_running and self.state is not BeltState.RUNNING:
             self._refuse("set-speed", kmh, Refusal.NOT_RUNNING, "start the belt first")
+        sent = kmh
+        if spec.speed_field_mph:
+            kmh = kmh * KMH_PER_MPH
         if not spec.speed_min_kmh - 1e-9 <= kmh <= spec.speed_max_kmh + 1e-9:
             self._refuse(
                 "set-speed",
-                kmh,
+                sent,
                 Refusal.OUT_OF_RANGE,
                 f"{kmh:.2f} km/h outside {spec.speed_min_kmh}-{spec.speed_max_kmh} km/h",
             )
         self.target_speed_kmh = self._snap(kmh, spec.speed_increment_kmh)
-        self._record("link", "set-speed", kmh)
+        self._record("link", "set-speed", sent)
 
     def set_target_incline(self, pct: float) -> None:
         self._advance()
@@ -309,6 +316,11 @@ class SimTreadmill:
         """Another client (or the console) took control of the machine."""
         self._record("console", "control-revoked", None)
         self._emit(StatusKind.CONTROL_LOST)
+
+    def note(self, source: str, name: str, detail: str) -> None:
+        """Record something that reached the machine but did not act on it (a fault, say)."""
+        self._advance()
+        self._record(source, name, None, accepted=False, detail=detail)
 
     def close(self) -> None:
         if self._journal:
