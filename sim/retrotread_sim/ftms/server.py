@@ -1,0 +1,521 @@
+"""The simulated treadmill as an FTMS GATT server.
+
+:class:`FtmsServer` puts a :class:`~retrotread_sim.belt.SimTreadmill` behind the Fitness
+Machine Service and the Device Information Service, and enforces what real machines enforce:
+
+* indications on the control point must be enabled before it is written (ATT error 0xFD);
+* one control point procedure at a time: a write while an answer is pending fails at the ATT
+  layer (0xFE);
+* control must be requested (``00``) before any other procedure; it lasts until the link
+  drops, a Reset, or a Control Permission Lost status (``FF``);
+* values must lie in the machine's range (``80 <op> 03``).
+
+Every control point write is recorded in :attr:`FtmsServer.writes`. A small test-facing API
+injects faults: :meth:`force_result`, :meth:`deny_control`, :meth:`disconnect`,
+:attr:`split_records`.
+
+A client reaches the server through a :class:`Central` — the client's end of one link. The
+bleak backend in :mod:`retrotread_sim.ftms.bleak_backend` is one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from retrotread_sim.belt import (
+    KMH_PER_MPH,
+    BeltState,
+    Refusal,
+    SimRefused,
+    SimTreadmill,
+    StatusEvent,
+    StatusKind,
+)
+from retrotread_sim.ftms import codec
+from retrotread_sim.ftms.codec import OpCode, ResultCode, StatusCode, TrainingStatus
+from retrotread_sim.ftms.gatt import (
+    AttError,
+    Characteristic,
+    GattError,
+    Reader,
+    Service,
+    assign_handles,
+)
+
+log = logging.getLogger(__name__)
+
+
+#: The control point procedures this treadmill supports (others: "op code not supported").
+_PROCEDURES = frozenset(OpCode) - {OpCode.RESPONSE}
+
+
+@dataclass(frozen=True)
+class FtmsOptions:
+    """How this simulated FTMS treadmill behaves on the link (quirks included)."""
+
+    data_interval_s: float = 1.0  # Treadmill Data notifications
+    response_delay_s: float = 0.0  # control point write -> indication
+    echo_targets: bool = True  # notify Target Speed/Incline Changed after a control point set
+    control_per_command: bool = False  # quirk: control lapses after every procedure
+    serial_number: str = "SIM-0001"
+    hardware_revision: str = "1"
+    software_revision: str = "retrotread-sim"
+
+
+@dataclass(frozen=True)
+class ControlPointWrite:
+    """One write to the control point as it reached the server, and how it was answered."""
+
+    time: float
+    data: bytes
+    result: ResultCode | None  # None: not answered (ATT error, or a forced silence)
+    att_error: AttError | None = None
+
+    @property
+    def hex(self) -> str:
+        return self.data.hex(" ").upper()
+
+
+class Central(Protocol):
+    """The client's end of one link, as the server sees it."""
+
+    def deliver(self, handle: int, data: bytes) -> None:
+        """A notification or indication arrives at the client."""
+
+    def dropped(self) -> None:
+        """The link went down from the server's side (out of range, power, fault)."""
+
+
+@dataclass(eq=False)
+class Connection:
+    """One client's link to the server: its subscriptions and control permission."""
+
+    server: FtmsServer
+    central: Central
+    notifying: set[int] = field(default_factory=set)
+    has_control: bool = False
+    pending: bool = False  # a control point procedure awaits its indication
+    open: bool = True
+
+    def read(self, handle: int) -> bytes:
+        return self.server._read(self, handle)
+
+    def write(self, handle: int, data: bytes) -> None:
+        self.server._write(self, handle, data)
+
+    def set_notify(self, handle: int, enabled: bool) -> None:
+        self.server._set_notify(self, handle, enabled)
+
+    def read_cccd(self, handle: int) -> bytes:
+        """The CCCD value: 01 00 notifications, 02 00 indications, 00 00 off."""
+        characteristic = self.server._characteristic(handle)
+        if handle not in self.notifying:
+            return b"\x00\x00"
+        return b"\x02\x00" if "indicate" in characteristic.properties else b"\x01\x00"
+
+    def close(self) -> None:
+        """The client disconnects."""
+        self.server._detach(self)
+
+    def notify(self, handle: int, data: bytes) -> None:
+        if self.open and handle in self.notifying:
+            self.central.deliver(handle, data)
+
+
+class FtmsServer:
+    """A treadmill's GATT server: FTMS (0x1826) and Device Information (0x180A)."""
+
+    def __init__(self, machine: SimTreadmill, options: FtmsOptions | None = None) -> None:
+        self.machine = machine
+        self.options = options or FtmsOptions()
+        self.connections: list[Connection] = []
+        self.writes: list[ControlPointWrite] = []
+        #: Split every Treadmill Data record over this many notifications (1 = whole).
+        self.split_records = 1
+        self._forced: dict[int, list[ResultCode | None]] = {}
+        self._control_denied = False
+        self._training_status: bytes | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._telemetry: asyncio.Task[None] | None = None
+        self.services = self._build_services()
+        self._by_handle = assign_handles(self.services)
+        self._handles = {c.uuid: h for h, c in self._by_handle.items()}
+        self._unsubscribe = machine.subscribe(self._on_machine_status)
+
+    # -- the attribute table ------------------------------------------------------------------
+
+    def _build_services(self) -> list[Service]:
+        spec = self.machine.spec
+        text = {
+            codec.MANUFACTURER_NAME: spec.manufacturer,
+            codec.MODEL_NUMBER: spec.model,
+            codec.SERIAL_NUMBER: self.options.serial_number,
+            codec.HARDWARE_REVISION: self.options.hardware_revision,
+            codec.SOFTWARE_REVISION: self.options.software_revision,
+        }
+
+        def constant(value: str) -> Reader:
+            return lambda: value.encode("utf-8")
+
+        dis = Service(
+            codec.DEVICE_INFORMATION_SERVICE,
+            [Characteristic(uuid, ("read",), constant(value)) for uuid, value in text.items()],
+        )
+        ftms = Service(
+            codec.FTMS_SERVICE,
+            [
+                Characteristic(codec.FEATURE, ("read",), self._feature),
+                Characteristic(codec.TREADMILL_DATA, ("notify",)),
+                Characteristic(
+                    codec.TRAINING_STATUS, ("read", "notify"), self._current_training_status
+                ),
+                Characteristic(codec.SPEED_RANGE, ("read",), self._speed_range),
+                Characteristic(codec.INCLINATION_RANGE, ("read",), self._inclination_range),
+                Characteristic(codec.CONTROL_POINT, ("write", "indicate")),
+                Characteristic(codec.MACHINE_STATUS, ("notify",)),
+            ],
+        )
+        return [ftms, dis]
+
+    def handle(self, uuid: str) -> int:
+        """The value handle of the characteristic with this UUID."""
+        return self._handles[uuid]
+
+    def _characteristic(self, handle: int) -> Characteristic:
+        try:
+            return self._by_handle[handle]
+        except KeyError:
+            raise GattError(AttError.REQUEST_NOT_SUPPORTED, f"no attribute {handle}") from None
+
+    def _feature(self) -> bytes:
+        features = (
+            codec.FEATURE_TOTAL_DISTANCE | codec.FEATURE_INCLINATION | codec.FEATURE_ELAPSED_TIME
+        )
+        targets = codec.TARGET_SETTING_SPEED | codec.TARGET_SETTING_INCLINATION
+        return codec.encode_feature(features, targets)
+
+    def _speed_range(self) -> bytes:
+        spec = self.machine.spec
+        return codec.encode_speed_range(
+            round(spec.speed_min_kmh * 100),
+            round(spec.speed_max_kmh * 100),
+            max(1, round(spec.speed_increment_kmh * 100)),
+        )
+
+    def _inclination_range(self) -> bytes:
+        spec = self.machine.spec
+        return codec.encode_inclination_range(
+            round(spec.incline_min_pct * 10),
+            round(spec.incline_max_pct * 10),
+            max(1, round(spec.incline_increment_pct * 10)),
+        )
+
+    # -- units on the wire --------------------------------------------------------------------
+
+    def target_to_wire(self, kmh: float) -> int:
+        """A target speed as the machine writes it in its status fields.
+
+        A machine with the mph quirk (``MachineSpec.speed_field_mph``) reads and writes the
+        control point's speed fields as 0.01 mph, while its Treadmill Data and its range are
+        true 0.01 km/h (so comparing what it reports with what was sent reveals the quirk).
+        """
+        if self.machine.spec.speed_field_mph:
+            return round(kmh / KMH_PER_MPH * 100)
+        return round(kmh * 100)
+
+    # -- links --------------------------------------------------------------------------------
+
+    def connect(self, central: Central) -> Connection:
+        """A client connects (the radio decides whether it may)."""
+        connection = Connection(self, central)
+        self.connections.append(connection)
+        return connection
+
+    def disconnect(self) -> None:
+        """Test API: every link drops at once, as when the radio link is lost."""
+        for connection in list(self.connections):
+            self._detach(connection)
+            connection.central.dropped()
+
+    def _detach(self, connection: Connection) -> None:
+        if connection in self.connections:
+            self.connections.remove(connection)
+        connection.open = False
+        connection.has_control = False
+        connection.pending = False
+        connection.notifying.clear()
+        data = self.handle(codec.TREADMILL_DATA)
+        if not any(data in c.notifying for c in self.connections):
+            self._stop_telemetry()
+
+    def close(self) -> None:
+        """Stop notifying and forget every link (the machine itself stays as it is)."""
+        for connection in list(self.connections):
+            self._detach(connection)
+        self._unsubscribe()
+        self._stop_telemetry()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # -- test-facing fault injection ----------------------------------------------------------
+
+    def force_result(self, op: int, result: ResultCode | None, times: int = 1) -> None:
+        """Answer the next ``times`` writes of ``op`` with ``result`` without acting on them.
+
+        ``None`` means no answer at all: the procedure stays pending, as on a machine that
+        hung (a client should give up after 30 s and reconnect).
+        """
+        self._forced.setdefault(op, []).extend([result] * times)
+
+    def deny_control(self, deny: bool = True) -> None:
+        """While set, Request Control is answered ``80 00 05`` (another client holds it)."""
+        self._control_denied = deny
+
+    def revoke_control(self) -> None:
+        """The console (or another client) takes control: status ``FF`` to every client."""
+        self.machine.revoke_control()
+
+    @property
+    def control_writes(self) -> list[bytes]:
+        """The bytes of every control point write, in order."""
+        return [w.data for w in self.writes]
+
+    # -- ATT requests -------------------------------------------------------------------------
+
+    def _read(self, connection: Connection, handle: int) -> bytes:
+        characteristic = self._characteristic(handle)
+        if characteristic.read is None:
+            raise GattError(AttError.READ_NOT_PERMITTED, f"{characteristic.uuid} is not readable")
+        return characteristic.read()
+
+    def _set_notify(self, connection: Connection, handle: int, enabled: bool) -> None:
+        characteristic = self._characteristic(handle)
+        if not characteristic.notifies:
+            raise GattError(
+                AttError.REQUEST_NOT_SUPPORTED, f"{characteristic.uuid} does not notify"
+            )
+        if enabled:
+            connection.notifying.add(handle)
+            if handle == self.handle(codec.TREADMILL_DATA):
+                self._start_telemetry()
+        else:
+            connection.notifying.discard(handle)
+
+    def _write(self, connection: Connection, handle: int, data: bytes) -> None:
+        characteristic = self._characteristic(handle)
+        if characteristic.uuid != codec.CONTROL_POINT:
+            raise GattError(AttError.WRITE_NOT_PERMITTED, f"{characteristic.uuid} is read-only")
+        now = self.machine.clock.now()
+        if handle not in connection.notifying:
+            self.writes.append(
+                ControlPointWrite(now, data, None, AttError.CCCD_IMPROPERLY_CONFIGURED)
+            )
+            raise GattError(
+                AttError.CCCD_IMPROPERLY_CONFIGURED,
+                "enable indications on the control point before writing to it",
+            )
+        if connection.pending:
+            self.writes.append(
+                ControlPointWrite(now, data, None, AttError.PROCEDURE_ALREADY_IN_PROGRESS)
+            )
+            raise GattError(
+                AttError.PROCEDURE_ALREADY_IN_PROGRESS, "a control point procedure is pending"
+            )
+        if not data:
+            raise GattError(AttError.INVALID_ATTRIBUTE_VALUE_LENGTH, "empty control point write")
+        request = codec.ControlRequest.decode(data)
+        connection.pending = True
+        result, echo = self._execute(connection, request)
+        self.writes.append(ControlPointWrite(now, bytes(data), result))
+        if result is not None:
+            self._spawn(self._answer(connection, request.op, result, echo))
+
+    async def _answer(
+        self, connection: Connection, op: int, result: ResultCode, echo: bytes | None
+    ) -> None:
+        # The indication follows the write's ATT response, never precedes it.
+        clock = self.machine.clock
+        await clock.sleep_until(clock.now() + self.options.response_delay_s)
+        if not connection.open:
+            return
+        connection.pending = False
+        connection.notify(self.handle(codec.CONTROL_POINT), codec.encode_response(op, result))
+        if echo is not None:
+            self._notify_all(codec.MACHINE_STATUS, echo)
+        self._refresh_training_status()
+
+    # -- control point procedures -------------------------------------------------------------
+
+    def _execute(
+        self, connection: Connection, request: codec.ControlRequest
+    ) -> tuple[ResultCode | None, bytes | None]:
+        forced = self._forced.get(request.op)
+        if forced:
+            return forced.pop(0), None
+        if request.op == OpCode.REQUEST_CONTROL:
+            holder = any(c.has_control for c in self.connections if c is not connection)
+            if self._control_denied or holder:
+                return ResultCode.CONTROL_NOT_PERMITTED, None
+            connection.has_control = True
+            return ResultCode.SUCCESS, None
+        if request.op not in _PROCEDURES:
+            return ResultCode.NOT_SUPPORTED, None
+        if not connection.has_control:
+            return ResultCode.CONTROL_NOT_PERMITTED, None
+        try:
+            echo = self._procedure(request)
+        except codec.DecodeError:
+            return ResultCode.INVALID_PARAMETER, None
+        except SimRefused as refused:
+            if refused.reason is Refusal.OUT_OF_RANGE:
+                return ResultCode.INVALID_PARAMETER, None
+            return ResultCode.OPERATION_FAILED, None
+        if request.op == OpCode.RESET:
+            for each in self.connections:
+                each.has_control = False
+        elif self.options.control_per_command:
+            connection.has_control = False
+        return ResultCode.SUCCESS, echo if self.options.echo_targets else None
+
+    def _procedure(self, request: codec.ControlRequest) -> bytes | None:
+        """Act on one request; returns the Machine Status a real machine echoes, if any."""
+        machine = self.machine
+        match request.op:
+            case OpCode.RESET:
+                if request.parameter:
+                    raise codec.DecodeError("reset takes no parameter")
+                machine.reset()
+            case OpCode.SET_TARGET_SPEED:
+                # The machine itself reads the value as mph if it has that quirk.
+                machine.set_target_speed(request.u16() / 100)
+                target = self.target_to_wire(machine.target_speed_kmh)
+                return codec.encode_status(
+                    StatusCode.TARGET_SPEED_CHANGED, target.to_bytes(2, "little")
+                )
+            case OpCode.SET_TARGET_INCLINATION:
+                machine.set_target_incline(request.s16() / 10)
+                target = round(machine.target_incline_pct * 10)
+                return codec.encode_status(
+                    StatusCode.TARGET_INCLINE_CHANGED, target.to_bytes(2, "little", signed=True)
+                )
+            case OpCode.START_OR_RESUME:
+                if request.parameter:
+                    raise codec.DecodeError("start takes no parameter")
+                machine.start()
+            case OpCode.STOP_OR_PAUSE:
+                code = request.u8()
+                if code == codec.StopPause.STOP:
+                    machine.stop()
+                elif code == codec.StopPause.PAUSE:
+                    machine.pause()
+                else:
+                    raise codec.DecodeError(f"stop/pause parameter {code:#04x}")
+        return None
+
+    # -- what the machine announces -----------------------------------------------------------
+
+    def _on_machine_status(self, event: StatusEvent) -> None:
+        status = _status_payload(event, self)
+        if event.kind is StatusKind.CONTROL_LOST:
+            for connection in self.connections:
+                connection.has_control = False
+        if status is not None:
+            self._notify_all(codec.MACHINE_STATUS, status)
+        self._refresh_training_status()
+
+    def _current_training_status(self) -> bytes:
+        state = self.machine.snapshot().state
+        if state is BeltState.RUNNING:
+            return codec.encode_training_status(TrainingStatus.MANUAL_MODE)
+        if state is BeltState.PAUSED:
+            return codec.encode_training_status(TrainingStatus.OTHER, "paused")
+        if state is BeltState.SAFETY_KEY:
+            return codec.encode_training_status(TrainingStatus.OTHER, "safety key")
+        if state is BeltState.STOPPED:
+            return codec.encode_training_status(TrainingStatus.POST_WORKOUT)
+        return codec.encode_training_status(TrainingStatus.IDLE)
+
+    def _refresh_training_status(self) -> None:
+        current = self._current_training_status()
+        if current != self._training_status:
+            self._training_status = current
+            self._notify_all(codec.TRAINING_STATUS, current)
+
+    def _notify_all(self, uuid: str, data: bytes) -> None:
+        handle = self.handle(uuid)
+        for connection in list(self.connections):
+            connection.notify(handle, data)
+
+    # -- telemetry ----------------------------------------------------------------------------
+
+    def record(self) -> codec.TreadmillRecord:
+        snap = self.machine.snapshot()
+        return codec.TreadmillRecord(
+            speed=round(snap.speed_kmh * 100),
+            distance_m=int(snap.distance_m),
+            incline=round(snap.incline_pct * 10),
+            elapsed_s=int(snap.elapsed_s),
+        )
+
+    def notify_treadmill_data(self) -> None:
+        for fragment in codec.encode_treadmill_data(self.record(), self.split_records):
+            self._notify_all(codec.TREADMILL_DATA, fragment)
+        self._refresh_training_status()
+
+    def _start_telemetry(self) -> None:
+        if self._telemetry is None or self._telemetry.done():
+            self._telemetry = self._spawn(self._report())
+
+    def _stop_telemetry(self) -> None:
+        if self._telemetry is not None:
+            self._telemetry.cancel()
+            self._telemetry = None
+
+    async def _report(self) -> None:
+        clock = self.machine.clock
+        next_at = clock.now()
+        while True:
+            self.notify_treadmill_data()
+            next_at += self.options.data_interval_s
+            await clock.sleep_until(next_at)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
+        return task
+
+
+def _status_payload(event: StatusEvent, server: FtmsServer) -> bytes | None:
+    kind = event.kind
+    if kind is StatusKind.RESET:
+        return codec.encode_status(StatusCode.RESET)
+    if kind is StatusKind.STOPPED_BY_USER:
+        return codec.encode_status(StatusCode.STOPPED_OR_PAUSED_BY_USER, b"\x01")
+    if kind is StatusKind.PAUSED_BY_USER:
+        return codec.encode_status(StatusCode.STOPPED_OR_PAUSED_BY_USER, b"\x02")
+    if kind is StatusKind.STOPPED_BY_SAFETY_KEY:
+        return codec.encode_status(StatusCode.STOPPED_BY_SAFETY_KEY)
+    if kind is StatusKind.STARTED_BY_USER:
+        return codec.encode_status(StatusCode.STARTED_OR_RESUMED_BY_USER)
+    if kind is StatusKind.TARGET_SPEED_CHANGED and event.value is not None:
+        wire = server.target_to_wire(event.value)
+        return codec.encode_status(StatusCode.TARGET_SPEED_CHANGED, wire.to_bytes(2, "little"))
+    if kind is StatusKind.TARGET_INCLINE_CHANGED and event.value is not None:
+        wire = round(event.value * 10)
+        return codec.encode_status(
+            StatusCode.TARGET_INCLINE_CHANGED, wire.to_bytes(2, "little", signed=True)
+        )
+    if kind is StatusKind.CONTROL_LOST:
+        return codec.encode_status(StatusCode.CONTROL_PERMISSION_LOST)
+    return None
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("simulated FTMS server task failed", exc_info=error)
