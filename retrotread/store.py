@@ -300,6 +300,8 @@ def default_db_path() -> Path:
 
 
 def _process_alive(pid: int) -> bool:
+    if pid <= 0:  # 0 and negative numbers name process groups, not a process
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -244,6 +244,8 @@ def cmd_next(args: argparse.Namespace) -> int:
         return 0
     from retrotread import cli  # the run machinery (signals, go, printer) lives there
 
+    if args.rehearse:
+        print("Rehearsing it on the simulator: a rehearsal is not recorded.")
     args.program = planned.program.name
     args.device = args.device or DEFAULT_DEVICE
     args.plan = planned
@@ -320,7 +322,7 @@ def open_recording(args: argparse.Namespace) -> Recording | None:
     """Before a run: open the records (and find the client) so a mistake stops the run early."""
     client_name: str | None = getattr(args, "client", None)
     if args.rehearse:
-        if client_name:
+        if client_name and getattr(args, "plan", None) is None:
             raise StoreError(
                 "a rehearsal runs on the virtual clock with nobody on the belt and is not "
                 "recorded: drop --client, or drop --rehearse to play it for real"
