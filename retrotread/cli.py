@@ -27,6 +27,7 @@ from retrotread.program import (
     find_program,
     format_duration,
 )
+from retrotread.scheduler import EngineState
 from retrotread.session import Outcome, Session, SessionSummary
 from retrotread.tui.command import add_tui_parser, cmd_tui, default_tui_args
 
@@ -159,26 +160,46 @@ def cmd_devices() -> int:
 # -- run -----------------------------------------------------------------------------------------
 
 
-async def _ask_go(session: Session) -> bool:
-    """Wait for Enter on the terminal: the person's go to start the belt."""
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[bool] = loop.create_future()
+class TerminalOperator:
+    """The person at the terminal in an attended headless run.
 
-    def on_input() -> None:
+    Enter gives the go before the belt starts, and resumes a program that is paused or held
+    (console stop, safety key, lost link) — a person's confirmation, never an automatic one.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._go: asyncio.Future[bool] | None = None
+
+    def attach(self) -> None:
+        asyncio.get_running_loop().add_reader(sys.stdin.fileno(), self._on_line)
+
+    def detach(self) -> None:
+        asyncio.get_running_loop().remove_reader(sys.stdin.fileno())
+
+    def _on_line(self) -> None:
         line = sys.stdin.readline()
-        if not ready.done():
-            ready.set_result(bool(line))
+        if not line:  # end of input: nobody is there any more
+            self.detach()
+            if self._go is not None and not self._go.done():
+                self._go.set_result(False)
+            return
+        if self._go is not None and not self._go.done():
+            self._go.set_result(True)
+        elif self.session.holding or self.session.scheduler.state is EngineState.PAUSED:
+            print("Resuming.", flush=True)
+            self.session.resume()
 
-    print("Ready. Press Enter to start the belt (Ctrl-C to cancel).", flush=True)
-    loop.add_reader(sys.stdin.fileno(), on_input)
-    stopped = asyncio.ensure_future(session.scheduler.stop_requested.wait())
-    try:
-        waiting: set[asyncio.Future[object]] = {ready, stopped}  # type: ignore[arg-type]
-        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        return ready in done and ready.result()
-    finally:
-        loop.remove_reader(sys.stdin.fileno())
-        stopped.cancel()
+    async def go(self) -> bool:
+        print("Ready. Press Enter to start the belt (Ctrl-C to cancel).", flush=True)
+        self._go = asyncio.get_running_loop().create_future()
+        stopped = asyncio.ensure_future(self.session.scheduler.stop_requested.wait())
+        try:
+            waiting: set[asyncio.Future[object]] = {self._go, stopped}  # type: ignore[arg-type]
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            return self._go in done and self._go.result()
+        finally:
+            stopped.cancel()
 
 
 async def play(
@@ -191,14 +212,21 @@ async def play(
     treadmill = open_treadmill(args.device, clock=clock)
     attended = not (args.unattended or args.rehearse)
     session = Session(program, treadmill, clock, unattended=not attended)
-    if attended:
-        session.go = lambda: _ask_go(session)
+    operator = TerminalOperator(session) if attended else None
+    if operator is not None:
+        session.go = operator.go
+        operator.attach()
     if recording is not None:
         recording.attach(session)
     interactive = sys.stdout.isatty() and not args.rehearse
     if not args.quiet:
         session.subscribe(
-            HeadlessPrinter(session, live_status=interactive, periodic_status=not args.rehearse)
+            HeadlessPrinter(
+                session,
+                live_status=interactive,
+                periodic_status=not args.rehearse,
+                resume_hint=attended,
+            )
         )
 
     loop = asyncio.get_running_loop()
@@ -218,6 +246,8 @@ async def play(
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
+        if operator is not None:
+            operator.detach()
 
 
 def cmd_run(args: argparse.Namespace, program: Program | None = None) -> int:

@@ -52,7 +52,9 @@ class HeadlessPrinter:
         *,
         live_status: bool = False,
         periodic_status: bool = True,
+        resume_hint: bool = False,
     ) -> None:
+        self.resume_hint = resume_hint
         self.session = session
         self.out = out
         self.live_status = live_status
@@ -108,8 +110,9 @@ class HeadlessPrinter:
                 return f"{self._clock()} + {seconds} s on {step.title}"
             case CommandUnconfirmed(command=command, reason=reason):
                 return f"{'':8}! {command} not confirmed: {reason}"
-            case Fault(kind=kind, message=message):
-                return f"{self._clock()} ! fault ({kind}): {message}"
+            case Fault(kind=kind, message=message, fatal=fatal):
+                hint = " — press Enter to resume" if self.resume_hint and not fatal else ""
+                return f"{self._clock()} ! fault ({kind}): {message}{hint}"
             case Notice(message=message):
                 return f"{self._clock()} · {message}"
             case ProgramFinished():

@@ -132,3 +132,51 @@ def test_a_signal_mid_block_stops_the_belt_before_exit(
     assert entries[-1]["state"] == "stopped" and entries[-1]["speed_kmh"] == 0.0
     assert "belt      stopped" in out
     assert "Traceback" not in err
+
+
+ATTENDED = """\
+name = "attended"
+description = "a short block for a person at the terminal"
+[[blocks]]
+kind = "warm-up"
+duration = "8s"
+speed = 2.5
+"""
+
+
+@pytest.mark.realtime
+def test_attended_run_waits_for_enter_and_enter_resumes_after_a_console_pause(
+    tmp_path: Path,
+) -> None:
+    import pty
+
+    program = tmp_path / "attended.toml"
+    program.write_text(ATTENDED)
+    journal = tmp_path / "belt.jsonl"
+    device = f"sim://?record={journal}&faults=console-pause@4"
+    controller, terminal = pty.openpty()
+    child = subprocess.Popen(
+        [*RETROTREAD, "run", str(program), "--device", device],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    os.close(terminal)
+    assert child.stdout is not None
+    seen: list[str] = []
+    for line in child.stdout:
+        seen.append(line)
+        if "Press Enter to start the belt" in line:
+            time.sleep(0.5)
+            assert not journal.exists() or '"start"' not in journal.read_text()  # no go yet
+            os.write(controller, b"\n")
+        if "press Enter to resume" in line:
+            os.write(controller, b"\n")
+    out, err = child.communicate(timeout=30)
+    os.close(controller)
+    text = "".join(seen) + out
+    assert child.returncode == 0, err
+    assert "paused-at-console" in text and "Resuming." in text
+    assert "ended     completed" in text
