@@ -165,7 +165,7 @@ def test_fit_reads_back_with_fitdecode(store: Store, first_week: int, tmp_path: 
     messages = fit_messages(path)
     assert messages["file_id"][0]["type"] == "activity"
     (session,) = messages["session"]
-    assert (session["sport"], session["sub_sport"]) == ("walking", "treadmill")
+    assert (session["sport"], session["sub_sport"]) == ("walking", "indoor_walking")
     assert session["num_laps"] == len(messages["lap"]) == 26
     assert session["total_distance"] == pytest.approx(data.total_distance, abs=0.01)
     assert session["total_timer_time"] == pytest.approx(store.session(first_week).elapsed_s)
@@ -191,7 +191,8 @@ def test_fit_reads_back_with_fitdecode(store: Store, first_week: int, tmp_path: 
 def test_a_retro_run_session_is_running_on_a_treadmill(store: Store, tmp_path: Path) -> None:
     session_id = record(store, find_program("retro-run-starter"))
     messages = fit_messages(export_session(store, session_id, Format.FIT, tmp_path / "run.fit"))
-    assert messages["session"][0]["sport"] == "running"
+    session = messages["session"][0]
+    assert (session["sport"], session["sub_sport"]) == ("running", "treadmill")
 
 
 def test_an_interrupted_session_exports_what_was_recorded(store: Store, tmp_path: Path) -> None:

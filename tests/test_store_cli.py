@@ -13,7 +13,7 @@ import pytest
 
 from retrotread.cli import main
 from retrotread.clock import LoopClock, run
-from retrotread.commands.records import Recording
+from retrotread.commands.records import Recording, sparkline
 from retrotread.drivers.registry import open_treadmill
 from retrotread.progression import OperatorOutcome
 from retrotread.session import Session, SessionSummary
@@ -208,3 +208,9 @@ def test_a_headless_run_for_a_client_is_recorded(tmp_path: Path, db: str) -> Non
         assert record.status is Status.COMPLETED and record.belt_stopped
         assert record.blocks_done == 2 and record.retro_s == pytest.approx(4, abs=0.1)
         assert len(store.samples(1)) >= 4
+
+
+def test_the_history_chart_shows_retro_time_per_session() -> None:
+    assert sparkline([0, 30, 60, 120]) == " ▃▅█"
+    assert sparkline([0, 0]) == "  "
+    assert sparkline([]) == ""

@@ -382,10 +382,28 @@ def cmd_history(args: argparse.Namespace) -> int:
         "distance",
     ]
     print(_table(headers, rows, {6, 7, 8, 9}))
+    if client is not None and len(records) > 1:
+        most = max(r.retro_s for r in records)
+        line = sparkline([r.retro_s for r in records])
+        print(f"retro time per session: {line}  (most {format_duration(most)})")
     running = [r for r in records if r.status is Status.RUNNING]
     if running:
         print(f"{len(running)} session(s) still running in another process")
     return 0
+
+
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float]) -> str:
+    """One character per value, its height proportional to the value (zero: a space)."""
+    top = max(values, default=0.0)
+    if top <= 0:
+        return " " * len(values)
+    return "".join(
+        " " if v <= 0 else BARS[min(len(BARS) - 1, int(v / top * (len(BARS) - 1) + 0.5))]
+        for v in values
+    )
 
 
 # -- export --------------------------------------------------------------------------------------

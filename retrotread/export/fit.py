@@ -3,7 +3,8 @@
 The file follows the FIT SDK's activity-file recipe, which Garmin Connect and Strava import:
 File ID, Device Info, a timer-start Event, one Record per second (distance, speed, incline as
 grade), one Lap per block, a timer-stop Event, one Session and one Activity. A retro walk is
-sport *walking*, a session with retro-run blocks *running*; both on sub-sport *treadmill*.
+sport *walking* on sub-sport *indoor_walking*, a session with retro-run blocks *running* on
+*treadmill* (the FIT profile's sub-sports for walking and running on fitness equipment).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def fit_time(at: float) -> int:
     return int(at) - FIT_EPOCH_S
 
 
-def _lap_message(index: int, lap: Lap, data: ExportData, sport: str) -> dict[str, Any]:
+def _lap_message(index: int, lap: Lap, data: ExportData, sport: tuple[str, str]) -> dict[str, Any]:
     moving = [s.speed_mph for s in lap.samples]
     average = sum(moving) / len(moving) if moving else 0.0
     start = fit_time(lap.start)
@@ -53,15 +54,17 @@ def _lap_message(index: int, lap: Lap, data: ExportData, sport: str) -> dict[str
         "event": "lap",
         "event_type": "stop",
         "lap_trigger": "time",
-        "sport": sport,
-        "sub_sport": "treadmill",
+        "sport": sport[0],
+        "sub_sport": sport[1],
         "intensity": _INTENSITY.get(lap.block.kind, "active"),
     }
 
 
 def render_fit(data: ExportData) -> bytes:
     session = data.session
-    sport = "running" if session.phase is Phase.RUN else "walking"
+    sport = (
+        ("running", "treadmill") if session.phase is Phase.RUN else ("walking", "indoor_walking")
+    )
     start, end = fit_time(data.start), fit_time(data.end)
     end = max(end, start)
     offset = datetime.fromtimestamp(data.start).astimezone().utcoffset()
@@ -109,8 +112,8 @@ def render_fit(data: ExportData) -> bytes:
             "total_elapsed_time": float(end - start),
             "total_timer_time": total_timer,
             "total_distance": data.total_distance,
-            "sport": sport,
-            "sub_sport": "treadmill",
+            "sport": sport[0],
+            "sub_sport": sport[1],
             "first_lap_index": 0,
             "num_laps": len(data.laps),
             "event": "session",
