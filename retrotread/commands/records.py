@@ -19,7 +19,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from retrotread.drivers.registry import DEFAULT_DEVICE
 from retrotread.export import Format, export_session
 from retrotread.program import format_duration
 from retrotread.progression import NextSession, OperatorOutcome
@@ -246,10 +245,14 @@ def cmd_next(args: argparse.Namespace) -> int:
 
     if args.rehearse:
         print("Rehearsing it on the simulator: a rehearsal is not recorded.")
-    args.program = planned.program.name
-    args.device = args.device or DEFAULT_DEVICE
-    args.plan = planned
-    return cli.cmd_run(args, planned.program)
+    # Parse a `run` command line so every run option has its default.
+    argv = ["run", planned.program.name, "--client", client.name]
+    argv += ["--device", args.device] if args.device else []
+    argv += ["--db", str(args.db)] if args.db else []
+    argv += [f"--{flag}" for flag in ("unattended", "rehearse", "quiet") if getattr(args, flag)]
+    run_args = cli.build_parser().parse_args(argv)
+    run_args.plan = planned
+    return cli.cmd_run(run_args, planned.program)
 
 
 # -- recording a headless run --------------------------------------------------------------------

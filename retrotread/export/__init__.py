@@ -1,4 +1,6 @@
-"""Exporting a recorded session: CSV (every sample), TCX and FIT (for Garmin Connect, Strava).
+"""Exporting a recorded session: CSV, TCX and FIT (for Garmin Connect and Strava).
+
+Every format carries one sample a second (the last of each second) and one lap per block.
 
 Each format module has ``render(data) -> bytes``; :func:`export_session` picks one by name
 and writes the file.
