@@ -763,6 +763,17 @@ class SessionRecorder:
             log.exception("recording the session failed")
             self.session.emit(Notice(event.at, f"the session is no longer being recorded: {err}"))
 
+    def record_outcome(self, outcome: OperatorOutcome | str, note: str = "") -> int:
+        """The operator's outcome for this recorder's session (a summary screen's callback).
+
+        ``outcome`` is an :class:`OperatorOutcome` or its value ("lost balance"). Returns the
+        session number; raises :class:`StoreError` if the program never started.
+        """
+        if self.session_id is None:
+            raise StoreError("the session never started: there is nothing to record it on")
+        self.store.record_outcome(self.session_id, OperatorOutcome(outcome), note)
+        return self.session_id
+
     def wall(self, at: float) -> float:
         """Clock time of an event to wall-clock time."""
         return self._wall_origin + (at - self._clock_origin)

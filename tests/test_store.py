@@ -325,3 +325,16 @@ def test_a_parsed_program_records_its_toml_and_reason(store: Store) -> None:
     assert record.program_toml == planned.toml
     assert record.plan_reason == planned.reason
     assert parse_program(record.program_toml, "<again>").steps == program.steps
+
+
+def test_the_recorder_takes_the_operators_outcome_for_its_own_session(store: Store) -> None:
+    client = store.add_client("Fay")
+    _, recorder, _ = play(store, find_program("first-week"), client)
+    session_id = recorder.record_outcome("lost balance", "stepped off the side")
+    record = store.session(session_id)
+    assert (record.outcome, record.note) == (OperatorOutcome.LOST_BALANCE, "stepped off the side")
+    program = find_program("first-week")
+    clock_session = Session(program, open_treadmill("sim://"), LoopClock(), unattended=True)
+    never_started = SessionRecorder(store, clock_session, client=client)
+    with pytest.raises(StoreError, match="never started"):
+        never_started.record_outcome(OperatorOutcome.COMPLETED)
