@@ -18,6 +18,7 @@ from retrotread.profiles import Profile
 #: scheme -> (module, class). Add a driver here and it is reachable from every front end.
 DRIVERS: dict[str, tuple[str, str]] = {
     "sim": ("retrotread.drivers.sim", "SimDriver"),
+    "ble": ("retrotread.drivers.ftms_ble", "FtmsBleDriver"),
 }
 
 DEFAULT_DEVICE = "sim://"

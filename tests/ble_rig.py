@@ -1,0 +1,65 @@
+"""A simulated FTMS treadmill on an in-process radio, and the ``ble://`` driver reaching it.
+
+Everything between the driver and the simulated machine is the real stack — pyftms, bleak,
+bleak-retry-connector — over the simulator's bleak backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from retrotread.clock import LoopClock
+from retrotread.drivers.base import MachineEvent, MachineEventKind, Report, Telemetry
+from retrotread.drivers.ftms_ble import FtmsBleDriver
+from retrotread.drivers.url import DeviceUrl
+from retrotread.profiles import Profile
+from retrotread_sim import MachineSpec, SimTreadmill
+from retrotread_sim.ftms import FtmsOptions, FtmsServer, Radio, SimPeripheral
+
+
+@dataclass
+class BleRig:
+    machine: SimTreadmill
+    server: FtmsServer
+    radio: Radio
+    peripheral: SimPeripheral
+    driver: FtmsBleDriver
+    reports: list[Report] = field(default_factory=list)
+
+    @property
+    def writes(self) -> list[str]:
+        """Every control point write that reached the simulated machine, as hex."""
+        return [w.hex for w in self.server.writes]
+
+    @property
+    def events(self) -> list[MachineEventKind]:
+        return [r.kind for r in self.reports if isinstance(r, MachineEvent)]
+
+    @property
+    def telemetry(self) -> list[Telemetry]:
+        return [r for r in self.reports if isinstance(r, Telemetry)]
+
+
+def ble_rig(
+    query: str = "",
+    *,
+    spec: MachineSpec | None = None,
+    options: FtmsOptions | None = None,
+    profile: Profile | None = None,
+    name: str | None = None,
+    by_name: bool = False,
+) -> BleRig:
+    """A rig whose driver is not connected yet (use ``async with rig.driver``)."""
+    machine = SimTreadmill(spec)
+    server = FtmsServer(machine, options)
+    radio = Radio()
+    peripheral = radio.add(SimPeripheral(server, name=name))
+    target = f"ble://?name={quote(peripheral.name)}" if by_name else f"ble://{peripheral.address}"
+    url = target + (("&" if by_name else "?") + query if query else "")
+    driver = FtmsBleDriver.from_url(
+        DeviceUrl.parse(url), clock=LoopClock(), profile=profile, routing=radio.routed
+    )
+    rig = BleRig(machine, server, radio, peripheral, driver)
+    driver.subscribe(rig.reports.append)
+    return rig
