@@ -19,6 +19,11 @@ from retrotread.profiles import Profile
 DRIVERS: dict[str, tuple[str, str]] = {
     "sim": ("retrotread.drivers.sim", "SimDriver"),
     "ble": ("retrotread.drivers.ftms_ble", "FtmsBleDriver"),
+    # pyserial URLs; ``?protocol=csafe|trackmaster`` picks the protocol driver.
+    "serial": ("retrotread.drivers.serial_link", "SerialPortDevice"),
+    "socket": ("retrotread.drivers.serial_link", "SocketDevice"),
+    "rfc2217": ("retrotread.drivers.serial_link", "Rfc2217Device"),
+    "loop": ("retrotread.drivers.serial_link", "LoopDevice"),
 }
 
 DEFAULT_DEVICE = "sim://"

@@ -7,6 +7,7 @@ import json
 import sys
 from dataclasses import asdict
 
+from retrotread_sim import serve
 from retrotread_sim.belt import MachineSpec
 
 
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("spec", help="print the simulated machine's specification as JSON")
+    serve.add_parser(commands)
     return parser
 
 
@@ -28,5 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(asdict(MachineSpec()), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
+    if args.command == "serve":
+        return serve.run(args)
     parser.print_help()
     return 0

@@ -1,0 +1,1 @@
+"""Wire formats retrotread speaks, as pure codecs with no I/O."""
