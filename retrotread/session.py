@@ -206,6 +206,7 @@ class Session:
         except DeviceError as err:
             self.emit(Fault(self.clock.now(), "connect", str(err), fatal=True))
             raise
+        self.profile = treadmill.profile  # a driver may pick it on connect, by device name
         unsubscribe = treadmill.subscribe(self._on_report)
         worker = asyncio.create_task(self._command_worker(), name="command-worker")
         watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
@@ -410,7 +411,8 @@ class Session:
                 # A ramp step: let the belt get there before the next one goes out (a first
                 # step sent before start is reached once the belt runs).
                 if self.applied.belt is Belt.RUNNING:
-                    await self._until_reached(value, issued + self.profile.confirm.timeout_s)
+                    deadline = issued + self.profile.confirm.timeout_s
+                    await self._until_reached(value, deadline, interruptible=True)
             else:
                 self._watch_speed(value, issued)
         else:
@@ -521,19 +523,27 @@ class Session:
             )
         )
 
-    async def _until_reached(self, target: Quantity, deadline: float) -> bool:
-        """Wait until telemetry shows the belt at ``target`` (True) or ``deadline`` (False)."""
+    async def _until_reached(
+        self, target: Quantity, deadline: float, *, interruptible: bool = False
+    ) -> bool:
+        """Wait until telemetry shows the belt at ``target`` (True) or ``deadline`` (False).
+
+        An ``interruptible`` wait (a ramp step in the command worker) also ends as soon as the
+        desired state changes, so a stop never queues behind a slow belt.
+        """
         while not self._speed_reached(target):
-            if self.clock.now() >= deadline:
+            if self.clock.now() >= deadline or (interruptible and self._wake.is_set()):
                 return False
             self._reached.clear()
-            sleeper = asyncio.ensure_future(self.clock.sleep_until(deadline))
-            waiter = asyncio.ensure_future(self._reached.wait())
+            waits = [self.clock.sleep_until(deadline), self._reached.wait()]
+            if interruptible:
+                waits.append(self._wake.wait())
+            tasks = [asyncio.ensure_future(w) for w in waits]
             try:
-                await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                sleeper.cancel()
-                waiter.cancel()
+                for task in tasks:
+                    task.cancel()
         return True
 
     # -- what the machine reports -------------------------------------------------------------
@@ -629,6 +639,10 @@ class Session:
             self.emit(Notice(event.at, "belt started at the console: resuming the program"))
             self.applied.belt = Belt.RUNNING
             self.resume()
+        elif kind is MachineEventKind.CONTROL_LOST:
+            # The driver asked for control again and was refused: the console or another app
+            # has the machine. Nothing can be sent (not even stop) until a person resumes.
+            self.hold("control-lost", "the treadmill refused control", stop_belt=False)
         elif kind is MachineEventKind.TARGET_SPEED_CHANGED and event.value is not None:
             self.emit(
                 Notice(
