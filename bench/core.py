@@ -192,16 +192,17 @@ async def _fault_latency(plan: str) -> float:
     detected: list[float] = []
     from_return = plan.startswith("drop")
 
+    seen = asyncio.Event()
+
     def on_event(event: Event) -> None:
-        if from_return and isinstance(event, Notice) and "link restored" in event.message:
+        restored = isinstance(event, Notice) and "link restored" in event.message
+        if (restored if from_return else isinstance(event, Fault)) and not detected:
             detected.append(event.at)
-        elif not from_return and isinstance(event, Fault):
-            detected.append(event.at)
+            seen.set()
 
     session.subscribe(on_event)
     task = asyncio.create_task(session.run())
-    while not detected:
-        await asyncio.sleep(0.001)
+    await seen.wait()
     machine = driver.machine
     assert machine is not None
     deadline = clock.now() + 5

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.core import SECTIONS, Row  # noqa: E402
+from bench.core import SECTIONS, Row
 
 #: Benchmarks that live beside their issue's code: section -> (module, function).
 OPTIONAL = {
