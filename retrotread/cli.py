@@ -13,7 +13,7 @@ from pathlib import Path
 
 from retrotread import __version__
 from retrotread.clock import LoopClock, run
-from retrotread.commands import records
+from retrotread.commands import records, scan
 from retrotread.drivers.registry import DEFAULT_DEVICE, DRIVERS, driver_class, open_treadmill
 from retrotread.errors import DeviceError, ProfileError, RetrotreadError, SafetyError
 from retrotread.events import StopReason
@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="show a program's blocks")
     show.add_argument("program", metavar="PROGRAM", help="built-in name or .toml file")
     commands.add_parser("devices", help="list device profiles and device URL schemes")
+    scan.add_parser(commands)
     records.add_commands(commands)
     add_tui_parser(commands)
     return parser
@@ -313,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_show(args.program)
         if args.command == "devices":
             return cmd_devices()
+        if args.command == "scan":
+            return scan.cmd_scan(args)
         if args.command in records.COMMANDS:
             return records.run_command(args)
         if args.command == "tui":

@@ -3,13 +3,15 @@
 Grammar::
 
     sim://[?profile=NAME][&record=PATH][&faults=PLAN|@FILE][&speed_needs_running=BOOL]
-          [&accel=KMH_PER_S][&decel=KMH_PER_S]
+          [&accel=KMH_PER_S][&decel=KMH_PER_S][&link=inprocess|ble]
 
 ``profile`` picks a bundled device profile whose ranges the simulated machine takes on
 (default ``simulator``); ``record`` appends every command the machine receives, and its state
 after it, to a JSON-lines file; ``faults`` injects faults (a plan such as
 ``drop@30+10,stale@60`` or ``@scenario.toml``; grammar in :mod:`retrotread_sim.faults`); the
-rest shape the simulated belt.
+rest shape the simulated belt. ``link=ble`` serves the machine as an FTMS peripheral on an
+in-process radio and reaches it with the ``ble://`` driver, through pyftms and bleak
+(:mod:`retrotread.drivers.sim_ble`).
 
 The simulator (``retrotread_sim``) is a separate distribution with its own model of the
 machine. This driver is the in-process *link* to it: it calls the machine's own API the way a
@@ -34,6 +36,7 @@ from retrotread.drivers.base import (
     Telemetry,
     Treadmill,
 )
+from retrotread.drivers.sim_ble import BleSimLink, link_option
 from retrotread.drivers.url import DeviceUrl
 from retrotread.errors import CommandRejected, DeviceError, DeviceUrlError, LinkLost, Rejection
 from retrotread.profiles import Profile
@@ -108,7 +111,7 @@ class SimDriver(Treadmill):
     scheme: ClassVar[str] = "sim"
     url_grammar: ClassVar[str] = (
         "sim://[?profile=NAME][&record=PATH][&faults=PLAN|@FILE][&speed_needs_running=BOOL]"
-        "[&accel=KMH_PER_S][&decel=KMH_PER_S]"
+        "[&accel=KMH_PER_S][&decel=KMH_PER_S][&link=inprocess|ble]"
     )
     url_options: ClassVar[dict[str, str]] = {
         "profile": "bundled device profile whose ranges the machine takes on (simulator)",
@@ -117,6 +120,7 @@ class SimDriver(Treadmill):
         "speed_needs_running": "the machine accepts speed only while the belt moves",
         "accel": "belt acceleration in km/h per second (2.0)",
         "decel": "belt deceleration in km/h per second (3.0)",
+        "link": "inprocess (default), or ble: over FTMS, pyftms and bleak, in-process",
     }
     default_profile: ClassVar[str] = "simulator"
 
@@ -139,9 +143,15 @@ class SimDriver(Treadmill):
         self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: Callable[[], None] | None = None
         self.name = f"simulator ({profile.name})"
+        self.ble: BleSimLink | None = None  # set on connect with link=ble
+        self._over_ble = link_option(url, self.url_grammar) == "ble"
+        if self._over_ble:
+            self.name += " over BLE"
 
     @property
     def capabilities(self) -> Capabilities:
+        if self.ble is not None:
+            return self.ble.driver.capabilities
         spec = self._spec
         return Capabilities(
             speed=Range(
@@ -158,6 +168,8 @@ class SimDriver(Treadmill):
 
     @property
     def connected(self) -> bool:
+        if self.ble is not None:
+            return self.ble.driver.connected
         return self._telemetry is not None and not self._telemetry.done()
 
     async def connect(self) -> None:
@@ -165,6 +177,9 @@ class SimDriver(Treadmill):
             record = self.url.options.get("record")
             self.machine = SimTreadmill(self._spec, self.clock, Path(record) if record else None)
         self._spec = self.machine.spec
+        if self._over_ble:
+            await self._connect_over_ble(self.machine)
+            return
         self.link = SimLink(self.machine, self.plan, self.clock)
         self.link.on_link_change(self._on_link_change)
         self._unsubscribe = self.machine.subscribe(self._on_status)
@@ -176,7 +191,16 @@ class SimDriver(Treadmill):
             ),
         ]
 
+    async def _connect_over_ble(self, machine: SimTreadmill) -> None:
+        self.ble = BleSimLink(machine, self.profile, self.clock, plan=self.plan)
+        self.ble.driver.subscribe(self.publish)
+        console = run_console_faults(machine, self.plan, self.clock)
+        self._tasks = [asyncio.create_task(console, name="sim-console")]
+        await self.ble.driver.connect()
+
     async def close(self) -> None:
+        if self.ble is not None:
+            await self.ble.close()
         for task in [*self._tasks, self._telemetry]:
             if task is not None:
                 task.cancel()
@@ -196,15 +220,23 @@ class SimDriver(Treadmill):
         return self.machine
 
     async def start(self) -> None:
+        if self.ble is not None:
+            return await self.ble.driver.start()
         await self._call("start", self._machine().start)
 
     async def pause(self) -> None:
+        if self.ble is not None:
+            return await self.ble.driver.pause()
         await self._call("pause", self._machine().pause)
 
     async def stop(self) -> None:
+        if self.ble is not None:
+            return await self.ble.driver.stop()
         await self._call("stop", self._machine().stop)
 
     async def set_speed(self, speed: Quantity) -> None:
+        if self.ble is not None:
+            return await self.ble.driver.set_speed(speed)
         machine = self._machine()
         # The in-process "wire" carries km/h, or mph for a machine known to read it so.
         unit = Unit.MPH if self.profile.quirks.speed_field_mph else Unit.KMH
@@ -212,6 +244,8 @@ class SimDriver(Treadmill):
         await self._call("set-speed", lambda: machine.set_target_speed(value))
 
     async def set_incline(self, incline: Quantity) -> None:
+        if self.ble is not None:
+            return await self.ble.driver.set_incline(incline)
         machine = self._machine()
         value = float(incline.value)
         await self._call("set-incline", lambda: machine.set_target_incline(value))

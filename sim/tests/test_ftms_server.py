@@ -24,6 +24,7 @@ from bleak.exc import (
 )
 
 from retrotread_sim import MachineSpec, ManualClock, SimTreadmill
+from retrotread_sim.faults import FaultPlan
 from retrotread_sim.ftms import (
     AdapterState,
     AttError,
@@ -392,3 +393,74 @@ async def test_link_loss_fires_the_disconnected_callback_and_ends_control(rig: R
     assert await probe.command("07") == bytes.fromhex("80 07 05")
     await client.disconnect()
     assert gone == [client, client]  # fired on the disconnect asked for too
+
+
+# -- a fault plan (sim://?faults=...) -----------------------------------------------------------
+
+
+def planned_rig(plan: str) -> Rig:
+    clock = ManualClock()
+    machine = SimTreadmill(None, clock)
+    server = FtmsServer(machine, plan=FaultPlan.parse(plan))
+    radio = Radio()
+    return Rig(clock, machine, server, radio, radio.add(SimPeripheral(server)))
+
+
+async def test_plan_rejects_ignores_and_delays_procedures() -> None:
+    rig = planned_rig("reject:set-speed=not-permitted,ignore:start@5,late:pause=2")
+    with rig.radio.routed():
+        async with BleakClient(rig.device()) as client:
+            probe = Probe(client)
+            await probe.listen(codec.CONTROL_POINT)
+            await probe.command("00")
+            assert await probe.command("02 A3 01") == bytes.fromhex("80 02 05")
+            assert await probe.command("02 A3 01") == bytes.fromhex("80 02 01")  # one-shot
+            assert await probe.command("07") == bytes.fromhex("80 07 01")  # not yet at 5 s
+            await client.write_gatt_char(codec.CONTROL_POINT, b"\x08\x02", True)
+            await settle()
+            assert probe.received[codec.CONTROL_POINT][-1] == bytes.fromhex("80 07 01")
+            rig.clock.advance(2)
+            await settle()
+            assert probe.received[codec.CONTROL_POINT][-1] == bytes.fromhex("80 08 01")
+            rig.clock.advance(3)
+            await client.write_gatt_char(codec.CONTROL_POINT, b"\x07", True)
+            await settle()
+            assert probe.received[codec.CONTROL_POINT][-1] == bytes.fromhex("80 08 01")
+    notes = [c.detail for c in rig.machine.commands if not c.accepted]
+    assert notes == ["refused by fault plan: not-permitted", "ignored by fault plan"]
+
+
+async def test_plan_drops_the_link_for_its_duration() -> None:
+    rig = planned_rig("drop@10+5")
+    gone: list[BleakClient] = []
+    with rig.radio.routed():
+        client = BleakClient(rig.device(), disconnected_callback=gone.append)
+        await client.connect()
+        rig.clock.advance(10)
+        await settle()
+        assert gone == [client]
+        assert not rig.server.reachable
+        assert await BleakScanner.discover(0.2) == []
+        with pytest.raises(BleakDeviceNotFoundError):
+            await client.connect()
+        rig.clock.advance(5)
+        await client.connect()
+        assert client.is_connected
+        await client.disconnect()
+
+
+async def test_plan_stale_and_frozen_telemetry() -> None:
+    rig = planned_rig("stale@2+2,freeze@5")
+    with rig.radio.routed():
+        async with BleakClient(rig.device()) as client:
+            probe = Probe(client)
+            await probe.listen(codec.TREADMILL_DATA)
+            rig.machine.start()
+            for _ in range(8):
+                await settle()
+                rig.clock.advance(1)
+            await settle()
+            elapsed = [
+                int.from_bytes(r[11:13], "little") for r in probe.received[codec.TREADMILL_DATA]
+            ]
+            assert elapsed == [0, 1, 4, 5, 5, 5, 5]  # nothing at 2-3 s, then one record repeated

@@ -64,7 +64,8 @@ class SimPeripheral:
     @property
     def advertising(self) -> bool:
         # Like most FTMS machines, it stops advertising once its connection slots are taken.
-        return self.in_range and len(self.server.connections) < self.max_connections
+        server = self.server
+        return self.in_range and server.reachable and len(server.connections) < self.max_connections
 
     def advert(self) -> Advert:
         return Advert(

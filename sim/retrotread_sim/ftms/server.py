@@ -12,7 +12,10 @@ Machine Service and the Device Information Service, and enforces what real machi
 
 Every control point write is recorded in :attr:`FtmsServer.writes`. A small test-facing API
 injects faults: :meth:`force_result`, :meth:`deny_control`, :meth:`disconnect`,
-:attr:`split_records`.
+:attr:`split_records`. A :class:`~retrotread_sim.faults.FaultPlan` (``sim://?faults=...``)
+acts here too: ``drop`` takes the link down for its duration, ``reject``, ``ignore`` and
+``late`` hit control point procedures, ``stale`` and ``freeze`` hit Treadmill Data, ``split``
+splits every record over two notifications.
 
 A client reaches the server through a :class:`Central` — the client's end of one link. The
 bleak backend in :mod:`retrotread_sim.ftms.bleak_backend` is one.
@@ -35,6 +38,8 @@ from retrotread_sim.belt import (
     StatusEvent,
     StatusKind,
 )
+from retrotread_sim.faults import FaultKind, FaultPlan
+from retrotread_sim.faults import ResultCode as FaultResult
 from retrotread_sim.ftms import codec
 from retrotread_sim.ftms.codec import OpCode, ResultCode, StatusCode, TrainingStatus
 from retrotread_sim.ftms.gatt import (
@@ -51,6 +56,22 @@ log = logging.getLogger(__name__)
 
 #: The control point procedures this treadmill supports (others: "op code not supported").
 _PROCEDURES = frozenset(OpCode) - {OpCode.RESPONSE}
+
+#: Fault plan command names of control point requests (op code, first parameter byte).
+_COMMANDS: dict[tuple[int, int | None], str] = {
+    (OpCode.START_OR_RESUME, None): "start",
+    (OpCode.STOP_OR_PAUSE, codec.StopPause.STOP): "stop",
+    (OpCode.STOP_OR_PAUSE, codec.StopPause.PAUSE): "pause",
+    (OpCode.SET_TARGET_SPEED, None): "set-speed",
+    (OpCode.SET_TARGET_INCLINATION, None): "set-incline",
+}
+
+_FAULT_RESULTS = {
+    FaultResult.NOT_SUPPORTED: ResultCode.NOT_SUPPORTED,
+    FaultResult.INVALID_PARAMETER: ResultCode.INVALID_PARAMETER,
+    FaultResult.FAILED: ResultCode.OPERATION_FAILED,
+    FaultResult.NOT_PERMITTED: ResultCode.CONTROL_NOT_PERMITTED,
+}
 
 
 @dataclass(frozen=True)
@@ -129,13 +150,23 @@ class Connection:
 class FtmsServer:
     """A treadmill's GATT server: FTMS (0x1826) and Device Information (0x180A)."""
 
-    def __init__(self, machine: SimTreadmill, options: FtmsOptions | None = None) -> None:
+    def __init__(
+        self,
+        machine: SimTreadmill,
+        options: FtmsOptions | None = None,
+        *,
+        plan: FaultPlan | None = None,
+    ) -> None:
         self.machine = machine
         self.options = options or FtmsOptions()
+        self.plan = plan or FaultPlan()
         self.connections: list[Connection] = []
         self.writes: list[ControlPointWrite] = []
         #: Split every Treadmill Data record over this many notifications (1 = whole).
-        self.split_records = 1
+        self.split_records = 2 if self.plan.split else 1
+        self._frozen: codec.TreadmillRecord | None = None
+        self._late_s = 0.0
+        self._watching_link: asyncio.Task[None] | None = None
         self._forced: dict[int, list[ResultCode | None]] = {}
         self._control_denied = False
         self._training_status: bytes | None = None
@@ -229,11 +260,28 @@ class FtmsServer:
 
     # -- links --------------------------------------------------------------------------------
 
+    @property
+    def reachable(self) -> bool:
+        """False while the fault plan has the link down: no adverts, no connections."""
+        return not self.plan.link_down(self._elapsed())
+
+    def _elapsed(self) -> float:
+        return self.machine.clock.now() - self.machine.created_at
+
     def connect(self, central: Central) -> Connection:
         """A client connects (the radio decides whether it may)."""
         connection = Connection(self, central)
         self.connections.append(connection)
+        if self.plan.link_changes() and self._watching_link is None:
+            self._watching_link = self._spawn(self._watch_link())
         return connection
+
+    async def _watch_link(self) -> None:
+        clock = self.machine.clock
+        for when in self.plan.link_changes():
+            await clock.sleep_until(self.machine.created_at + when)
+            if not self.reachable:
+                self.disconnect()
 
     def disconnect(self) -> None:
         """Test API: every link drops at once, as when the radio link is lost."""
@@ -332,14 +380,20 @@ class FtmsServer:
         result, echo = self._execute(connection, request)
         self.writes.append(ControlPointWrite(now, bytes(data), result))
         if result is not None:
-            self._spawn(self._answer(connection, request.op, result, echo))
+            delay, self._late_s = self.options.response_delay_s + self._late_s, 0.0
+            self._spawn(self._answer(connection, request.op, result, echo, delay))
 
     async def _answer(
-        self, connection: Connection, op: int, result: ResultCode, echo: bytes | None
+        self,
+        connection: Connection,
+        op: int,
+        result: ResultCode,
+        echo: bytes | None,
+        delay: float,
     ) -> None:
         # The indication follows the write's ATT response, never precedes it.
         clock = self.machine.clock
-        await clock.sleep_until(clock.now() + self.options.response_delay_s)
+        await clock.sleep_until(clock.now() + delay)
         if not connection.open:
             return
         connection.pending = False
@@ -366,6 +420,9 @@ class FtmsServer:
             return ResultCode.NOT_SUPPORTED, None
         if not connection.has_control:
             return ResultCode.CONTROL_NOT_PERMITTED, None
+        planned = self._planned_fault(request)
+        if planned is not None:
+            return planned
         try:
             echo = self._procedure(request)
         except codec.DecodeError:
@@ -380,6 +437,29 @@ class FtmsServer:
         elif self.options.control_per_command:
             connection.has_control = False
         return ResultCode.SUCCESS, echo if self.options.echo_targets else None
+
+    def _planned_fault(
+        self, request: codec.ControlRequest
+    ) -> tuple[ResultCode | None, bytes | None] | None:
+        """What the fault plan does to this request: refuse it, ignore it, or nothing."""
+        first = (
+            request.parameter[0]
+            if request.op == OpCode.STOP_OR_PAUSE and request.parameter
+            else None
+        )
+        name = _COMMANDS.get((request.op, first))
+        fault = self.plan.command_fault(name, self._elapsed()) if name else None
+        if fault is None or name is None:
+            return None
+        if fault.kind is FaultKind.IGNORE:
+            self.machine.note("link", name, "ignored by fault plan")
+            return None, None
+        if fault.kind is FaultKind.REJECT:
+            code = FaultResult(fault.value or FaultResult.FAILED.value)
+            self.machine.note("link", name, f"refused by fault plan: {code.value}")
+            return _FAULT_RESULTS[code], None
+        self._late_s = float(fault.value or 0)  # FaultKind.LATE: act now, answer later
+        return None
 
     def _procedure(self, request: codec.ControlRequest) -> bytes | None:
         """Act on one request; returns the Machine Status a real machine echoes, if any."""
@@ -462,7 +542,15 @@ class FtmsServer:
         )
 
     def notify_treadmill_data(self) -> None:
-        for fragment in codec.encode_treadmill_data(self.record(), self.split_records):
+        mode = self.plan.telemetry_mode(self._elapsed())
+        if mode is FaultKind.STALE:
+            return
+        record = self.record()
+        if mode is FaultKind.FREEZE:
+            self._frozen = record = self._frozen or record
+        else:
+            self._frozen = None
+        for fragment in codec.encode_treadmill_data(record, self.split_records):
             self._notify_all(codec.TREADMILL_DATA, fragment)
         self._refresh_training_status()
 
