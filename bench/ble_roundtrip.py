@@ -1,0 +1,107 @@
+"""Command round trip through the full BLE stack on the simulator, on the real clock.
+
+    python bench/ble_roundtrip.py [--quick]
+
+The path measured is the one a real FTMS treadmill takes, minus the air: the ``ble://``
+driver -> pyftms -> bleak -> the simulator's bleak backend -> its FTMS GATT server -> the
+simulated machine, and back as an indication and Treadmill Data notifications.
+
+* **write -> indication**: ``set_speed`` until the control point answers success;
+* **write -> confirmed**: until, in addition, Treadmill Data shows the belt at the target
+  within the profile's tolerance. The simulated belt here changes speed instantly and sends
+  its next record as soon as the indication is out, so the figure is the software's share;
+  on a real machine the belt's ramp and its ~1 Hz notifications dominate (seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.core import Row, dist_row
+from retrotread.clock import LoopClock, run
+from retrotread.drivers.base import Report, Telemetry
+from retrotread.drivers.ftms_ble import FtmsBleDriver
+from retrotread.drivers.url import DeviceUrl
+from retrotread.profiles import get_profile
+from retrotread.units import Increment, Quantity, Unit, mph, quantize
+from retrotread_sim import MachineSpec, SimTreadmill
+from retrotread_sim.ftms import FtmsOptions, FtmsServer, Radio, SimPeripheral
+
+
+def _speeds() -> list[Quantity]:
+    low, high = mph("2.6"), mph("3.2")
+    increment = Increment.of("0.01", Unit.KMH)
+    return [quantize(mph(f"{2.6 + 0.1 * i:.1f}"), low, high, increment) for i in range(7)]
+
+
+async def _round_trips(samples: int) -> tuple[list[float], list[float]]:
+    indicated: list[float] = []
+    confirmed: list[float] = []
+    machine = SimTreadmill(MachineSpec(accel_kmh_per_s=0, decel_kmh_per_s=0))
+    server = FtmsServer(machine, FtmsOptions(data_interval_s=3600))  # records sent below
+    radio = Radio()
+    peripheral = radio.add(SimPeripheral(server))
+    profile = get_profile("generic-ftms")
+    tolerance = profile.confirm.tolerance_mph.value
+    driver = FtmsBleDriver(
+        DeviceUrl.parse(f"ble://{peripheral.address}"),
+        profile,
+        LoopClock(),
+        routing=radio.routed,
+    )
+    target: list[Quantity] = []
+    reached = asyncio.Event()
+
+    def on_report(report: Report) -> None:
+        if isinstance(report, Telemetry) and target:
+            gap = abs(report.speed.to(Unit.MPH).value - target[0].to(Unit.MPH).value)
+            if gap <= tolerance:
+                reached.set()
+
+    driver.subscribe(on_report)
+    speeds = _speeds()
+    async with driver:
+        await driver.start()
+        for i in range(samples):
+            speed = speeds[i % len(speeds)]
+            target[:] = [speed]
+            reached.clear()
+            began = time.perf_counter()
+            await driver.set_speed(speed)
+            indicated.append(time.perf_counter() - began)
+            server.notify_treadmill_data()  # the machine's next record, at once
+            await reached.wait()
+            confirmed.append(time.perf_counter() - began)
+        await driver.stop()
+    server.close()
+    return indicated, confirmed
+
+
+def measure(quick: bool = False) -> list[Row]:
+    indicated, confirmed = run(_round_trips(100 if quick else 500))
+    return [
+        dist_row("BLE stack round trip: write -> indication", indicated, 10),
+        dist_row("BLE stack round trip: write -> confirmed by Treadmill Data", confirmed, 10),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples")
+    args = parser.parse_args()
+    for row in measure(args.quick):
+        print(
+            f"{row.metric}: {row.value}"
+            + (f"  [{row.target}: {row.verdict}]" if row.target else "")
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
