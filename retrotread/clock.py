@@ -85,3 +85,53 @@ def run[T](main: Coroutine[Any, Any, T], *, virtual: bool = False) -> T:
     factory = VirtualTimeLoop if virtual else None
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
+
+
+class ManualClock:
+    """A clock a test moves by hand with :meth:`advance`; sleepers wake once it passes them.
+
+    The console's tests use it for the session and the simulator while Textual keeps its own
+    (real) timers: program time then moves only when the test says, and by exactly as much.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+        self._free = False
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep_until(self, deadline: float) -> None:
+        if self._free:
+            self._now = max(self._now, deadline)
+            await asyncio.sleep(0)
+        if deadline <= self._now:
+            return
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((deadline, woken))
+        try:
+            await woken
+        finally:
+            self._sleepers = [s for s in self._sleepers if s[1] is not woken]
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward and wake every sleeper whose deadline has now passed."""
+        if seconds < 0:
+            raise ValueError("a clock does not run backwards")
+        self._now += seconds
+        for deadline, woken in list(self._sleepers):
+            if deadline <= self._now and not woken.done():
+                woken.set_result(None)
+
+    def run_freely(self) -> None:
+        """From now on nobody waits: each sleep jumps the clock to its deadline.
+
+        For a test's way out: whatever still sleeps (a session stopping its belt) finishes
+        without someone advancing the clock.
+        """
+        self._free = True
+        for deadline, woken in list(self._sleepers):
+            self._now = max(self._now, deadline)
+            if not woken.done():
+                woken.set_result(None)

@@ -1,0 +1,1 @@
+"""The operator console (Textual). Import ``retrotread.tui.app`` for the app itself."""

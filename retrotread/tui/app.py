@@ -1,0 +1,279 @@
+"""The operator console: a Textual app on the same engine as the headless runner.
+
+The app owns at most one session at a time. The session runs as a plain asyncio task, not a
+Textual worker, so that nothing Textual does on the way out can cancel it before it has sent
+stop: ``q`` stops the belt and quits once the session has ended; STOP (``s``, Escape, the
+button) stops at once from every screen; and however the app closes — an exception in the UI
+included — ``on_unmount`` stops the session and waits for it before the process goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from retrotread.clock import Clock, LoopClock
+from retrotread.drivers.registry import DEFAULT_DEVICE, open_treadmill
+from retrotread.errors import RetrotreadError
+from retrotread.events import StopReason
+from retrotread.profiles import bundled_profiles
+from retrotread.program import Program, builtin_programs
+from retrotread.session import STOP_WAIT_S, Session, SessionSummary
+from retrotread.tui.devices import DeviceChoice, Scanner, offered_devices
+from retrotread.tui.messages import AwaitingGo, SessionFailed, SessionFinished
+from retrotread.tui.screens.error import (
+    Choice,
+    ErrorModal,
+    Problem,
+    problem_for_connect,
+    problem_for_ending,
+)
+from retrotread.tui.screens.run import RunScreen
+from retrotread.tui.screens.start import StartScreen
+from retrotread.tui.screens.summary import OutcomeRecorder, SummaryScreen
+
+log = logging.getLogger(__name__)
+
+
+def default_grace_s() -> float:
+    """How long closing the console waits for a session to stop the belt and end."""
+    longest_command = max(p.confirm.command_timeout_s for p in bundled_profiles())
+    return longest_command + STOP_WAIT_S + 1.0
+
+
+class ConsoleApp(App[SessionSummary | None]):
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
+    TITLE = "retrotread"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "stop_belt", "STOP", show=False),
+        Binding("escape", "stop_belt", "STOP", show=False),
+        Binding("q", "quit", "Quit", show=False),
+        Binding("ctrl+q,ctrl+c", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(
+        self,
+        *,
+        program: Program | None = None,
+        device: str = DEFAULT_DEVICE,
+        go_straight_to_run: bool = False,
+        clock: Clock | None = None,
+        on_outcome: OutcomeRecorder | None = None,
+        scanner: Scanner | None = None,
+        programs: Sequence[Program] | None = None,
+        devices: Sequence[DeviceChoice] | None = None,
+        muted: bool = False,
+        shutdown_grace_s: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.initial_program = program
+        self.device = device
+        self.go_straight_to_run = go_straight_to_run and program is not None
+        self.clock: Clock = clock or LoopClock()
+        self.on_outcome = on_outcome
+        self.scanner = scanner
+        self.programs = list(programs) if programs is not None else builtin_programs()
+        self.devices = list(devices) if devices is not None else offered_devices()
+        self.muted = muted
+        self.shutdown_grace_s = default_grace_s() if shutdown_grace_s is None else shutdown_grace_s
+        self.session: Session | None = None
+        self.run_screen: RunScreen | None = None
+        self.last_summary: SessionSummary | None = None
+        self.bells = 0
+        self._session_task: asyncio.Task[None] | None = None
+        self._go: asyncio.Future[bool] | None = None
+        self._quitting = False
+
+    # -- screens ------------------------------------------------------------------------------
+
+    async def on_mount(self) -> None:
+        if self.go_straight_to_run and self.initial_program is not None:
+            await self.start_session(self.initial_program, self.device)
+        else:
+            await self.push_screen(self._start_screen())
+
+    def _start_screen(self) -> StartScreen:
+        return StartScreen(
+            self.programs,
+            self.devices,
+            device_url=self.device,
+            scanner=self.scanner,
+            program=self.initial_program,
+        )
+
+    async def _show_screen(self, screen: Screen[None]) -> None:
+        await self._close_modals()
+        if len(self.screen_stack) > 1:
+            await self.switch_screen(screen)
+        else:
+            await self.push_screen(screen)
+
+    async def _close_modals(self) -> None:
+        while isinstance(self.screen, ErrorModal):
+            await self.pop_screen()
+
+    async def show_start(self) -> None:
+        await self._show_screen(self._start_screen())
+
+    def show_problem(self, problem: Problem) -> None:
+        """A modal with what happened and what to do; one per kind of problem at a time.
+
+        A hold replaces an open rejection (a refused start is both): the hold says more.
+        """
+        if any(
+            isinstance(screen, ErrorModal) and screen.problem.key == problem.key
+            for screen in self.screen_stack
+        ):
+            return
+        top = self.screen
+        if isinstance(top, ErrorModal) and top.problem.key == "rejected" and problem.key == "hold":
+            top.dismiss(Choice.OK)
+        self.push_screen(ErrorModal(problem), self._on_problem_choice)
+
+    def close_problem(self, key: str) -> None:
+        if isinstance(self.screen, ErrorModal) and self.screen.problem.key == key:
+            self.screen.dismiss(Choice.OK)
+
+    def _on_problem_choice(self, choice: Choice | None) -> None:
+        if choice is Choice.RESUME and self.run_screen is not None:
+            self.run_screen.action_pause_resume()
+
+    # -- the session --------------------------------------------------------------------------
+
+    def session_live(self) -> bool:
+        return self._session_task is not None and not self._session_task.done()
+
+    async def start_session(self, program: Program, device: str) -> None:
+        """Open the device's driver and show the run screen; the belt waits for the go.
+
+        Raises :class:`~retrotread.errors.RetrotreadError` for a bad device URL or profile.
+        """
+        if self.session_live():
+            raise RetrotreadError("a session is already running")
+        treadmill = open_treadmill(device, clock=self.clock)
+        session = Session(program, treadmill, self.clock, go=self._wait_for_go)
+        screen = RunScreen(session)
+        session.subscribe(screen.post_engine_event)
+        self.session, self.run_screen, self.device = session, screen, device
+        self.initial_program = program
+        await self._show_screen(screen)
+        self._session_task = asyncio.create_task(self._play(session, device), name="session")
+
+    async def _play(self, session: Session, device: str) -> None:
+        try:
+            summary = await session.run()
+        except RetrotreadError as err:  # the device could not be reached: nothing moved
+            self.post_message(SessionFailed(err, device))
+            return
+        self.last_summary = summary
+        self.post_message(SessionFinished(summary))
+
+    async def _wait_for_go(self) -> bool:
+        self._go = asyncio.get_running_loop().create_future()
+        if self.run_screen is not None:
+            self.run_screen.post_message(AwaitingGo())
+        return await self._go
+
+    def give_go(self) -> None:
+        self._answer_go(True)
+
+    def _answer_go(self, go: bool) -> None:
+        if self._go is not None and not self._go.done():
+            self._go.set_result(go)
+
+    async def on_session_finished(self, message: SessionFinished) -> None:
+        if self._quitting:
+            self.exit(message.summary)
+            return
+        fault = self.run_screen.fatal_fault if self.run_screen else None
+        await self._show_screen(SummaryScreen(message.summary, self.on_outcome))
+        problem = problem_for_ending(message.summary, fault)
+        if problem is not None:
+            self.show_problem(problem)
+
+    async def on_session_failed(self, message: SessionFailed) -> None:
+        if self._quitting:
+            self.exit(None)
+            return
+        await self.show_start()
+        self.show_problem(problem_for_connect(message.error, message.device))
+
+    # -- operator actions anywhere ------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop_belt":
+            return self.session_live()
+        return True
+
+    def action_stop_belt(self) -> None:
+        """STOP: the belt stops at once and the program ends; nothing to confirm."""
+        if self.session is None or not self.session_live():
+            return
+        self.session.stop(StopReason.OPERATOR)
+        self._answer_go(False)
+
+    async def action_quit(self) -> None:
+        """Quit; a running belt is stopped first and the app leaves once the session ended."""
+        if self.session_live():
+            self._quitting = True
+            self.action_stop_belt()
+            return
+        self.exit(self.last_summary)
+
+    def action_toggle_mute(self) -> None:
+        self.muted = not self.muted
+        if self.run_screen is not None and self.run_screen.is_attached:
+            self.run_screen.show_mute()
+
+    def ring(self) -> None:
+        """The audible half of the 3-2-1 (the terminal bell), unless muted."""
+        if not self.muted:
+            self.bells += 1
+            self.bell()
+
+    async def on_unmount(self) -> None:
+        await self.end_session(StopReason.ERROR, "the console closed")
+
+    async def end_session(
+        self, reason: StopReason = StopReason.OPERATOR, detail: str = ""
+    ) -> SessionSummary | None:
+        """Stop a live session and wait (bounded) until it has stopped the belt and ended."""
+        task = self._session_task
+        if task is None:
+            return self.last_summary
+        if not task.done() and self.session is not None:
+            self.session.stop(reason, detail)
+            self._answer_go(False)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), self.shutdown_grace_s)
+        return self.last_summary
+
+
+async def run_console(app: ConsoleApp) -> SessionSummary | None:
+    """Run the console until it closes; SIGTERM stops the belt and quits like ``q``."""
+    loop = asyncio.get_running_loop()
+
+    def on_term() -> None:
+        app.call_later(app.action_quit)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+    try:
+        return await app.run_async()
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+        await app.end_session(StopReason.ERROR, "the console closed")
+
+
+__all__ = ["ConsoleApp", "run_console"]

@@ -1,0 +1,98 @@
+"""``retrotread tui``: the command line side of the console.
+
+This module is imported by the CLI on every run, so it imports Textual only inside
+:func:`cmd_tui`: ``retrotread run`` and the core never load it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from retrotread.drivers.registry import DEFAULT_DEVICE, open_treadmill
+from retrotread.program import find_program
+
+DESCRIPTION = """Open the operator console: big countdown, handrail cues, target and actual
+speed, STOP always one key away. With a PROGRAM it opens ready on that program (the belt
+starts on enter); without one it opens on the start screen."""
+
+KEYS = """keys on the run screen:
+  enter  start the belt (the go)      space  pause / resume
+  s, Esc STOP (belt stops at once)    n      skip the block
+  e      extend the block by 15 s     + / -  speed 0.1 mph up / down, within the band
+  m      mute the 3-2-1 bell          q      quit (stops the belt first)"""
+
+
+def add_tui_parser(commands: Any) -> None:
+    """Register ``tui`` on the CLI's sub-command parsers."""
+    tui = commands.add_parser(
+        "tui",
+        help="open the operator console (what `retrotread` alone does)",
+        description=DESCRIPTION,
+        epilog=KEYS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tui.add_argument(
+        "program", nargs="?", metavar="PROGRAM", help="built-in name or .toml file to open on"
+    )
+    tui.add_argument(
+        "--device", default=DEFAULT_DEVICE, metavar="URL", help="device URL (default: sim://)"
+    )
+    tui.add_argument("--mute", action="store_true", help="no terminal bell on the 3-2-1")
+    tui.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve the console to web browsers (e.g. a wall display) instead of this terminal",
+    )
+    tui.add_argument("--host", default="localhost", help="with --serve: address to listen on")
+    tui.add_argument("--port", type=int, default=8000, help="with --serve: port (8000)")
+
+
+def default_tui_args() -> argparse.Namespace:
+    """What ``retrotread`` with no arguments means: the console on the simulator."""
+    return argparse.Namespace(
+        program=None, device=DEFAULT_DEVICE, mute=False, serve=False, host="localhost", port=8000
+    )
+
+
+def serve_command(program: str | None, device: str, mute: bool) -> str:
+    """The command textual-serve starts for each browser that connects."""
+    parts = [sys.executable, "-m", "retrotread", "tui", "--device", device]
+    if mute:
+        parts.append("--mute")
+    if program:
+        parts.append(str(Path(program).resolve()) if Path(program).exists() else program)
+    return shlex.join(parts)
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    # Fail on a bad program or device URL before the screen is taken over.
+    program = find_program(args.program) if args.program else None
+    open_treadmill(args.device)
+    if args.serve:
+        from textual_serve.server import Server
+
+        command = serve_command(args.program, args.device, args.mute)
+        print(f"serving the console on http://{args.host}:{args.port} (Ctrl-C ends)")
+        Server(command, host=args.host, port=args.port, title="retrotread").serve()
+        return 0
+
+    from retrotread.headless import format_summary
+    from retrotread.tui.app import ConsoleApp, run_console
+    from retrotread.tui.devices import find_scanner
+
+    app = ConsoleApp(
+        program=program,
+        device=args.device,
+        go_straight_to_run=program is not None,
+        scanner=find_scanner(),
+        muted=args.mute,
+    )
+    summary = asyncio.run(run_console(app))
+    if summary is not None:
+        print(format_summary(summary))
+    return 0

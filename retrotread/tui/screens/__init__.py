@@ -1,0 +1,1 @@
+"""The console's screens: start, run, summary, and error modals."""

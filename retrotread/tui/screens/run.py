@@ -1,0 +1,363 @@
+"""The run screen: what the operator watches from two metres while the belt moves.
+
+Every engine event arrives as an :class:`~retrotread.tui.messages.EngineEvent` and updates the
+widgets; every key goes straight to the session (STOP does not wait for anything on screen).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Static
+
+from retrotread.drivers.base import MachineEventKind
+from retrotread.events import (
+    BlockExtended,
+    BlockSkipped,
+    BlockStarted,
+    CommandConfirmed,
+    CommandUnconfirmed,
+    Countdown,
+    CueDue,
+    Event,
+    Fault,
+    Notice,
+    Paused,
+    ProgramFinished,
+    ProgramStarted,
+    ProgramStopped,
+    Resumed,
+    SessionEnded,
+    TelemetryReceived,
+    Tick,
+)
+from retrotread.program.model import Step
+from retrotread.scheduler import EngineState
+from retrotread.session import Belt, Session
+from retrotread.tui.messages import AwaitingGo, EngineEvent
+from retrotread.tui.screens.error import is_rejection, problem_for_fault, problem_for_rejection
+from retrotread.tui.widgets.countdown import BigCountdown
+from retrotread.tui.widgets.cue import CueBanner
+from retrotread.tui.widgets.link import LinkState, LinkStatus
+from retrotread.tui.widgets.next_up import NextUp
+from retrotread.tui.widgets.pace import PacePanel, PaceReading
+from retrotread.tui.widgets.progress import ProgramProgress
+from retrotread.units import Unit, exact
+
+if TYPE_CHECKING:
+    from retrotread.tui.app import ConsoleApp
+
+NUDGE_MPH = 0.1
+#: Faults after which the link cannot carry commands any more.
+LINK_FAULTS = {"connect", "device", "stop"}
+
+
+class RunScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "go", "GO", priority=True),
+        Binding("g", "go", "GO", show=False),
+        Binding("s", "app.stop_belt", "STOP", priority=True),
+        Binding("escape", "app.stop_belt", "STOP", show=False, priority=True),
+        Binding("space", "pause_resume", "Pause", priority=True),
+        Binding("n", "skip", "Skip"),
+        Binding("e", "extend", "+15s"),
+        Binding("plus,equals_sign", "nudge(1)", "+0.1"),
+        Binding("minus,underscore", "nudge(-1)", "-0.1"),
+        Binding("m", "app.toggle_mute", "Mute"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+        self.program = session.program
+        first = self.program.steps[0]
+        self.step: Step = first
+        self.next_step: Step | None = self.program.steps[1] if len(self.program.steps) > 1 else None
+        self.remaining_s = first.duration_s
+        self.elapsed_s = 0.0
+        self.program_remaining_s = float(self.program.total_s)
+        self.waiting_for_go = False
+        self.started = False
+        self.ending = False
+        self.fatal_fault: Fault | None = None
+        self.warning = ""
+        self.status_text = "connecting to the device"
+
+    @property
+    def console(self) -> ConsoleApp:
+        return cast("ConsoleApp", self.app)
+
+    def post_engine_event(self, event: Event) -> None:
+        """The session's listener: never blocks the engine, only queues a message."""
+        self.post_message(EngineEvent(event))
+
+    # -- layout -------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="run-top"):
+            yield Static(self.program.name, id="program-name", markup=False)
+            yield Static("", id="mute-state", markup=False)
+            yield LinkState(self.session.treadmill.name, id="link")
+        yield Static("", id="block-title")
+        with Horizontal(id="run-main"):
+            with Vertical(id="countdown-box"):
+                yield BigCountdown(self.remaining_s, id="countdown")
+                yield Static("", id="run-status", markup=False)
+            with Vertical(id="run-side"):
+                yield PacePanel(id="pace")
+                stop = Button("STOP (s)", id="stop-button", variant="error", compact=True)
+                stop.can_focus = False
+                yield stop
+        yield CueBanner(id="cue")
+        yield NextUp(id="next-up")
+        yield ProgramProgress(self.program.steps, id="progress")
+        yield Static("", id="warning", markup=False)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._show_block(self.step, self.next_step, self.step.duration_s)
+        self._show_status()
+        self._show_pace()
+        self._show_mute()
+
+    # -- engine events ------------------------------------------------------------------------
+
+    def on_awaiting_go(self, message: AwaitingGo) -> None:
+        self.waiting_for_go = True
+        self.query_one(LinkState).set_status(LinkStatus.CONNECTED)
+        self._show_status()
+        self.refresh_bindings()
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        match event:
+            case ProgramStarted():
+                self.started = True
+                self.waiting_for_go = False
+                self.refresh_bindings()
+            case BlockStarted(step=step, next_step=next_step, ends_at=ends_at):
+                self._show_block(step, next_step, round(ends_at - event.at))
+            case Tick():
+                self._on_tick(event)
+            case CueDue(step=step):
+                self.query_one(NextUp).add_class("-soon")
+            case Countdown(step=step, count=count):
+                self.query_one(NextUp).show(step, self.remaining_s, count)
+                self.query_one(BigCountdown).add_class("-counting")
+                self.console.ring()
+            case Paused() | Resumed():
+                if isinstance(event, Resumed):
+                    self.console.close_problem("hold")
+                self._sync_remaining()
+                self.refresh_bindings()
+            case BlockSkipped(step=step):
+                self.notify(f"Skipped {step.title}", timeout=3)
+            case BlockExtended(seconds=seconds):
+                self._sync_remaining()
+                self.query_one(BigCountdown).remove_class("-counting")
+                self.notify(f"+{seconds} s on {self.step.title}", timeout=3)
+            case TelemetryReceived():
+                link = self.query_one(LinkState)
+                if link.status in (LinkStatus.CONNECTING, LinkStatus.CONNECTED):
+                    link.set_status(LinkStatus.CONNECTED)
+            case CommandConfirmed(command=command):
+                if self.warning.startswith(f"! {command} "):
+                    self._warn("")
+            case CommandUnconfirmed():
+                self._on_unconfirmed(event)
+            case Fault():
+                self._on_fault(event)
+            case Notice(message=text):
+                if text.startswith(MachineEventKind.LINK_RESTORED.value):
+                    self.query_one(LinkState).set_status(LinkStatus.CONNECTED)
+                self.notify(text, timeout=5)
+            case ProgramFinished() | ProgramStopped():
+                self.ending = True
+                self.waiting_for_go = False
+                self.refresh_bindings()
+            case SessionEnded():
+                self.query_one(LinkState).set_status(LinkStatus.CLOSED)
+        self._show_status()
+        self._show_pace()
+
+    def _on_tick(self, tick: Tick) -> None:
+        self.remaining_s = tick.remaining_s
+        self.elapsed_s = tick.program_elapsed_s
+        self.program_remaining_s = tick.program_remaining_s
+        self.query_one(BigCountdown).seconds = tick.remaining_s
+        self.query_one(NextUp).show(self.next_step, tick.remaining_s)
+        self._show_position()
+
+    def _sync_remaining(self) -> None:
+        """Seconds left in the block now (ticks come on whole seconds; a pause may not)."""
+        scheduler = self.session.scheduler
+        if scheduler.current is None or not self.started:
+            return
+        left = scheduler.block_end() - self.session.clock.now()
+        self.remaining_s = max(math.ceil(left - 1e-6), 0)
+        self.query_one(BigCountdown).seconds = self.remaining_s
+        self.query_one(NextUp).show(self.next_step, self.remaining_s)
+
+    def _on_unconfirmed(self, event: CommandUnconfirmed) -> None:
+        self._warn(f"! {event.command} not confirmed: {event.reason}")
+        if is_rejection(event):
+            self.console.show_problem(problem_for_rejection(event))
+
+    def _on_fault(self, fault: Fault) -> None:
+        link = self.query_one(LinkState)
+        if fault.kind == "link-lost":
+            link.set_status(LinkStatus.RECONNECTING)
+        elif fault.kind in LINK_FAULTS:
+            link.set_status(LinkStatus.LOST)
+        if fault.fatal:
+            self.fatal_fault = fault
+            self._warn(f"! {fault.message}")
+        else:
+            self.console.show_problem(problem_for_fault(fault))
+
+    def _show_block(self, step: Step, next_step: Step | None, remaining_s: int) -> None:
+        self.step, self.next_step, self.remaining_s = step, next_step, remaining_s
+        countdown = self.query_one(BigCountdown)
+        countdown.seconds = remaining_s
+        countdown.remove_class("-counting")
+        for kind_class in [c for c in countdown.classes if c.startswith("-kind-")]:
+            countdown.remove_class(kind_class)
+        countdown.add_class(f"-kind-{step.kind.value}")
+        total = len(self.program.steps)
+        title = Text(no_wrap=True, overflow="ellipsis")
+        title.append(f" {step.kind.label} ", style="bold reverse")
+        title.append(f" {step.title}", style="bold")
+        title.append(f"  ·  block {step.index + 1}/{total}  ·  facing the {step.facing.value}")
+        self.query_one("#block-title", Static).update(title)
+        self.query_one(CueBanner).show(step)
+        next_up = self.query_one(NextUp)
+        next_up.remove_class("-soon")
+        next_up.show(next_step, remaining_s)
+        self._show_position()
+
+    def _show_position(self) -> None:
+        """Where the session is in the program's own time line (extend and skip included)."""
+        step = self.step
+        into_block = min(max(step.duration_s - self.remaining_s, 0), step.duration_s)
+        self.query_one(ProgramProgress).show(step.start_s + into_block)
+
+    # -- what the screen says -----------------------------------------------------------------
+
+    def _show_status(self) -> None:
+        scheduler = self.session.scheduler
+        status = self.query_one("#run-status", Static)
+        for name in ("-ready", "-paused", "-ending"):
+            status.remove_class(name)
+        if self.ending:
+            text = "STOPPING THE BELT"
+            status.add_class("-ending")
+        elif self.waiting_for_go:
+            text = "READY · press enter to start the belt"
+            status.add_class("-ready")
+        elif not self.started:
+            text = "connecting to the device"
+        elif scheduler.state is EngineState.PAUSED:
+            reason = self.session.holding or "paused by the operator"
+            text = f"PAUSED · {reason} · space resumes"
+            status.add_class("-paused")
+        else:
+            text = "running"
+        self.status_text = text
+        status.update(text)
+
+    def _show_pace(self) -> None:
+        session = self.session
+        desired = session.desired
+        reading = PaceReading(
+            target_speed=desired.speed if desired.belt is Belt.RUNNING else None,
+            target_incline=desired.incline,
+            telemetry=session.telemetry,
+            elapsed_s=self.elapsed_s,
+            remaining_s=self.program_remaining_s,
+        )
+        self.query_one(PacePanel).show(reading)
+
+    def _show_mute(self) -> None:
+        self.query_one("#mute-state", Static).update("MUTED" if self.console.muted else "")
+
+    def _warn(self, text: str) -> None:
+        self.warning = text
+        self.query_one("#warning", Static).update(text)
+        self.query_one("#warning").set_class(bool(text), "-shown")
+
+    # -- operator actions ---------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        running = self.started and not self.ending
+        state = self.session.scheduler.state
+        if action == "go":
+            return self.waiting_for_go
+        if action in ("pause_resume", "extend"):
+            return running
+        if action in ("skip", "nudge"):
+            return running and state is EngineState.RUNNING
+        return True
+
+    def action_go(self) -> None:
+        if self.waiting_for_go:
+            self.waiting_for_go = False
+            self.console.give_go()
+            self._show_status()
+            self.refresh_bindings()
+
+    def action_pause_resume(self) -> None:
+        session = self.session
+        state = session.scheduler.state
+        if state is EngineState.RUNNING:
+            session.pause()
+        elif state is EngineState.PAUSED:
+            link = self.query_one(LinkState).status
+            if link in (LinkStatus.RECONNECTING, LinkStatus.LOST):
+                self.notify(
+                    "The link to the treadmill is down: resume once it shows connected.",
+                    severity="warning",
+                    timeout=5,
+                )
+                return
+            session.resume()
+        self._show_status()
+        self._show_pace()
+
+    def action_skip(self) -> None:
+        self.session.skip()
+
+    def action_extend(self) -> None:
+        self.session.extend(15)
+
+    def action_nudge(self, direction: int) -> None:
+        """+/- 0.1 mph on this block, refused at the edge of the block's band."""
+        session = self.session
+        step = session.scheduler.current
+        governor = session.governor
+        if step is None or step.block.speed is None or governor is None:
+            self.notify("This block has no belt speed to change.", timeout=3)
+            return
+        delta = exact(NUDGE_MPH) * direction
+        allowed = governor.speed_range(step.band)
+        requested = step.block.speed.to(Unit.MPH).value + session.nudge.value + delta
+        if not allowed.low.to(Unit.MPH).value <= requested <= allowed.high.to(Unit.MPH).value:
+            edge = "top" if direction > 0 else "bottom"
+            self.notify(f"At the {edge} of the band {step.band}.", severity="warning", timeout=3)
+            return
+        session.nudge_speed(float(delta))
+        self._show_pace()
+
+    def show_mute(self) -> None:
+        self._show_mute()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "stop-button":
+            event.stop()
+            self.console.action_stop_belt()

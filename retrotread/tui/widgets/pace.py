@@ -1,0 +1,78 @@
+"""Target against actual: speed (mph, with km/h), incline, distance, elapsed and remaining."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from retrotread.drivers.base import Telemetry
+from retrotread.program.model import Step, format_duration
+from retrotread.units import Quantity, format_number
+
+METRES_PER_MILE = 1609.344
+
+
+def describe_pace(step: Step) -> str:
+    block = step.block
+    if block.speed is None:
+        return f"belt paused, {format_number(block.incline.value, 1)} %"
+    return f"{format_number(block.speed.mph)} mph, {format_number(block.incline.value, 1)} %"
+
+
+def show_speed(speed: Quantity | None) -> str:
+    if speed is None:
+        return "-"
+    return f"{speed.mph:.1f} mph ({speed.kmh:.2f} km/h)"
+
+
+def show_incline(incline: Quantity | None) -> str:
+    return "-" if incline is None else f"{float(incline.value):.1f} %"
+
+
+def show_distance(metres: float) -> str:
+    return f"{metres / 1000:.2f} km ({metres / METRES_PER_MILE:.2f} mi)"
+
+
+@dataclass(frozen=True)
+class PaceReading:
+    target_speed: Quantity | None  # None: the belt is meant to be paused or stopped
+    target_incline: Quantity | None
+    telemetry: Telemetry | None
+    elapsed_s: float
+    remaining_s: float
+
+
+class PacePanel(Static):
+    """Two columns, set, actual; then distance and time."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self.reading: PaceReading | None = None
+
+    def show(self, reading: PaceReading) -> None:
+        self.reading = reading
+        self.update(self._table(reading))
+
+    @staticmethod
+    def _table(reading: PaceReading) -> Table:
+        actual = reading.telemetry
+        table = Table.grid(padding=(0, 1))
+        table.add_column(style="dim", no_wrap=True)
+        table.add_column(no_wrap=True)
+        table.add_row("Target", Text(show_speed(reading.target_speed), style="bold"))
+        table.add_row("Actual", show_speed(actual.speed if actual else None))
+        table.add_row(
+            "Incline",
+            f"{show_incline(reading.target_incline)} set · "
+            f"{show_incline(actual.incline if actual else None)} now",
+        )
+        table.add_row("Distance", show_distance(actual.distance_m if actual else 0.0))
+        table.add_row(
+            "Time",
+            f"{format_duration(reading.elapsed_s)} done · "
+            f"{format_duration(reading.remaining_s)} left",
+        )
+        return table

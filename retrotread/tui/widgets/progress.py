@@ -1,0 +1,83 @@
+"""The whole session as one bar: a coloured stretch per block, a marker where each begins.
+
+Done time is solid, time to come is shaded, and a pointer above the bar shows where the
+session is now. Characters come from the PC character set so the Linux console shows them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.widget import Widget
+
+from retrotread.program.model import BlockKind, Step
+
+KIND_COLOURS: dict[BlockKind, str] = {
+    BlockKind.WARM_UP: "green",
+    BlockKind.FORWARD: "blue",
+    BlockKind.RECOVERY: "cyan",
+    BlockKind.COOL_DOWN: "green",
+    BlockKind.RETRO: "magenta",
+    BlockKind.RETRO_RUN: "bright_magenta",
+    BlockKind.TURN_AROUND: "yellow",
+}
+DONE, TO_DO, BOUNDARY, POINTER = "█", "░", "│", "▼"
+
+
+def bar_cells(steps: Sequence[Step], width: int) -> list[tuple[int, bool]]:
+    """For each of ``width`` cells: the index of the step it shows, and whether one begins there.
+
+    A cell shows the step covering its middle; a cell in which a step begins gets a marker, so
+    even a five-second turn-around in an hour-long session is visible.
+    """
+    total = sum(step.duration_s for step in steps)
+    if not steps or total <= 0 or width <= 0:
+        return []
+    cells: list[tuple[int, bool]] = []
+    index = 0
+    for column in range(width):
+        start, end = column * total / width, (column + 1) * total / width
+        middle = (start + end) / 2
+        while index + 1 < len(steps) and steps[index + 1].start_s <= middle:
+            index += 1
+        begins = any(start <= step.start_s < end for step in steps[1:])
+        shown = index
+        if begins:  # the marker takes the colour of the block that begins in this cell
+            shown = next(step.index for step in steps[1:] if start <= step.start_s < end)
+        cells.append((shown, begins))
+    return cells
+
+
+class ProgramProgress(Widget):
+    """Two rows: the pointer, then the bar."""
+
+    def __init__(self, steps: Sequence[Step], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.steps = tuple(steps)
+        self.total_s = sum(step.duration_s for step in self.steps)
+        self.elapsed_s = 0.0
+
+    def show(self, elapsed_s: float) -> None:
+        if elapsed_s != self.elapsed_s:
+            self.elapsed_s = elapsed_s
+            self.refresh()
+
+    def render(self) -> Text:
+        width = self.content_size.width
+        cells = bar_cells(self.steps, width)
+        if not cells:
+            return Text("")
+        done_cells = round(min(self.elapsed_s / self.total_s, 1.0) * width)
+        pointer = min(done_cells, width - 1)
+        text = Text(no_wrap=True, overflow="crop")
+        text.append(" " * pointer + POINTER + "\n", style="bold")
+        for column, (index, begins) in enumerate(cells):
+            colour = KIND_COLOURS[self.steps[index].kind]
+            if begins:
+                text.append(BOUNDARY, style=f"bold {colour}")
+            elif column < done_cells:
+                text.append(DONE, style=colour)
+            else:
+                text.append(TO_DO, style=colour)
+        return text
