@@ -111,3 +111,56 @@ class Reports:
         )
         assert isinstance(report, Telemetry)
         return report
+
+
+RETRO_CHECK = """\
+name = "serial-check"
+description = "Warm up, turn around, walk backward: a short program for serial end-to-end tests."
+
+[defaults]
+incline = 2.0
+retro_band = [2.6, 3.2]
+
+[[blocks]]
+kind = "warm-up"
+duration = "3s"
+speed = 2.6
+
+[[blocks]]
+kind = "turn-around"
+
+[[blocks]]
+kind = "retro"
+duration = "3s"
+speed = 3.2
+"""
+
+TWO_SPEEDS = """\
+name = "two-speeds"
+description = "2.6 then 3.2 mph at 2.0 %: the retro-walk settings, forward, for the wire tests."
+
+[defaults]
+incline = 2.0
+
+[[blocks]]
+kind = "warm-up"
+duration = "3s"
+speed = 2.6
+
+[[blocks]]
+kind = "forward"
+duration = "3s"
+speed = 3.2
+"""
+
+
+def write_program(folder: Path, text: str, name: str = "program.toml") -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def in_order(wanted: list[str], received: list[str]) -> bool:
+    """Whether ``wanted`` appear in ``received`` in this order (others may come between)."""
+    remaining = iter(received)
+    return all(any(item == got for got in remaining) for item in wanted)
