@@ -413,9 +413,10 @@ def test_lost_link_reconnects_with_backoff_and_rereads_the_belt() -> None:
         assert rig.events == [MachineEventKind.LINK_LOST]
         assert not driver.connected
         assert driver.latest is None  # unknown until the belt reports again
+        lost_at = asyncio.get_running_loop().time()
         with pytest.raises(LinkLost, match="reconnecting"):
             await driver.stop()
-        lost_at = asyncio.get_running_loop().time()
+        assert asyncio.get_running_loop().time() == lost_at  # at once, not after a retry
         await asyncio.sleep(10)
         rig.peripheral.in_range = True
         await asyncio.sleep(20)

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import fnmatch
 import logging
 import math
@@ -323,11 +322,6 @@ def pyftms_value(wire: int, resolution: Increment) -> float:
 # -- the driver ----------------------------------------------------------------------------------
 
 
-class _Target(enum.Enum):
-    ADDRESS = "address"
-    NAME = "name"
-
-
 class FtmsBleDriver(Treadmill):
     scheme: ClassVar[str] = "ble"
     url_grammar: ClassVar[str] = (
@@ -356,7 +350,7 @@ class FtmsBleDriver(Treadmill):
         profile_from_name: bool = False,
     ) -> None:
         super().__init__(url, profile, clock)
-        self._kind, self._wanted = self._parse_target(url)
+        self._wanted, self._what = self._parse_target(url)
         self._scan_timeout = url.number("scan_timeout", self.url_grammar, SCAN_TIMEOUT_S)
         self._profile_from_name = profile_from_name
         self._routing = routing
@@ -392,18 +386,20 @@ class FtmsBleDriver(Treadmill):
             profile = get_profile(url.options.get("profile", cls.default_profile))
         return cls(url, profile, clock, routing=routing, profile_from_name=from_name)
 
-    def _parse_target(self, url: DeviceUrl) -> tuple[_Target, str]:
+    def _parse_target(self, url: DeviceUrl) -> tuple[Callable[[Sighting], bool], str]:
+        """Which sighting is the treadmill the URL means, and how to say so."""
         name = url.options.get("name")
-        address = url.location.strip("/")
+        address = url.location.strip("/").upper()
         if name and address:
             raise DeviceUrlError(
                 f"{url.text!r}: give an address or ?name=..., not both\n"
                 f"  grammar: {self.url_grammar}"
             )
         if name:
-            return _Target.NAME, name
+            pattern = name.casefold()
+            return lambda s: fnmatch.fnmatchcase(s.name.casefold(), pattern), f"name {name!r}"
         if address:
-            return _Target.ADDRESS, address
+            return lambda s: s.address.upper() == address, f"address {address}"
         raise DeviceUrlError(
             f"{url.text!r}: which treadmill? give its address (ble://AA:BB:CC:DD:EE:FF) or "
             f"its name (ble://?name=...); `retrotread scan` lists them\n"
@@ -483,26 +479,14 @@ class FtmsBleDriver(Treadmill):
         self._exit.close()
 
     async def _find(self) -> Sighting:
-        if self._kind is _Target.ADDRESS:
-            address = self._wanted.upper()
-
-            def wanted(s: Sighting) -> bool:
-                return s.address.upper() == address
-
-            what = f"address {self._wanted}"
-        else:
-            pattern = self._wanted.casefold()
-
-            def wanted(s: Sighting) -> bool:
-                return fnmatch.fnmatchcase(s.name.casefold(), pattern)
-
-            what = f"name {self._wanted!r}"
+        wanted = self._wanted
         sightings = [s for s in await scan(self._scan_timeout, until=wanted) if wanted(s)]
         if not sightings:
             raise DeviceUnavailable(
                 Unavailable.NOT_FOUND,
-                f"no FTMS machine with {what} answered within {self._scan_timeout:g} s; is it "
-                f"on, in range and not connected to another app? (`retrotread scan` lists them)",
+                f"no FTMS machine with {self._what} answered within {self._scan_timeout:g} s; "
+                f"is it on, in range and not connected to another app? (`retrotread scan` "
+                f"lists them)",
             )
         sighting = sightings[0]
         if not sighting.is_treadmill:
@@ -622,6 +606,8 @@ class FtmsBleDriver(Treadmill):
         belt: BeltStatus | None = None,
         detail: Callable[[], str] | None = None,
     ) -> None:
+        if not self._link_up:  # fail at once, not behind a reconnect attempt holding the lock
+            raise LinkLost(f"{command}: the link to {self.name} is down; reconnecting")
         async with self._lock:
             if self.profile.quirks.request_control_each_command:
                 granted = await self._send("request control", _request_control)

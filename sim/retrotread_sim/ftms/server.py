@@ -448,8 +448,7 @@ class FtmsServer:
             else None
         )
         name = _COMMANDS.get((request.op, first))
-        fault = self.plan.command_fault(name, self._elapsed()) if name else None
-        if fault is None or name is None:
+        if name is None or (fault := self.plan.command_fault(name, self._elapsed())) is None:
             return None
         if fault.kind is FaultKind.IGNORE:
             self.machine.note("link", name, "ignored by fault plan")
