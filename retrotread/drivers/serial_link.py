@@ -375,7 +375,7 @@ class SerialTreadmill[Message](Treadmill):
         try:
             await self._handshake()
         except DeviceError as err:
-            await self._close_link()
+            await self.close()  # also ends a reconnect the handshake's failure may have begun
             raise DeviceUnavailable(
                 Unavailable.NOT_A_TREADMILL, f"{self.port}: no {self.protocol} answer ({err})"
             ) from err
