@@ -5,7 +5,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean system
+
+# Debian packages the tests use for real: espeak-ng speaks the cues, sox measures audio.
+# Installed only when missing (apt-get update runs once, then), so a second run stays fast.
+SYSTEM_PACKAGES := espeak-ng sox
 
 $(STAMP): pyproject.toml sim/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "retrotread needs Python 3.12+ (found " + sys.version.split()[0] + "); install it or set PYTHON=python3.12")'
@@ -17,7 +21,16 @@ $(STAMP): pyproject.toml sim/pyproject.toml
 demo: $(STAMP)
 	$(BIN)/retrotread run first-week --rehearse
 
-test: $(STAMP)
+system:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if ! command -v apt-get >/dev/null; then echo "make: install $$missing (not a Debian machine)" >&2; exit 0; fi; \
+		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		echo "installing $$missing"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: system $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy

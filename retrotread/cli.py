@@ -29,6 +29,7 @@ from retrotread.program import (
 )
 from retrotread.scheduler import EngineState
 from retrotread.session import Outcome, Session, SessionSummary
+from retrotread.speech.options import add_speech_options, settings_from_args, speaker_for_run
 from retrotread.tui.command import add_tui_parser, cmd_tui, default_tui_args
 
 log = logging.getLogger("retrotread")
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the belt without a person's go (every change is still announced)",
     )
     run_parser.add_argument("--quiet", action="store_true", help="print only the summary")
+    add_speech_options(run_parser)
     records.add_recording_options(run_parser)
 
     check = commands.add_parser("check", help="validate program files")
@@ -242,9 +244,12 @@ async def play(
 
     for signum in signals:
         loop.add_signal_handler(signum, on_signal, signum)
+    speaker = await speaker_for_run(args, session, clock)
     try:
         return await session.run()
     finally:
+        if speaker is not None:  # "program complete" or a STOP is still being said
+            await speaker.close()
         for signum in signals:
             loop.remove_signal_handler(signum)
         if operator is not None:
@@ -265,6 +270,7 @@ def cmd_run(args: argparse.Namespace, program: Program | None = None) -> int:
     # Fail on a bad program or URL before anything connects.
     program = program or find_program(args.program)
     open_treadmill(args.device)
+    settings_from_args(args)
     recording = records.open_recording(args)
     summary = run(play(args, program, recording), virtual=args.rehearse)
     print(format_summary(summary))

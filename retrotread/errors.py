@@ -4,6 +4,7 @@
      ├── ProgramError            a program file is wrong (file, line, field)  [program.loader]
      ├── ProfileError            a device profile is wrong or unknown
      ├── SafetyError             the governor refused a command: nothing was sent
+     ├── SpeechError             spoken cues: bad settings, or no engine or audio output
      └── DeviceError             anything between retrotread and a treadmill
           ├── DeviceUrlError     a device URL names an unknown scheme or option
           ├── DeviceUnavailable  the device cannot be found or opened (reason: Unavailable)
@@ -30,6 +31,10 @@ class ProfileError(RetrotreadError):
 
 
 class SafetyError(RetrotreadError):
+    pass
+
+
+class SpeechError(RetrotreadError):
     pass
 
 

@@ -41,11 +41,9 @@ class Handrail(enum.StrEnum):
 
     @property
     def cue(self) -> str:
-        return {
-            Handrail.BOTH_HANDS: "hold both handrails",
-            Handrail.LIGHT_TOUCH: "light touch on the handrails",
-            Handrail.HANDS_FREE: "hands free",
-        }[self]
+        from retrotread import cues  # the wording lives in one place; imported late (a cycle)
+
+        return cues.handrail(self)
 
 
 class Facing(enum.StrEnum):
@@ -161,14 +159,10 @@ class Step:
 
     @property
     def cue(self) -> str:
-        """The full cue: handrail instruction, then the block's own words."""
-        if self.kind is BlockKind.TURN_AROUND:
-            parts = [f"Hold both handrails, turn to face the {self.facing.value}"]
-        else:
-            parts = [self.block.handrail.cue.capitalize()]
-        if self.block.cue:
-            parts.append(self.block.cue[:1].upper() + self.block.cue[1:])
-        return ". ".join(parts)
+        """The full cue: handrail instruction, then the block's own words (retrotread.cues)."""
+        from retrotread import cues
+
+        return cues.display_cue(self)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,78 @@
+"""Speech settings on the command line: ``--mute``, ``--voice``, ``--speech-rate``,
+``--volume``, ``--language``, ``--audio-player``; and the speaker for a headless run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from retrotread.clock import Clock
+from retrotread.speech.engine import RATE_RANGE, VOLUME_RANGE, SpeechSettings, parse_player
+from retrotread.speech.speaker import Speaker, Subscribable
+
+DEFAULTS = SpeechSettings()
+
+
+def add_speech_options(parser: Any) -> None:
+    group = parser.add_argument_group(
+        "spoken cues", "every cue is also spoken (espeak-ng), for a walker facing away"
+    )
+    group.add_argument("--mute", action="store_true", help="do not speak the cues")
+    group.add_argument(
+        "--language",
+        default=DEFAULTS.language,
+        metavar="LANG",
+        help=f"espeak-ng language, e.g. en, en-gb, en-us (default: {DEFAULTS.language})",
+    )
+    group.add_argument(
+        "--voice", default=DEFAULTS.voice, metavar="VARIANT", help="espeak-ng voice, e.g. f3, m1"
+    )
+    group.add_argument(
+        "--speech-rate",
+        type=int,
+        default=DEFAULTS.rate_wpm,
+        metavar="WPM",
+        help=f"words per minute, {RATE_RANGE[0]}–{RATE_RANGE[1]} (default: {DEFAULTS.rate_wpm})",
+    )
+    group.add_argument(
+        "--volume",
+        type=int,
+        default=DEFAULTS.volume,
+        metavar="PERCENT",
+        help=f"{VOLUME_RANGE[0]}–{VOLUME_RANGE[1]} % of normal loudness (default: 100)",
+    )
+    group.add_argument(
+        "--audio-player",
+        default="",
+        metavar="CMD",
+        help="play speech through CMD reading WAV on stdin (e.g. 'aplay -q', 'paplay') "
+        "instead of espeak-ng's own audio output",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> SpeechSettings:
+    """Raises :class:`~retrotread.errors.SpeechError` on a bad value (a usage error)."""
+    return SpeechSettings(
+        language=args.language,
+        voice=args.voice,
+        rate_wpm=args.speech_rate,
+        volume=args.volume,
+        player=parse_player(args.audio_player) if args.audio_player else (),
+    )
+
+
+def print_notice(message: str) -> None:
+    print(f"retrotread: {message}", file=sys.stderr, flush=True)
+
+
+async def speaker_for_run(
+    args: argparse.Namespace, session: Subscribable, clock: Clock
+) -> Speaker | None:
+    """The speaker for ``retrotread run``: none when muted or rehearsing (a rehearsal plays
+    on the virtual clock in a blink; there is no one on the belt to hear it)."""
+    if args.mute or args.rehearse:
+        return None
+    speaker = await Speaker.open(settings_from_args(args), clock, notice=print_notice)
+    speaker.attach(session)
+    return speaker
