@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.core import Row, dist_row
+from bench.core import Row, dist_row, percentiles
 from retrotread.clock import LoopClock, run
 from retrotread.drivers.base import Report, Telemetry
 from retrotread.drivers.ftms_ble import FtmsBleDriver
@@ -83,11 +84,50 @@ async def _round_trips(samples: int) -> tuple[list[float], list[float]]:
     return indicated, confirmed
 
 
+async def _bare_pyftms(samples: int) -> list[float]:
+    """The same writes through a bare pyftms client: no retrotread layers at all."""
+    from pyftms import Treadmill as PyftmsTreadmill
+
+    from retrotread.drivers.ftms_ble import scan
+
+    indicated: list[float] = []
+    machine = SimTreadmill(MachineSpec(accel_kmh_per_s=0, decel_kmh_per_s=0))
+    server = FtmsServer(machine, FtmsOptions(data_interval_s=3600))
+    radio = Radio()
+    radio.add(SimPeripheral(server))
+    speeds = [float(s.to(Unit.KMH).value) + 0.005 for s in _speeds()]  # pyftms truncates
+    with radio.routed():
+        sighting = (await scan(5.0))[0]
+        client = PyftmsTreadmill(sighting.device, sighting.advertisement, timeout=5.0)
+        await client.connect()
+        await client._write_command(0x00)  # Request Control (pyftms asks it lazily otherwise)
+        await client.start_resume()
+        for i in range(samples):
+            began = time.perf_counter()
+            await client.set_target_speed(speeds[i % len(speeds)])
+            indicated.append(time.perf_counter() - began)
+        await client.stop()
+        await client.disconnect()
+    server.close()
+    return indicated
+
+
 def measure(quick: bool = False) -> list[Row]:
-    indicated, confirmed = run(_round_trips(100 if quick else 500))
+    samples = 100 if quick else 500
+    indicated, confirmed = run(_round_trips(samples))
+    bare = run(_bare_pyftms(samples))
+    ratio_p50 = statistics.median(indicated) / statistics.median(bare)
+    ratio_p99 = percentiles(indicated)[1] / percentiles(bare)[1]
     return [
         dist_row("BLE stack round trip: write -> indication", indicated, 10),
         dist_row("BLE stack round trip: write -> confirmed by Treadmill Data", confirmed, 10),
+        dist_row("bare pyftms client, same writes: write -> indication", bare),
+        Row(
+            "retrotread's layers over bare pyftms (write -> indication)",
+            f"{ratio_p50:.2f}x at p50, {ratio_p99:.2f}x at p99",
+            "within 1.2x",
+            "ok" if ratio_p50 <= 1.2 else "MISSED",
+        ),
     ]
 
 

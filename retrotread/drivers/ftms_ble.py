@@ -361,7 +361,7 @@ class FtmsBleDriver(Treadmill):
         self._exit = contextlib.ExitStack()
         self._link_up = False
         self._closing = False
-        self._link_gone = asyncio.Event()
+        self._in_flight: set[asyncio.Future[Any]] = set()  # cancelled when the link drops
         self._fresh = asyncio.Event()
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -509,7 +509,6 @@ class FtmsBleDriver(Treadmill):
         except (TimeoutError, AssertionError, ValueError) as err:  # unreadable GATT tables
             raise DeviceUnavailable(Unavailable.CONNECT_FAILED, f"{self.name}: {err!r}") from err
         self._link_up = True
-        self._link_gone.clear()
         return await self._send("request control", _request_control)
 
     def _read_capabilities(self, client: _PyftmsTreadmill) -> Capabilities:
@@ -645,23 +644,21 @@ class FtmsBleDriver(Treadmill):
         client = self._client
         if client is None or not self._link_up:
             raise LinkLost(f"{command}: the link to {self.name} is down; reconnecting")
-        work = asyncio.ensure_future(action(client))
-        gone = asyncio.ensure_future(self._link_gone.wait())
+        # One task per procedure, so a disconnect can cancel it (see _on_disconnect). It starts
+        # eagerly: the write goes out now, not one event-loop turn later.
+        loop = asyncio.get_running_loop()
+        work: asyncio.Task[ResultCode] = asyncio.Task(action(client), loop=loop, eager_start=True)
+        self._in_flight.add(work)
         try:
-            await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            gone.cancel()
-            if not work.done():
-                work.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await work
-        if work.cancelled():
-            raise LinkLost(
-                f"{command}: the link to {self.name} dropped before the treadmill answered; "
-                f"outcome unknown"
-            )
-        try:
-            return ResultCode(work.result())
+            return ResultCode(await work)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if work.cancelled() and task is not None and not task.cancelling():
+                raise LinkLost(
+                    f"{command}: the link to {self.name} dropped before the treadmill "
+                    f"answered; outcome unknown"
+                ) from None
+            raise
         except TimeoutError as err:
             # No answer: the procedure failed and its outcome is unknown. FTMS says to send
             # nothing more on this link: drop it (LINK_LOST) and reconnect.
@@ -674,6 +671,8 @@ class FtmsBleDriver(Treadmill):
             ) from err
         except BleakError as err:
             raise LinkLost(f"{command}: {err}") from err
+        finally:
+            self._in_flight.discard(work)
 
     async def _drop_link(self) -> None:
         client = self._client
@@ -685,7 +684,8 @@ class FtmsBleDriver(Treadmill):
 
     def _on_disconnect(self, _client: object) -> None:
         self._link_up = False
-        self._link_gone.set()
+        for work in list(self._in_flight):
+            work.cancel()
         if self._closing:
             return
         log.warning("link to %s lost; reconnecting", self.name)
