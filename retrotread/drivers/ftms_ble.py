@@ -50,7 +50,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, cast
 
 from bleak import BleakScanner
 from bleak.backends.device import BLEDevice
@@ -647,7 +647,8 @@ class FtmsBleDriver(Treadmill):
         # One task per procedure, so a disconnect can cancel it (see _on_disconnect). It starts
         # eagerly: the write goes out now, not one event-loop turn later.
         loop = asyncio.get_running_loop()
-        work: asyncio.Task[ResultCode] = asyncio.Task(action(client), loop=loop, eager_start=True)
+        procedure = cast(Coroutine[Any, Any, ResultCode], action(client))
+        work: asyncio.Task[ResultCode] = asyncio.Task(procedure, loop=loop, eager_start=True)
         self._in_flight.add(work)
         try:
             return ResultCode(await work)
