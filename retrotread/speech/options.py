@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import Any
 
@@ -14,11 +15,13 @@ from retrotread.speech.speaker import Speaker, Subscribable
 DEFAULTS = SpeechSettings()
 
 
-def add_speech_options(parser: Any) -> None:
+def add_speech_options(parser: Any, *, mute: bool = True) -> None:
+    """The speech settings; ``mute=False`` where the parser has its own ``--mute``."""
     group = parser.add_argument_group(
         "spoken cues", "every cue is also spoken (espeak-ng), for a walker facing away"
     )
-    group.add_argument("--mute", action="store_true", help="do not speak the cues")
+    if mute:
+        group.add_argument("--mute", action="store_true", help="do not speak the cues")
     group.add_argument(
         "--language",
         default=DEFAULTS.language,
@@ -60,6 +63,32 @@ def settings_from_args(args: argparse.Namespace) -> SpeechSettings:
         volume=args.volume,
         player=parse_player(args.audio_player) if args.audio_player else (),
     )
+
+
+def speech_settings(args: argparse.Namespace) -> SpeechSettings:
+    """Like :func:`settings_from_args`, with the defaults for options a caller did not set
+    (``retrotread`` alone opens the console with a bare namespace)."""
+    filled = argparse.Namespace(
+        language=DEFAULTS.language,
+        voice=DEFAULTS.voice,
+        speech_rate=DEFAULTS.rate_wpm,
+        volume=DEFAULTS.volume,
+        audio_player="",
+    )
+    vars(filled).update({k: v for k, v in vars(args).items() if k in vars(filled)})
+    return settings_from_args(filled)
+
+
+def speech_flags(args: argparse.Namespace) -> list[str]:
+    """The speech options as command-line flags, for a console started per browser."""
+    settings = speech_settings(args)
+    flags = ["--language", settings.language, "--speech-rate", str(settings.rate_wpm)]
+    flags += ["--volume", str(settings.volume)]
+    if settings.voice:
+        flags += ["--voice", settings.voice]
+    if settings.player:
+        flags += ["--audio-player", shlex.join(settings.player)]
+    return flags
 
 
 def print_notice(message: str) -> None:

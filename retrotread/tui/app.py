@@ -28,6 +28,7 @@ from retrotread.events import StopReason
 from retrotread.profiles import bundled_profiles
 from retrotread.program import Program, builtin_programs
 from retrotread.session import STOP_WAIT_S, Session, SessionSummary
+from retrotread.speech import Speaker, SpeechSettings
 from retrotread.tui.devices import DeviceChoice, Scanner, offered_devices
 from retrotread.tui.messages import AwaitingGo, SessionFailed, SessionFinished
 from retrotread.tui.screens.error import (
@@ -40,6 +41,7 @@ from retrotread.tui.screens.error import (
 from retrotread.tui.screens.run import RunScreen
 from retrotread.tui.screens.start import StartScreen
 from retrotread.tui.screens.summary import OutcomeRecorder, SummaryScreen
+from retrotread.tui.screens.walker import WalkerScreen
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class ConsoleApp(App[SessionSummary | None]):
         Binding("s", "stop_belt", "STOP", show=False),
         Binding("escape", "stop_belt", "STOP", show=False),
         Binding("q", "quit", "Quit", show=False),
+        Binding("w", "walker_view", "Walker view", show=False),
         Binding("ctrl+q,ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
@@ -74,6 +77,8 @@ class ConsoleApp(App[SessionSummary | None]):
         devices: Sequence[DeviceChoice] | None = None,
         muted: bool = False,
         shutdown_grace_s: float | None = None,
+        walker: bool = False,
+        speech: SpeechSettings | None = None,
     ) -> None:
         super().__init__()
         self.initial_program = program
@@ -85,6 +90,9 @@ class ConsoleApp(App[SessionSummary | None]):
         self.programs = list(programs) if programs is not None else builtin_programs()
         self.devices = list(devices) if devices is not None else offered_devices()
         self.muted = muted
+        self.walker = walker  # open each session in the walker view
+        self.speech = speech  # None: no spoken cues (tests, --rehearse)
+        self.speaker: Speaker | None = None
         self.shutdown_grace_s = default_grace_s() if shutdown_grace_s is None else shutdown_grace_s
         self.session: Session | None = None
         self.run_screen: RunScreen | None = None
@@ -97,6 +105,8 @@ class ConsoleApp(App[SessionSummary | None]):
     # -- screens ------------------------------------------------------------------------------
 
     async def on_mount(self) -> None:
+        if self.speech is not None:
+            await self._open_speaker(self.speech)
         if self.go_straight_to_run and self.initial_program is not None:
             await self.start_session(self.initial_program, self.device)
         else:
@@ -119,7 +129,7 @@ class ConsoleApp(App[SessionSummary | None]):
             await self.push_screen(screen)
 
     async def _close_modals(self) -> None:
-        while isinstance(self.screen, ErrorModal):
+        while isinstance(self.screen, ErrorModal | WalkerScreen):
             await self.pop_screen()
 
     async def show_start(self) -> None:
@@ -164,9 +174,13 @@ class ConsoleApp(App[SessionSummary | None]):
         session = Session(program, treadmill, self.clock, go=self._wait_for_go)
         screen = RunScreen(session)
         session.subscribe(screen.post_engine_event)
+        if self.speaker is not None:
+            self.speaker.attach(session)
         self.session, self.run_screen, self.device = session, screen, device
         self.initial_program = program
         await self._show_screen(screen)
+        if self.walker:
+            await self.push_screen(WalkerScreen(session))
         self._session_task = asyncio.create_task(self._play(session, device), name="session")
 
     async def _play(self, session: Session, device: str) -> None:
@@ -232,8 +246,27 @@ class ConsoleApp(App[SessionSummary | None]):
 
     def action_toggle_mute(self) -> None:
         self.muted = not self.muted
+        if self.speaker is not None:
+            self.speaker.muted = self.muted
         if self.run_screen is not None and self.run_screen.is_attached:
             self.run_screen.show_mute()
+
+    async def action_walker_view(self) -> None:
+        """Only the big countdown and the cue, for a screen where the walker looks."""
+        live = self.session is not None and self.session_live()
+        if live and self.session is not None and not isinstance(self.screen, WalkerScreen):
+            await self.push_screen(WalkerScreen(self.session))
+
+    async def _open_speaker(self, settings: SpeechSettings) -> None:
+        def notice(message: str) -> None:
+            self.notify(message, severity="warning", timeout=8)
+
+        try:
+            self.speaker = await Speaker.open(settings, self.clock, notice=notice, ring=self.bell)
+        except RetrotreadError as err:
+            notice(f"cues will not be spoken: {err}")
+            return
+        self.speaker.muted = self.muted
 
     def ring(self) -> None:
         """The audible half of the 3-2-1 (the terminal bell), unless muted."""
@@ -243,6 +276,8 @@ class ConsoleApp(App[SessionSummary | None]):
 
     async def on_unmount(self) -> None:
         await self.end_session(StopReason.ERROR, "the console closed")
+        if self.speaker is not None:
+            await self.speaker.close(drain_s=3.0)
 
     async def end_session(
         self, reason: StopReason = StopReason.OPERATOR, detail: str = ""

@@ -24,7 +24,8 @@ KEYS = """keys on the run screen:
   enter  start the belt (the go)      space  pause / resume
   s, Esc STOP (belt stops at once)    n      skip the block
   e      extend the block by 15 s     + / -  speed 0.1 mph up / down, within the band
-  m      mute the 3-2-1 bell          q      quit (stops the belt first)"""
+  m      mute the voice and the bell  w      walker view: countdown and cue only
+  q      quit (stops the belt first)"""
 
 
 def add_tui_parser(commands: Any) -> None:
@@ -42,14 +43,28 @@ def add_tui_parser(commands: Any) -> None:
     tui.add_argument(
         "--device", default=DEFAULT_DEVICE, metavar="URL", help="device URL (default: sim://)"
     )
-    tui.add_argument("--mute", action="store_true", help="no terminal bell on the 3-2-1")
+    tui.add_argument(
+        "--mute", action="store_true", help="start muted: no spoken cues, no bell on the 3-2-1"
+    )
     tui.add_argument(
         "--serve",
         action="store_true",
         help="serve the console to web browsers (e.g. a wall display) instead of this terminal",
     )
-    tui.add_argument("--host", default="localhost", help="with --serve: address to listen on")
+    tui.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="with --serve: address to listen on (127.0.0.1; 0.0.0.0 for every network)",
+    )
     tui.add_argument("--port", type=int, default=8000, help="with --serve: port (8000)")
+    from retrotread.speech.options import add_speech_options  # the console's own options
+
+    tui.add_argument(
+        "--walker",
+        action="store_true",
+        help="open the run in the walker view: only the big countdown and the cue",
+    )
+    add_speech_options(tui, mute=False)
 
 
 def default_tui_args() -> argparse.Namespace:
@@ -74,14 +89,13 @@ def cmd_tui(args: argparse.Namespace) -> int:
     program = find_program(args.program) if args.program else None
     open_treadmill(args.device)
     if args.serve:
-        from textual_serve.server import Server
+        from retrotread.tui.serve import serve_console, with_view_options
 
         command = serve_command(args.program, args.device, args.mute)
-        print(f"serving the console on http://{args.host}:{args.port} (Ctrl-C ends)")
-        Server(command, host=args.host, port=args.port, title="retrotread").serve()
-        return 0
+        return serve_console(with_view_options(command, args), args)
 
     from retrotread.headless import format_summary
+    from retrotread.speech.options import speech_settings
     from retrotread.tui.app import ConsoleApp, run_console
     from retrotread.tui.devices import find_scanner
 
@@ -91,6 +105,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
         go_straight_to_run=program is not None,
         scanner=find_scanner(),
         muted=args.mute,
+        walker=getattr(args, "walker", False),
+        speech=speech_settings(args) if not getattr(args, "rehearse", False) else None,
     )
     summary = asyncio.run(run_console(app))
     if summary is not None:
