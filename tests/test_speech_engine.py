@@ -203,3 +203,16 @@ def test_bad_speech_settings_are_a_usage_error_before_anything_runs() -> None:
     )
     assert result.returncode == 2
     assert "audio player 'no-such-player' is not installed" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "tui"])
+def test_the_speech_options_show_in_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from retrotread.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--language", "--voice", "--speech-rate", "--volume", "--audio-player"):
+        assert option in out
+    assert "0–200 % of normal loudness" in out

@@ -43,7 +43,7 @@ def add_speech_options(parser: Any, *, mute: bool = True) -> None:
         type=int,
         default=DEFAULTS.volume,
         metavar="PERCENT",
-        help=f"{VOLUME_RANGE[0]}–{VOLUME_RANGE[1]} % of normal loudness (default: 100)",
+        help=f"{VOLUME_RANGE[0]}–{VOLUME_RANGE[1]} %% of normal loudness (default: 100)",
     )
     group.add_argument(
         "--audio-player",
