@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -72,6 +72,7 @@ class ConsoleApp(App[SessionSummary | None]):
         go_straight_to_run: bool = False,
         clock: Clock | None = None,
         on_outcome: OutcomeRecorder | None = None,
+        on_session_start: Callable[[Session], None] | None = None,
         scanner: Scanner | None = None,
         programs: Sequence[Program] | None = None,
         devices: Sequence[DeviceChoice] | None = None,
@@ -86,6 +87,7 @@ class ConsoleApp(App[SessionSummary | None]):
         self.go_straight_to_run = go_straight_to_run and program is not None
         self.clock: Clock = clock or LoopClock()
         self.on_outcome = on_outcome
+        self.on_session_start = on_session_start
         self.scanner = scanner
         self.programs = list(programs) if programs is not None else builtin_programs()
         self.devices = list(devices) if devices is not None else offered_devices()
@@ -101,6 +103,7 @@ class ConsoleApp(App[SessionSummary | None]):
         self._session_task: asyncio.Task[None] | None = None
         self._go: asyncio.Future[bool] | None = None
         self._quitting = False
+        self._starting = False  # a session is being set up (run screen not shown yet)
 
     # -- screens ------------------------------------------------------------------------------
 
@@ -108,7 +111,7 @@ class ConsoleApp(App[SessionSummary | None]):
         if self.speech is not None:
             await self._open_speaker(self.speech)
         if self.go_straight_to_run and self.initial_program is not None:
-            await self.start_session(self.initial_program, self.device)
+            self.start_session(self.initial_program, self.device)
         else:
             await self.push_screen(self._start_screen())
 
@@ -163,25 +166,36 @@ class ConsoleApp(App[SessionSummary | None]):
     def session_live(self) -> bool:
         return self._session_task is not None and not self._session_task.done()
 
-    async def start_session(self, program: Program, device: str) -> None:
+    def start_session(self, program: Program, device: str) -> None:
         """Open the device's driver and show the run screen; the belt waits for the go.
 
         Raises :class:`~retrotread.errors.RetrotreadError` for a bad device URL or profile.
+        The run screen comes up on the app's next turn: the screen asking (the start screen)
+        is the one being replaced, and a screen cannot wait for its own replacement.
         """
-        if self.session_live():
+        if self.session_live() or self._starting:
             raise RetrotreadError("a session is already running")
         treadmill = open_treadmill(device, clock=self.clock)
         session = Session(program, treadmill, self.clock, go=self._wait_for_go)
         screen = RunScreen(session)
         session.subscribe(screen.post_engine_event)
+        if self.on_session_start is not None:
+            self.on_session_start(session)  # e.g. the session store's recorder
         if self.speaker is not None:
             self.speaker.attach(session)
         self.session, self.run_screen, self.device = session, screen, device
         self.initial_program = program
-        await self._show_screen(screen)
-        if self.walker:
-            await self.push_screen(WalkerScreen(session))
-        self._session_task = asyncio.create_task(self._play(session, device), name="session")
+        self._starting = True
+        self.call_later(self._begin_session, session, screen, device)
+
+    async def _begin_session(self, session: Session, screen: RunScreen, device: str) -> None:
+        try:
+            await self._show_screen(screen)
+            if self.walker:
+                await self.push_screen(WalkerScreen(session))
+            self._session_task = asyncio.create_task(self._play(session, device), name="session")
+        finally:
+            self._starting = False
 
     async def _play(self, session: Session, device: str) -> None:
         try:

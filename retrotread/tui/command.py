@@ -10,11 +10,16 @@ import argparse
 import asyncio
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from retrotread.commands import records
 from retrotread.drivers.registry import DEFAULT_DEVICE, open_treadmill
 from retrotread.program import find_program
+from retrotread.progression import OperatorOutcome
+from retrotread.session import SessionSummary
+from retrotread.store import StoreError
 
 DESCRIPTION = """Open the operator console: big countdown, handrail cues, target and actual
 speed, STOP always one key away. With a PROGRAM it opens ready on that program (the belt
@@ -46,6 +51,7 @@ def add_tui_parser(commands: Any) -> None:
     tui.add_argument(
         "--mute", action="store_true", help="start muted: no spoken cues, no bell on the 3-2-1"
     )
+    records.add_recording_options(tui)
     tui.add_argument(
         "--serve",
         action="store_true",
@@ -68,17 +74,22 @@ def add_tui_parser(commands: Any) -> None:
 
 
 def default_tui_args() -> argparse.Namespace:
-    """What ``retrotread`` with no arguments means: the console on the simulator."""
-    return argparse.Namespace(
-        program=None, device=DEFAULT_DEVICE, mute=False, serve=False, host="localhost", port=8000
-    )
+    """What ``retrotread`` with no arguments means: ``retrotread tui`` (the simulator)."""
+    parser = argparse.ArgumentParser(prog="retrotread")
+    add_tui_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["tui"])
 
 
-def serve_command(program: str | None, device: str, mute: bool) -> str:
+def serve_command(args: argparse.Namespace) -> str:
     """The command textual-serve starts for each browser that connects."""
-    parts = [sys.executable, "-m", "retrotread", "tui", "--device", device]
-    if mute:
+    program: str | None = args.program
+    parts = [sys.executable, "-m", "retrotread", "tui", "--device", args.device]
+    if args.mute:
         parts.append("--mute")
+    if args.client:
+        parts += ["--client", args.client]
+    if args.db:
+        parts += ["--db", str(Path(args.db).resolve())]
     if program:
         parts.append(str(Path(program).resolve()) if Path(program).exists() else program)
     return shlex.join(parts)
@@ -91,7 +102,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     if args.serve:
         from retrotread.tui.serve import serve_console, with_view_options
 
-        command = serve_command(args.program, args.device, args.mute)
+        command = serve_command(args)
         return serve_console(with_view_options(command, args), args)
 
     from retrotread.headless import format_summary
@@ -99,6 +110,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     from retrotread.tui.app import ConsoleApp, run_console
     from retrotread.tui.devices import find_scanner
 
+    recording = records.open_recording(argparse.Namespace(**vars(args), rehearse=False))
     app = ConsoleApp(
         program=program,
         device=args.device,
@@ -107,8 +119,26 @@ def cmd_tui(args: argparse.Namespace) -> int:
         muted=args.mute,
         walker=getattr(args, "walker", False),
         speech=speech_settings(args) if not getattr(args, "rehearse", False) else None,
+        on_session_start=recording.attach if recording else None,
+        on_outcome=outcome_recorder(recording) if recording else None,
     )
-    summary = asyncio.run(run_console(app))
+    try:
+        summary = asyncio.run(run_console(app))
+    finally:
+        if recording is not None:
+            recording.store.close()
     if summary is not None:
         print(format_summary(summary))
     return 0
+
+
+def outcome_recorder(recording: records.Recording) -> Callable[[SessionSummary, str, str], None]:
+    """The summary screen's outcome, stored against the session the recorder wrote."""
+
+    def record(summary: SessionSummary, outcome: str, note: str) -> None:
+        recorder = recording.recorder
+        if recorder is None or recorder.session_id is None:
+            raise StoreError("this session was not recorded (see the log)")
+        recording.store.record_outcome(recorder.session_id, OperatorOutcome(outcome), note)
+
+    return record

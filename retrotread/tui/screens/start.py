@@ -19,8 +19,8 @@ from retrotread.errors import RetrotreadError
 from retrotread.program import Program, ProgramError, find_program, format_duration
 from retrotread.tui.devices import DeviceChoice, Scanner
 from retrotread.tui.messages import DevicesFound
-from retrotread.tui.widgets.pace import describe_pace
 from retrotread.tui.widgets.progress import KIND_COLOURS
+from retrotread.units import format_number
 
 if TYPE_CHECKING:
     from retrotread.tui.app import ConsoleApp
@@ -31,28 +31,25 @@ log = logging.getLogger(__name__)
 def program_line(program: Program) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(program.name, style="bold")
-    text.append(
-        f"  {format_duration(program.total_s)} · retro {format_duration(program.retro_s)}",
-        style="dim",
-    )
+    text.append(f"  {format_duration(program.total_s)}", style="dim")
     return text
 
 
 def program_preview(program: Program) -> Table:
-    """The program's header, then one row per block: when, what, how long, how fast."""
-    table = Table.grid(padding=(0, 1))
-    table.add_column(justify="right", style="dim", no_wrap=True)
-    table.add_column(no_wrap=True)
+    """One row per block: what, how long, how fast (the heading carries the totals)."""
+    table = Table.grid(padding=(0, 1), expand=True)
+    table.add_column(no_wrap=True, min_width=9)
     table.add_column(overflow="ellipsis", no_wrap=True, ratio=1)
-    table.add_column(justify="right", no_wrap=True)
+    table.add_column(justify="right", no_wrap=True, min_width=4)
     table.add_column(no_wrap=True)
     for step in program.steps:
+        block = step.block
+        speed = "paused" if block.speed is None else f"{format_number(block.speed.mph)} mph"
         table.add_row(
-            format_duration(step.start_s),
             Text(step.kind.label, style=f"bold {KIND_COLOURS[step.kind]}"),
             step.title,
             format_duration(step.duration_s),
-            describe_pace(step),
+            f"{speed} {format_number(block.incline.value, 1)}%",
         )
     return table
 
@@ -118,6 +115,7 @@ class StartScreen(Screen[None]):
                 yield Label("Device", classes="heading")
                 yield OptionList(*self._device_options(), id="devices")
             with Vertical(id="device-side"):
+                yield Label("Device URL (edit for a real treadmill)", classes="heading")
                 yield Input(self.device_url, id="device-url", compact=True)
                 with Horizontal(id="start-buttons"):
                     scan = Button("Scan (r)", id="scan", compact=True)
@@ -148,9 +146,7 @@ class StartScreen(Screen[None]):
     def _device_options(self) -> list[Option]:
         options = []
         for index, device in enumerate(self.devices):
-            text = Text(no_wrap=True, overflow="ellipsis")
-            text.append(device.label, style="bold")
-            text.append(f"  {device.url}", style="dim")
+            text = Text(device.label, no_wrap=True, overflow="ellipsis")
             options.append(Option(text, id=f"device-{index}"))
         return options
 
@@ -251,7 +247,7 @@ class StartScreen(Screen[None]):
             self._say("pick a device or type its URL", error=True)
             return
         try:
-            await self.console.start_session(self.program, self.device_url)
+            self.console.start_session(self.program, self.device_url)
         except RetrotreadError as err:
             self._say(str(err), error=True)
 

@@ -133,8 +133,9 @@ class SummaryScreen(Screen[None]):
         self._say(f"Saved: {feedback.value}" + (f" · {note}" if note else ""))
         self.query_one("#save", Button).disabled = True
 
-    async def action_new_session(self) -> None:
-        await self.console.show_start()
+    def action_new_session(self) -> None:
+        # On the app's turn: this screen is the one being replaced.
+        self.app.call_later(self.console.show_start)
 
     def _say(self, text: str, *, error: bool = False) -> None:
         message = self.query_one("#save-message", Static)
@@ -146,6 +147,6 @@ class SummaryScreen(Screen[None]):
         if event.button.id == "save":
             self.action_save()
         elif event.button.id == "new-session":
-            await self.action_new_session()
+            self.action_new_session()
         elif event.button.id == "quit":
             await self.app.run_action("quit")
