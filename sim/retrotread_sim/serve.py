@@ -31,6 +31,7 @@ import json
 import os
 import select
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -430,13 +431,19 @@ class SerialServer:
         self._reply_console("unplug", f"unplug {address}")
 
     async def _read_console(self) -> None:
+        try:
+            mode = os.fstat(0).st_mode
+        except OSError:
+            return
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(0)):
+            return  # stdin is a file or /dev/null: no person at the console
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         try:
             await loop.connect_read_pipe(
                 lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(0, "rb", closefd=False)
             )
-        except (OSError, ValueError):  # stdin is a file or /dev/null: no person at the console
+        except (OSError, ValueError):
             return
         while line := await reader.readline():
             self._console_line(line.decode("utf-8", errors="replace"))

@@ -110,3 +110,23 @@ def test_bad_arguments_are_refused() -> None:
     assert run.returncode == 2 and "--link is for the pty" in run.stderr
     run = subprocess.run([*command, "--tcp", "nowhere"], capture_output=True, text=True)
     assert run.returncode == 2 and "HOST:PORT" in run.stderr
+
+
+def test_without_a_console_on_stdin_it_serves_quietly() -> None:
+    command = [sys.executable, "-m", "retrotread_sim", "serve", "--protocol", "csafe"]
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        path = process.stdout.readline().decode().strip()
+        port = Port(path)
+        try:
+            assert port.ask("F1 80 80 F2")[0] == bytes.fromhex("F1 81 80 00 01 F2")
+        finally:
+            port.close()
+    finally:
+        process.terminate()
+        _, errors = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert b"Traceback" not in errors
