@@ -23,9 +23,9 @@ import fcntl
 import os
 import pty
 import select
-import signal
 import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import termios
@@ -119,12 +119,20 @@ class Console:
     def __init__(self, args: list[str], data_dir: str) -> None:
         env = dict(os.environ, RETROTREAD_DATA_DIR=data_dir, RETROTREAD_LOG_DIR=data_dir)
         env.update(TERM="xterm-256color", COLUMNS=str(TERMINAL[0]), LINES=str(TERMINAL[1]))
-        self.started = time.perf_counter()
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:  # the child: become the console
-            os.execve(sys.executable, [sys.executable, "-m", "retrotread", *args], env)
+        self.fd, child = pty.openpty()
         size = struct.pack("HHHH", TERMINAL[1], TERMINAL[0], 0, 0)
-        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, size)
+        fcntl.ioctl(child, termios.TIOCSWINSZ, size)
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "retrotread", *args],
+            stdin=child,
+            stdout=child,
+            stderr=child,
+            env=env,
+            start_new_session=True,
+        )
+        os.close(child)
+        self.pid = self.process.pid
         self.output = bytearray()
 
     def read_until(self, marker: bytes, timeout: float = 30.0) -> float:
@@ -174,12 +182,11 @@ class Console:
         self.write(b"q")  # quit: the console stops the belt first
         while time.perf_counter() < with_timeout:
             self.drain(0.1)
-            done, _ = os.waitpid(self.pid, os.WNOHANG)
-            if done:
+            if self.process.poll() is not None:
                 break
         else:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
+            self.process.kill()
+            self.process.wait()
         os.close(self.fd)
 
 

@@ -55,9 +55,9 @@ async def test_the_cue_changes_at_each_boundary() -> None:
         await go(pilot)
         expected = [
             ("HANDS FREE", "Easy pace, relax the shoulders", 2.5),
-            ("HOLD BOTH HANDRAILS · TURN TO FACE THE REAR", "", 1.0),
+            ("HOLD BOTH HANDRAILS, TURN TO FACE THE REAR", "", 1.0),
             ("HOLD BOTH HANDRAILS", "Look over your shoulder now and then", 2.8),
-            ("HOLD BOTH HANDRAILS · TURN TO FACE THE FRONT", "", 1.0),
+            ("HOLD BOTH HANDRAILS, TURN TO FACE THE FRONT", "", 1.0),
             ("LIGHT TOUCH ON THE HANDRAILS", "Upright, slight forward lean", 2.5),
         ]
         steps = app.session.program.steps  # type: ignore[union-attr]
@@ -131,7 +131,7 @@ async def test_skip_and_extend() -> None:
         assert run_screen(app).remaining_s == 20
         await pilot.press("n")
         await settle(pilot)
-        assert cue(app)[0] == "HOLD BOTH HANDRAILS · TURN TO FACE THE REAR"
+        assert cue(app)[0] == "HOLD BOTH HANDRAILS, TURN TO FACE THE REAR"
         assert run_screen(app).step.index == 1
 
 

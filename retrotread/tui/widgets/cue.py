@@ -1,10 +1,14 @@
-"""The handrail cue as a coloured banner, with the block's own cue text under it."""
+"""The handrail cue as a coloured banner, with the block's own cue text under it.
+
+The words are :mod:`retrotread.cues`' (what the walker hears is what the operator reads).
+"""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.widgets import Static
 
+from retrotread import cues
 from retrotread.program.model import BlockKind, Handrail, Step
 
 HANDRAIL_CLASSES = {
@@ -15,14 +19,16 @@ HANDRAIL_CLASSES = {
 
 
 def cue_headline(step: Step) -> str:
+    """The handrail instruction (on a turn-around: both handrails, then turn), in capitals."""
     if step.kind is BlockKind.TURN_AROUND:
-        return f"HOLD BOTH HANDRAILS · TURN TO FACE THE {step.facing.value.upper()}"
-    return step.block.handrail.cue.upper()
+        return cues.turn_instruction(step.facing).upper()
+    return cues.handrail(step.block.handrail).upper()
 
 
 def cue_detail(step: Step) -> str:
-    text = step.block.cue
-    return text[:1].upper() + text[1:] if text else ""
+    """The block's own cue; on a retro block without one, the seeds' reminder (as spoken)."""
+    text = step.block.cue or (cues.RETRO_REMINDER if step.kind.is_retro else "")
+    return text[:1].upper() + text[1:]
 
 
 class CueBanner(Static):
