@@ -252,6 +252,8 @@ async def test_device_lost_mid_block_pauses_the_program() -> None:
         assert session is not None
         assert session.scheduler.state is EngineState.PAUSED
         assert run_screen(app).query_one(LinkState).status is LinkStatus.RECONNECTING
+        reading = run_screen(app).query_one(PacePanel).reading
+        assert reading is not None and not reading.live  # no stale "actual" speed shown
         remaining = run_screen(app).remaining_s
         await advance(pilot, 3)
         assert run_screen(app).remaining_s == remaining  # the program does not run on

@@ -281,6 +281,7 @@ class RunScreen(Screen[None]):
             telemetry=session.telemetry,
             elapsed_s=self.elapsed_s,
             remaining_s=self.program_remaining_s,
+            live=session.link_up,
         )
         self.query_one(PacePanel).show(reading)
 

@@ -43,6 +43,7 @@ class PaceReading:
     telemetry: Telemetry | None
     elapsed_s: float
     remaining_s: float
+    live: bool = True  # False while the link is down: the last reading is not the belt now
 
 
 class PacePanel(Static):
@@ -63,11 +64,14 @@ class PacePanel(Static):
         table.add_column(style="dim", no_wrap=True)
         table.add_column(no_wrap=True)
         table.add_row("Target", Text(show_speed(reading.target_speed), style="bold"))
-        table.add_row("Actual", show_speed(actual.speed if actual else None))
+        if reading.live:
+            table.add_row("Actual", show_speed(actual.speed if actual else None))
+        else:
+            table.add_row("Actual", Text("unknown: no link", style="bold"))
         table.add_row(
             "Incline",
             f"{show_incline(reading.target_incline)} set · "
-            f"{show_incline(actual.incline if actual else None)} now",
+            f"{show_incline(actual.incline if actual and reading.live else None)} now",
         )
         table.add_row("Distance", show_distance(actual.distance_m if actual else 0.0))
         table.add_row(
