@@ -148,3 +148,17 @@ def test_sigterm_stops_the_belt_before_the_console_exits(terminals: Any, tmp_pat
     assert "stop" in link_commands(entries)
     assert entries[-1]["event"] == "closed"
     assert entries[-1]["speed_kmh"] == 0
+
+
+@pytest.mark.parametrize("key", [b"q", b"\x03"], ids=["q", "ctrl-c"])
+def test_quit_keys_stop_the_belt_before_the_console_exits(
+    terminals: Any, tmp_path: Path, key: bytes
+) -> None:
+    record = tmp_path / "belt.jsonl"
+    console = play_until_moving(terminals, record)
+    console.press(key)
+    assert console.wait_exit() == 0
+    entries = journal(record)
+    assert "stop" in link_commands(entries)
+    assert entries[-1]["event"] == "closed"
+    assert entries[-1]["speed_kmh"] == 0
