@@ -140,6 +140,7 @@ class CommandUnconfirmed(Event):
     command: str
     value: Quantity | None
     reason: str
+    rejected: bool = False  # the treadmill said no (rather than a belt slow to get there)
 
 
 @dataclass(frozen=True)

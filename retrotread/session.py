@@ -52,11 +52,16 @@ from retrotread.units import Quantity, Unit, format_number
 log = logging.getLogger(__name__)
 
 STOP_WAIT_S = 5.0
+#: How long the final stop keeps trying while the link is down (the driver reconnects).
+STOP_RETRY_S = 30.0
 WATCH_INTERVAL_S = 0.5
 #: Unattended, nobody can resume a held program: it ends after this long.
 UNATTENDED_HOLD_LIMIT_S = 300.0
 #: The belt running faster than commanded for this long is an overspeed fault.
 OVERSPEED_GRACE_S = 2.0
+#: A belt that was moving and reads zero this long without a command was stopped at the
+#: machine (console or safety key), whether or not the protocol can say so.
+STILL_GRACE_S = 2.0
 
 
 class Outcome(enum.StrEnum):
@@ -132,6 +137,8 @@ class Session:
         self._resume_when_stopped = False  # unattended, after the link came back
         self._telemetry_moved_at: float | None = None  # last record that differed
         self._overspeed_since: float | None = None
+        self._seen_moving = False  # the belt has moved since the last start
+        self._still_since: float | None = None  # ...and has read zero since then
         self.scheduler.subscribe(self._on_program_event)
 
     # -- subscription -------------------------------------------------------------------------
@@ -164,6 +171,7 @@ class Session:
         self.holding = None
         self._held_at = None
         self._telemetry_moved_at = self.clock.now()
+        self._seen_moving, self._still_since = False, None
         step = self.scheduler.current
         if step is not None:
             self._apply_step(step)
@@ -178,8 +186,9 @@ class Session:
     def nudge_speed(self, delta_mph: float) -> None:
         """Operator's +/-: shifts the current block's speed, within its band, until the next."""
         step = self.scheduler.current
-        if not self._started or step is None or step.block.speed is None:
-            return
+        running = self.scheduler.state is EngineState.RUNNING and not self.holding
+        if not running or step is None or step.block.speed is None:
+            return  # a nudge never restarts a paused or held belt
         self.nudge = Quantity.of(
             self.nudge.value + Quantity.of(delta_mph, Unit.MPH).value, Unit.MPH
         )
@@ -266,15 +275,30 @@ class Session:
     async def _stop_belt(self) -> bool:
         """Send stop (whatever happened before) and wait briefly until the belt is still."""
         treadmill = self.treadmill
-        if not treadmill.connected:
-            return False
         timeout = self.profile.confirm.command_timeout_s
-        try:
-            async with asyncio.timeout(timeout):
-                await treadmill.stop()
-            self.emit(CommandIssued(self.clock.now(), "stop", None))
-        except (DeviceError, TimeoutError) as err:
-            self.emit(Fault(self.clock.now(), "stop", f"stop not acknowledged: {err}", fatal=True))
+        give_up = self.clock.now() + STOP_RETRY_S
+        told = False
+        while True:
+            try:
+                async with asyncio.timeout(timeout):
+                    await treadmill.stop()
+                self.emit(CommandIssued(self.clock.now(), "stop", None))
+                break
+            except LinkLost as err:
+                # The link is down: the driver is reconnecting, and the belt may be running.
+                # A stop that never went out has a known outcome, so keep trying.
+                if self.clock.now() >= give_up:
+                    self.emit(Fault(self.clock.now(), "stop", f"stop not sent: {err}", True))
+                    return False
+                if not told:
+                    told = True
+                    self.emit(Notice(self.clock.now(), "link down: stop goes out on its return"))
+                await self.clock.sleep_until(self.clock.now() + 0.5)
+            except (DeviceError, TimeoutError) as err:
+                self.emit(
+                    Fault(self.clock.now(), "stop", f"stop not acknowledged: {err}", fatal=True)
+                )
+                break
         deadline = self.clock.now() + STOP_WAIT_S
         while self.clock.now() < deadline:
             latest = treadmill.latest
@@ -431,9 +455,10 @@ class Session:
             if command != "start":
                 # A stopped or paused belt restarts from standstill: ramp again from the bottom.
                 applied.speed = None
+                self._seen_moving, self._still_since = False, None
 
     def _rejected(self, command: str, value: Quantity | None, err: CommandRejected) -> None:
-        self.emit(CommandUnconfirmed(self.clock.now(), command, value, str(err)))
+        self.emit(CommandUnconfirmed(self.clock.now(), command, value, str(err), rejected=True))
         if command == "stop":
             # A refused stop has a known outcome (not done), so asking again is not blind;
             # the worker retries on its next pass. Tell the operator to use the machine too.
@@ -463,6 +488,7 @@ class Session:
         self.last_fault = fault
         self.holding = message
         self._held_at = self.clock.now()
+        self._seen_moving, self._still_since = False, None
         self.scheduler.pause(message)
         if stop_belt:
             self.desired.belt = Belt.STOPPED
@@ -478,7 +504,14 @@ class Session:
             now = self.clock.now()
             moving = self.applied.belt is Belt.RUNNING and not self.holding and self.link_up
             last = self._telemetry_moved_at
-            if moving and last is not None and now - last > confirm.telemetry_stale_s:
+            still = self._still_since
+            if moving and still is not None and now - still > STILL_GRACE_S:
+                self.hold(
+                    "belt-stopped",
+                    "the belt stopped without a command (stopped at the console, or the "
+                    "safety key pulled?)",
+                )
+            elif moving and last is not None and now - last > confirm.telemetry_stale_s:
                 fresh = self.telemetry is not None and now - self.telemetry.at < 1.5
                 kind = "telemetry-frozen" if fresh else "telemetry-stale"
                 what = "repeats one value" if fresh else "stopped arriving"
@@ -558,6 +591,10 @@ class Session:
             ):
                 self._telemetry_moved_at = report.at
             self._reached.set()
+            if report.speed.value > 0:
+                self._seen_moving, self._still_since = True, None
+            elif self._seen_moving and self._still_since is None:
+                self._still_since = report.at
             self._check_overspeed(report)
             if self._resume_when_stopped and report.speed.value == 0:
                 # Unattended: the belt is confirmed stopped after the link came back, so the

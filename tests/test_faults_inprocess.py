@@ -182,3 +182,33 @@ def test_a_machine_reading_the_speed_field_as_mph_trips_overspeed() -> None:
 def test_a_bad_fault_plan_shows_the_grammar() -> None:
     with pytest.raises(DeviceUrlError, match=r"(?s)unknown fault 'explode'.*grammar"):
         open_treadmill("sim://?faults=explode@3")
+
+
+@pytest.mark.parametrize("link", ["", "link=ble&"])
+def test_stop_while_the_link_is_down_goes_out_when_it_returns(link: str) -> None:
+    async def operator_stops_during_the_outage() -> Played:
+        clock = LoopClock()
+        driver = open_treadmill(f"sim://?{link}faults=drop@15+10", clock=clock)
+        assert isinstance(driver, SimDriver)
+        session = Session(retro_program([20, 20, 20]), driver, clock)
+        events: list[Event] = []
+        session.subscribe(events.append)
+        task = asyncio.create_task(session.run())
+        await clock.sleep_until(18)
+        session.stop()
+        summary = await task
+        assert driver.machine is not None
+        return Played(
+            summary,
+            events,
+            [c.name for c in driver.machine.commands if c.source == "link" and c.accepted],
+            driver.machine.belt_stopped,
+        )
+
+    played = run(operator_stops_during_the_outage(), virtual=True)
+    assert played.link_commands[-1] == "stop"
+    assert played.belt_stopped
+    assert played.summary.belt_stopped
+    assert any(
+        "stop goes out on its return" in e.message for e in played.events if isinstance(e, Notice)
+    )

@@ -58,6 +58,7 @@ _REJECTIONS = {
     Refusal.OUT_OF_RANGE: Rejection.OUT_OF_RANGE,
     Refusal.SAFETY_KEY_PULLED: Rejection.SAFETY_KEY,
     Refusal.NOT_RUNNING: Rejection.NOT_READY,
+    Refusal.REFUSED: Rejection.FAILED,
 }
 
 _RESULT_CODES = {

@@ -42,6 +42,7 @@ class Refusal(enum.Enum):
     OUT_OF_RANGE = "out of range"
     SAFETY_KEY_PULLED = "safety key pulled"
     NOT_RUNNING = "belt not moving"
+    REFUSED = "refused"  # for no reason the protocol can say (a fault plan's rejection)
 
 
 class SimRefused(Exception):
@@ -162,6 +163,9 @@ class SimTreadmill:
         self.target_speed_kmh = 0.0
         self.target_incline_pct = 0.0
         self.commands: list[CommandRecord] = []
+        #: Asked before each link command; a (reason, detail) answer refuses it. Fault plans
+        #: use it so that every protocol front end reports the refusal in its own words.
+        self.refusal_hook: Callable[[str], tuple[Refusal, str] | None] | None = None
         self._listeners: list[Callable[[StatusEvent], None]] = []
         self._motion = _Motion()
         self._last = self.clock.now()
@@ -198,8 +202,13 @@ class SimTreadmill:
 
     # -- the link: what a controller may ask --------------------------------------------------
 
+    def _check_hook(self, name: str, value: float | None) -> None:
+        if self.refusal_hook is not None and (refusal := self.refusal_hook(name)) is not None:
+            self._refuse(name, value, *refusal)
+
     def start(self) -> None:
         self._advance()
+        self._check_hook("start", None)
         if self.state is BeltState.SAFETY_KEY:
             self._refuse("start", None, Refusal.SAFETY_KEY_PULLED, "insert the safety key first")
         self.state = BeltState.RUNNING
@@ -207,12 +216,14 @@ class SimTreadmill:
 
     def pause(self) -> None:
         self._advance()
+        self._check_hook("pause", None)
         if self.state is BeltState.RUNNING:
             self.state = BeltState.PAUSED
         self._record("link", "pause", None)
 
     def stop(self) -> None:
         self._advance()
+        self._check_hook("stop", None)
         self._halt()
         self._record("link", "stop", None)
 
@@ -226,6 +237,7 @@ class SimTreadmill:
     def set_target_speed(self, kmh: float) -> None:
         self._advance()
         spec = self.spec
+        self._check_hook("set-speed", kmh)
         if self.state is BeltState.SAFETY_KEY:
             self._refuse("set-speed", kmh, Refusal.SAFETY_KEY_PULLED, "insert the safety key first")
         if spec.speed_needs_running and self.state is not BeltState.RUNNING:
@@ -246,6 +258,7 @@ class SimTreadmill:
     def set_target_incline(self, pct: float) -> None:
         self._advance()
         spec = self.spec
+        self._check_hook("set-incline", pct)
         if self.state is BeltState.SAFETY_KEY:
             self._refuse(
                 "set-incline", pct, Refusal.SAFETY_KEY_PULLED, "insert the safety key first"

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retrotread_sim.belt import MachineSpec, SimTreadmill, Snapshot
+from retrotread_sim.belt import MachineSpec, Refusal, SimTreadmill, Snapshot
 from retrotread_sim.clock import SimClock
 
 GRAMMAR = "NAME[:COMMAND][=VALUE][@AT[+FOR]], ... (see retrotread_sim.faults)"
@@ -191,10 +191,12 @@ class FaultPlan:
     def speed_field_mph(self) -> bool:
         return self._first(FaultKind.MPH_FIELD) is not None
 
-    def command_fault(self, command: str, now: float) -> Fault | None:
+    def command_fault(
+        self, command: str, now: float, kinds: frozenset[FaultKind] | set[FaultKind] = ONE_SHOT
+    ) -> Fault | None:
         """The fault (reject / ignore / late) that hits this command now, used up if one-shot."""
         for fault in self.faults:
-            if fault.kind in ONE_SHOT and fault.matches(command) and fault.active(now):
+            if fault.kind in kinds and fault.matches(command) and fault.active(now):
                 if fault.duration is None and fault.used:
                     continue
                 fault.used = True
@@ -237,6 +239,23 @@ class FaultPlan:
 
     def console_faults(self) -> list[Fault]:
         return sorted((f for f in self.faults if f.kind in CONSOLE), key=lambda f: f.at)
+
+
+def refusal_hook(
+    plan: FaultPlan, machine: SimTreadmill
+) -> Callable[[str], tuple[Refusal, str] | None]:
+    """A :attr:`SimTreadmill.refusal_hook` that refuses commands as the plan's ``reject`` says."""
+
+    def hook(command: str) -> tuple[Refusal, str] | None:
+        elapsed = machine.clock.now() - machine.created_at
+        fault = plan.command_fault(command, elapsed, {FaultKind.REJECT})
+        if fault is None:
+            return None
+        code = fault.value or ResultCode.FAILED.value
+        reason = Refusal.OUT_OF_RANGE if code == ResultCode.INVALID_PARAMETER else Refusal.REFUSED
+        return reason, f"refused by fault plan: {code}"
+
+    return hook
 
 
 async def run_console_faults(machine: SimTreadmill, plan: FaultPlan, clock: SimClock) -> None:

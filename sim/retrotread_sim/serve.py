@@ -20,6 +20,13 @@ with ``ok ...`` or ``error ...``::
     unplug [SECONDS]   drop the link (the pty disappears; the TCP client is cut) and come back
     mute | unmute      stop / resume answering (a console that went quiet)
     corrupt [N]        garble the next N answers on the wire
+
+``--faults PLAN`` (or ``@scenario.toml``) injects the faults of :mod:`retrotread_sim.faults`,
+timed from when the simulator starts: ``reject`` answers with the protocol's own refusal,
+``ignore`` and ``late`` withhold or delay the answer (the machine has acted: the outcome is
+unknown to the controller), ``stale`` stops all answers, ``freeze`` repeats the first poll
+answer, ``drop`` unplugs the port, ``garble=RATE`` flips bytes, ``split`` sends each answer in
+two pieces, ``duplicate`` sends it twice, and the console faults press the machine's buttons.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import select
 import signal
 import stat
@@ -45,9 +53,29 @@ from typing import IO, Any, Protocol
 from retrotread_sim.belt import KMH_PER_MPH, MachineSpec, SimTreadmill
 from retrotread_sim.csafe import KMH_PER_SPEED_COUNT as CSAFE_KMH_PER_COUNT
 from retrotread_sim.csafe import SPEED_UNIT_NAMES, CsafeOptions, CsafeResponder
+from retrotread_sim.faults import (
+    FaultKind,
+    FaultPlan,
+    FaultPlanError,
+    refusal_hook,
+    run_console_faults,
+)
 from retrotread_sim.trackmaster import TrackmasterResponder
 
 DEFAULT_BAUD = {"csafe": 9600, "trackmaster": 4800}
+#: What each protocol's commands are, in the fault plan's words.
+PLAN_COMMANDS = {
+    "SET_SPEED": "set-speed",
+    "SET_GRADE": "set-incline",
+    "GO_IN_USE": "start",
+    "GO_FINISHED": "stop",
+    "A1": "start",
+    "A2": "stop",
+    "A3": "set-speed",
+    "A4": "set-incline",
+}
+POLLS = {"GET_STATUS", "GET_SPEED", "GET_GRADE", "GET_HORIZONTAL", "GET_TWORK", "A5", "A6"}
+SPLIT_GAP_S = 0.003
 BITS_PER_BYTE = 10  # 8N1: start bit, 8 data bits, stop bit
 
 
@@ -308,7 +336,14 @@ class WireTiming:
 class SerialServer:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.machine = SimTreadmill(machine_spec(args))
+        self.plan: FaultPlan = args.faults
+        spec = self.plan.spec(machine_spec(args))
+        if self.plan.speed_field_mph:
+            spec = spec.with_options(speed_field_mph=True)
+        self.machine = SimTreadmill(spec)
+        self.machine.refusal_hook = refusal_hook(self.plan, self.machine)
+        self._random = random.Random(20957)  # garbling is repeatable run to run
+        self._frozen: dict[bytes, bytes] = {}
         self.responder = make_responder(args, self.machine)
         self.recorder = Recorder(args.record)
         baud = args.baud or DEFAULT_BAUD[args.protocol]
@@ -338,18 +373,49 @@ class SerialServer:
         loop = asyncio.get_running_loop()
         loop.call_at(self.timing.arrival(loop.time(), len(data)), self._process, data)
 
+    def _elapsed(self) -> float:
+        return self.machine.clock.now() - self.machine.created_at
+
+    def _planned_reply(self, exchange: Exchange) -> tuple[bytes | None, float, str]:
+        """The reply after the fault plan: (bytes or None, delay in s, what happened)."""
+        reply, now = exchange.reply, self._elapsed()
+        if reply is None or not self.plan:
+            return reply, 0.0, ""
+        mode = self.plan.telemetry_mode(now)
+        if mode is FaultKind.STALE:
+            return None, 0.0, "fault plan: stale (no answers)"
+        polls = bool(exchange.commands) and set(exchange.commands) <= POLLS
+        if mode is FaultKind.FREEZE and polls:
+            frozen = self._frozen.setdefault(exchange.request, reply)
+            return frozen, 0.0, "fault plan: frozen answer"
+        if mode is None:
+            self._frozen.clear()
+        for name in exchange.commands:
+            planned = PLAN_COMMANDS.get(name)
+            kinds = {FaultKind.IGNORE, FaultKind.LATE}
+            fault = self.plan.command_fault(planned, now, kinds) if planned else None
+            if fault is not None and fault.kind is FaultKind.IGNORE:
+                return None, 0.0, f"fault plan: {planned} acted on but never answered"
+            if fault is not None:
+                return reply, float(fault.value or 0), f"fault plan: {planned} answered late"
+        return reply, 0.0, ""
+
     def _process(self, data: bytes) -> None:
         for exchange in self.responder.feed(data):
-            reply = exchange.reply
+            reply, delay, planned_note = self._planned_reply(exchange)
             sent: bytes | None = None
             if reply is not None and not self.muted:
-                sent = self._garble(reply) if self.corrupt_next else reply
-                self._send(sent)
+                sent = self._garble(reply) if self.corrupt_next else self._noisy(reply)
+                if delay:
+                    asyncio.get_running_loop().call_later(delay, self._send, sent)
+                else:
+                    self._send(sent)
             entry: dict[str, object] = {
                 "event": "frame",
                 "rx": hex_bytes(exchange.request),
                 "tx": hex_bytes(sent) if sent is not None else None,
-                "note": exchange.note if sent is not None or reply is None else "muted",
+                "note": planned_note
+                or (exchange.note if sent is not None or reply is None else "muted"),
                 "commands": list(exchange.commands),
             }
             if self.responder.protocol == "trackmaster":
@@ -364,12 +430,26 @@ class SerialServer:
         garbled[3 if reply[0] == 0xF0 else 1] ^= 0x01  # the checksum no longer matches
         return bytes(garbled)
 
+    def _noisy(self, reply: bytes) -> bytes:
+        """``garble=RATE``: each byte is flipped with that probability."""
+        rate = self.plan.garble_rate
+        if not rate:
+            return reply
+        return bytes(b ^ 0x55 if self._random.random() < rate else b for b in reply)
+
     def _send(self, reply: bytes) -> None:
-        if self.timing is None:
-            self.endpoint.send(reply)
-            return
+        pieces = (
+            [reply[: len(reply) // 2], reply[len(reply) // 2 :]] if self.plan.split else [reply]
+        )
+        if self.plan.duplicate:
+            pieces = pieces * 2
         loop = asyncio.get_running_loop()
-        loop.call_at(self.timing.departure(loop.time(), len(reply)), self.endpoint.send, reply)
+        at = loop.time()
+        for piece in pieces:
+            if self.timing is not None:
+                at = self.timing.departure(at, len(piece))
+            loop.call_at(at, self.endpoint.send, piece)
+            at += SPLIT_GAP_S if self.plan.split else 0.0
 
     # -- the console --------------------------------------------------------------------------
 
@@ -430,6 +510,12 @@ class SerialServer:
         self.recorder.write({"event": "replugged", "address": address})
         self._reply_console("unplug", f"unplug {address}")
 
+    async def _planned_drops(self) -> None:
+        """``drop@T+D``: the port disappears at T for D seconds (a USB adapter unplugged)."""
+        for fault in (f for f in self.plan.faults if f.kind is FaultKind.DROP):
+            await self.machine.clock.sleep_until(self.machine.created_at + fault.at)
+            await self._unplug(fault.duration or 5.0)
+
     async def _read_console(self) -> None:
         try:
             mode = os.fstat(0).st_mode
@@ -467,10 +553,16 @@ class SerialServer:
             flush=True,
         )
         console = asyncio.create_task(self._read_console())
+        planned = [
+            asyncio.create_task(run_console_faults(self.machine, self.plan, self.machine.clock)),
+            asyncio.create_task(self._planned_drops()),
+        ]
         try:
             await self._stop.wait()
         finally:
             console.cancel()
+            for task in planned:
+                task.cancel()
             for task in list(self._console_tasks):
                 task.cancel()
             self.recorder.write({"event": "closed", "state": self.state()})
@@ -480,6 +572,13 @@ class SerialServer:
 
 
 # -- command line -----------------------------------------------------------------------------
+
+
+def _fault_plan(text: str) -> FaultPlan:
+    try:
+        return FaultPlan.load(Path(text[1:])) if text.startswith("@") else FaultPlan.parse(text)
+    except (FaultPlanError, OSError, KeyError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def _address(text: str) -> str:
@@ -526,6 +625,13 @@ def add_parser(commands: Any) -> None:
         "--read-only", action="store_true", help="console in manual mode: answers Get only"
     )
     csafe.add_argument("--address", type=_byte, default=1, help="extended-frame address (1)")
+    serve.add_argument(
+        "--faults",
+        type=_fault_plan,
+        default=FaultPlan(),
+        metavar="PLAN",
+        help="inject faults, e.g. 'reject:set-speed=failed@5,garble=0.01' or @scenario.toml",
+    )
     trackmaster = serve.add_argument_group("Trackmaster")
     trackmaster.add_argument(
         "--status-query", action="store_true", help="answer A5 (speed) and A6 (grade) queries"

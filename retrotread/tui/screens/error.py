@@ -144,14 +144,8 @@ def problem_for_ending(summary: SessionSummary, fault: Fault | None) -> Problem 
 
 
 def is_rejection(event: CommandUnconfirmed) -> bool:
-    """The treadmill answered "no", as opposed to a belt that was slow to get there.
-
-    A refused command's reason is the driver's error, which names the command first
-    (``set-speed: invalid parameter``); an unconfirmed speed says what the belt did
-    (``belt at 2.1 mph, expected ...``).
-    """
-    command = event.command.replace("-", " ")
-    return event.reason.replace("-", " ").startswith(f"{command}:")
+    """The treadmill answered "no", as opposed to a belt that was slow to get there."""
+    return event.rejected
 
 
 class ErrorModal(ModalScreen[Choice]):
