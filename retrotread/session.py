@@ -52,6 +52,8 @@ from retrotread.units import Quantity, Unit, format_number
 log = logging.getLogger(__name__)
 
 STOP_WAIT_S = 5.0
+#: A ramp step on a machine that reports no speed waits this long before the next.
+BLIND_RAMP_STEP_S = 2.0
 #: How long the final stop keeps trying while the link is down (the driver reconnects).
 STOP_RETRY_S = 30.0
 WATCH_INTERVAL_S = 0.5
@@ -435,8 +437,10 @@ class Session:
                 # A ramp step: let the belt get there before the next one goes out (a first
                 # step sent before start is reached once the belt runs).
                 if self.applied.belt is Belt.RUNNING:
-                    deadline = issued + self.profile.confirm.timeout_s
-                    await self._until_reached(value, deadline, interruptible=True)
+                    # Without any telemetry (a Trackmaster with no status query) nothing can
+                    # confirm a step: give the belt a fixed moment instead of the full timeout.
+                    wait = self.profile.confirm.timeout_s if self.telemetry else BLIND_RAMP_STEP_S
+                    await self._until_reached(value, issued + wait, interruptible=True)
             else:
                 self._watch_speed(value, issued)
         else:
