@@ -210,6 +210,7 @@ FAULTS: dict[str, str] = {
     "stop": f"Stop not confirmed. {_USE_THE_MACHINE}",
     "control-lost": "The treadmill console took over. Program paused. Hold both handrails.",
     "overspeed": f"Belt too fast. {_HOLD_ON}",
+    "belt-stopped": "The belt stopped. Program paused. Hold both handrails.",
     "hold-timeout": "Held too long. The program has ended.",
     "connect": "Could not connect to the treadmill.",
 }
