@@ -38,12 +38,6 @@ class Allowed:
     high: Quantity
     increment: Increment
 
-    def __contains__(self, value: Quantity) -> bool:
-        unit = self.increment.unit
-        v = value.to(unit).value
-        on_grid = (v / self.increment.size).denominator == 1
-        return on_grid and self.low.to(unit).value <= v <= self.high.to(unit).value
-
 
 def _show(q: Quantity) -> str:
     return f"{format_number(q.mph if q.unit is not Unit.PERCENT else q.value)} " + (

@@ -72,9 +72,6 @@ class Band:
     low: Quantity
     high: Quantity
 
-    def __contains__(self, speed: Quantity) -> bool:
-        return self.low <= speed.to(self.low.unit) <= self.high
-
     def __str__(self) -> str:
         return f"{format_number(self.low.value)}–{format_number(self.high.value)} {self.high.unit}"
 
