@@ -24,21 +24,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.core import Row, dist_row, percentiles
+from bench.core import Row, dist_row, percentiles, retro_speeds
 from retrotread.clock import LoopClock, run
 from retrotread.drivers.base import Report, Telemetry
 from retrotread.drivers.ftms_ble import FtmsBleDriver
 from retrotread.drivers.url import DeviceUrl
 from retrotread.profiles import get_profile
-from retrotread.units import Increment, Quantity, Unit, mph, quantize
+from retrotread.units import Quantity, Unit
 from retrotread_sim import MachineSpec, SimTreadmill
 from retrotread_sim.ftms import FtmsOptions, FtmsServer, Radio, SimPeripheral
-
-
-def _speeds() -> list[Quantity]:
-    low, high = mph("2.6"), mph("3.2")
-    increment = Increment.of("0.01", Unit.KMH)
-    return [quantize(mph(f"{2.6 + 0.1 * i:.1f}"), low, high, increment) for i in range(7)]
 
 
 async def _round_trips(samples: int) -> tuple[list[float], list[float]]:
@@ -66,7 +60,7 @@ async def _round_trips(samples: int) -> tuple[list[float], list[float]]:
                 reached.set()
 
     driver.subscribe(on_report)
-    speeds = _speeds()
+    speeds = retro_speeds()
     async with driver:
         await driver.start()
         for i in range(samples):
@@ -95,7 +89,7 @@ async def _bare_pyftms(samples: int) -> list[float]:
     server = FtmsServer(machine, FtmsOptions(data_interval_s=3600))
     radio = Radio()
     radio.add(SimPeripheral(server))
-    speeds = [float(s.to(Unit.KMH).value) + 0.005 for s in _speeds()]  # pyftms truncates
+    speeds = [float(s.to(Unit.KMH).value) + 0.005 for s in retro_speeds()]  # pyftms truncates
     with radio.routed():
         sighting = (await scan(5.0))[0]
         client = PyftmsTreadmill(sighting.device, sighting.advertisement, timeout=5.0)

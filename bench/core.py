@@ -23,7 +23,7 @@ from retrotread.profiles import Profile, get_profile
 from retrotread.program.model import Block, BlockKind, Defaults, Facing, Handrail, Program
 from retrotread.scheduler import Scheduler
 from retrotread.session import Session
-from retrotread.units import Increment, Unit, mph, percent, quantize
+from retrotread.units import Increment, Quantity, Unit, mph, percent, quantize
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,13 @@ class Row:
     value: str
     target: str = ""
     verdict: str = ""
+
+
+def retro_speeds() -> list[Quantity]:
+    """The round-trip workload: 2.6 to 3.2 mph in 0.1 mph steps, on an FTMS 0.01 km/h grid."""
+    low, high = mph("2.6"), mph("3.2")
+    increment = Increment.of("0.01", Unit.KMH)
+    return [quantize(mph(f"{2.6 + 0.1 * i:.1f}"), low, high, increment) for i in range(7)]
 
 
 def percentiles(samples: list[float]) -> tuple[float, float, float]:
@@ -136,11 +143,7 @@ def measure_virtual_clock() -> list[Row]:
 def measure_inprocess_round_trip(samples: int = 2000) -> list[Row]:
     """set_speed written to the in-process simulator and acknowledged, on the real clock."""
     times: list[float] = []
-    low, high = mph("2.6"), mph("3.2")
-    increment = Increment.of("0.01", Unit.KMH)
-    speeds = [
-        quantize(mph(f"{2.6 + 0.6 * (i % 7) / 6:.2f}"), low, high, increment) for i in range(7)
-    ]
+    speeds = retro_speeds()
 
     async def main() -> None:
         driver = open_treadmill("sim://", clock=LoopClock())

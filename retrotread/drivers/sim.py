@@ -135,8 +135,6 @@ class SimDriver(Treadmill):
         super().__init__(url, profile, clock)
         self.plan = fault_plan(url, self.url_grammar)
         self._spec = self.plan.spec(spec_from_profile(profile, url, self.url_grammar))
-        if self.plan.speed_field_mph:
-            self._spec = self._spec.with_options(speed_field_mph=True)
         self._given = machine
         self.machine: SimTreadmill | None = machine
         self.link: SimLink | None = None

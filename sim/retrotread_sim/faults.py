@@ -181,10 +181,12 @@ class FaultPlan:
     # -- machine-level ------------------------------------------------------------------------
 
     def spec(self, spec: MachineSpec) -> MachineSpec:
-        """The machine as the plan shapes it (a slow belt)."""
+        """The machine as the plan shapes it (a slow belt, a speed field read as mph)."""
         slow = self._first(FaultKind.SLOW_RAMP)
         if slow and slow.value:
-            return spec.with_options(accel_kmh_per_s=float(slow.value))
+            spec = spec.with_options(accel_kmh_per_s=float(slow.value))
+        if self.speed_field_mph:
+            spec = spec.with_options(speed_field_mph=True)
         return spec
 
     @property

@@ -337,10 +337,7 @@ class SerialServer:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.plan: FaultPlan = args.faults
-        spec = self.plan.spec(machine_spec(args))
-        if self.plan.speed_field_mph:
-            spec = spec.with_options(speed_field_mph=True)
-        self.machine = SimTreadmill(spec)
+        self.machine = SimTreadmill(self.plan.spec(machine_spec(args)))
         self.machine.refusal_hook = refusal_hook(self.plan, self.machine)
         self._random = random.Random(20957)  # garbling is repeatable run to run
         self._frozen: dict[bytes, bytes] = {}
