@@ -245,3 +245,19 @@ def test_distance_counts_from_the_start_of_the_session(store: Store, first_week:
     assert data.total_distance == pytest.approx(load(store, first_week).total_distance)
     rows = list(csv.DictReader(io.StringIO(render(data, Format.CSV).decode())))
     assert float(rows[0]["distance_m"]) == 0
+
+
+def test_laps_take_the_same_samples_as_a_scan_per_block(store: Store, first_week: int) -> None:
+    """Samples are grouped in one pass; each lap holds exactly what a scan per block finds
+    (its own samples in time order, and those after the program ended in the last lap)."""
+    data = load(store, first_week)
+    last = data.laps[-1].block.idx
+    assert any(s.block_idx is None for s in data.samples)  # the belt coming to a stop
+    for lap in data.laps:
+        scanned = tuple(
+            s
+            for s in data.samples
+            if s.block_idx == lap.block.idx or (lap.block.idx == last and s.block_idx is None)
+        )
+        assert lap.samples == scanned
+    assert sum(len(lap.samples) for lap in data.laps) == len(data.samples)

@@ -75,15 +75,16 @@ def load(store: Store, session_id: int) -> ExportData:
         raise StoreError(f"session #{session_id} has no blocks to export (it never started)")
     last = blocks[-1].idx
     origin = samples[0].distance_m if samples else 0.0
+    # One pass over the samples (a 24 h session has ~86,400): each goes to its block's lap.
+    # Samples after the program ended (the belt coming to a stop) belong to the last lap.
+    by_block: dict[int, list[Sample]] = {}
+    for sample in samples:
+        index = last if sample.block_idx is None else sample.block_idx
+        by_block.setdefault(index, []).append(sample)
     laps = []
     covered = origin
     for block in blocks:
-        # samples after the program ended (the belt coming to a stop) belong to the last lap
-        mine = tuple(
-            s
-            for s in samples
-            if s.block_idx == block.idx or (block.idx == last and s.block_idx is None)
-        )
+        mine = tuple(by_block.get(block.idx, ()))
         reached = max(covered, mine[-1].distance_m) if mine else covered
         laps.append(Lap(block, block.started_at, mine, reached - covered))
         covered = reached
