@@ -34,18 +34,21 @@ def bar_cells(steps: Sequence[Step], width: int) -> list[tuple[int, bool]]:
     total = sum(step.duration_s for step in steps)
     if not steps or total <= 0 or width <= 0:
         return []
+    # One pass over columns and steps together (steps are in time order): linear in both, so
+    # a 10,000-block program costs no more per redraw than its width.
     cells: list[tuple[int, bool]] = []
-    index = 0
+    index = 0  # the step covering the current column's middle
+    upcoming = 1  # the next step whose beginning has not been placed in a column yet
     for column in range(width):
         start, end = column * total / width, (column + 1) * total / width
         middle = (start + end) / 2
         while index + 1 < len(steps) and steps[index + 1].start_s <= middle:
             index += 1
-        begins = any(start <= step.start_s < end for step in steps[1:])
-        shown = index
-        if begins:  # the marker takes the colour of the block that begins in this cell
-            shown = next(step.index for step in steps[1:] if start <= step.start_s < end)
-        cells.append((shown, begins))
+        while upcoming < len(steps) and steps[upcoming].start_s < start:
+            upcoming += 1
+        begins = upcoming < len(steps) and steps[upcoming].start_s < end
+        # the marker takes the colour of the (first) block that begins in this cell
+        cells.append((steps[upcoming].index if begins else index, begins))
     return cells
 
 
@@ -57,6 +60,8 @@ class ProgramProgress(Widget):
         self.steps = tuple(steps)
         self.total_s = sum(step.duration_s for step in self.steps)
         self.elapsed_s = 0.0
+        self._cells: tuple[int, list[tuple[int, bool]]] = (-1, [])  # (width, its cells)
+        self._drawn: tuple[tuple[int, int], Text] | None = None  # ((width, done), the text)
 
     def show(self, elapsed_s: float) -> None:
         if elapsed_s != self.elapsed_s:
@@ -65,10 +70,14 @@ class ProgramProgress(Widget):
 
     def render(self) -> Text:
         width = self.content_size.width
-        cells = bar_cells(self.steps, width)
+        if self._cells[0] != width:  # the layout changes rarely; the steps never
+            self._cells = (width, bar_cells(self.steps, width))
+        cells = self._cells[1]
         if not cells:
             return Text("")
         done_cells = round(min(self.elapsed_s / self.total_s, 1.0) * width)
+        if self._drawn is not None and self._drawn[0] == (width, done_cells):
+            return self._drawn[1].copy()  # most seconds move the pointer by less than a cell
         pointer = min(done_cells, width - 1)
         text = Text(no_wrap=True, overflow="crop")
         text.append(" " * pointer + POINTER + "\n", style="bold")
@@ -80,4 +89,5 @@ class ProgramProgress(Widget):
                 text.append(DONE, style=colour)
             else:
                 text.append(TO_DO, style=colour)
-        return text
+        self._drawn = ((width, done_cells), text)
+        return text.copy()
