@@ -165,6 +165,7 @@ class _Reader:
 
     lines: dict[Path_, int]
     issues: list[ProgramIssue] = field(default_factory=list)
+    _seen: set[ProgramIssue] = field(default_factory=set)  # the same issues, to skip repeats
 
     def line(self, path: Path_) -> int | None:
         while path:
@@ -174,8 +175,12 @@ class _Reader:
         return None
 
     def error(self, path: Path_, message: str) -> None:
-        issue = ProgramIssue(self.line(path), message)
-        if issue not in self.issues:
+        self.add(ProgramIssue(self.line(path), message))
+
+    def add(self, issue: ProgramIssue) -> None:
+        """Keep ``issue`` once (a set: a list scan per issue is quadratic in a long file)."""
+        if issue not in self._seen:
+            self._seen.add(issue)
             self.issues.append(issue)
 
     def check_keys(
@@ -475,9 +480,7 @@ def _check_facing(reader: _Reader, program: Program) -> None:
             )
         else:
             continue
-        issue = ProgramIssue(block.line, where + message)
-        if issue not in reader.issues:
-            reader.issues.append(issue)
+        reader.add(ProgramIssue(block.line, where + message))
 
 
 def parse_program(text: str, source: str = "<string>") -> Program:
