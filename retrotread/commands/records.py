@@ -8,6 +8,9 @@ never counts for anyone's progression. Rehearsals (``--rehearse``) run on the vi
 with nobody on the belt and are never recorded. With ``--client`` the records must open, or
 the run does not start; without it, a records file that cannot be opened is reported and the
 run goes on unrecorded.
+
+The records, the progression and the exporters are imported by the commands that use them, not
+here: ``retrotread --help``, ``programs`` and ``check`` start without them.
 """
 
 from __future__ import annotations
@@ -19,36 +22,28 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from retrotread.export import Format, export_session
 from retrotread.program import format_duration
-from retrotread.progression import NextSession, OperatorOutcome
-from retrotread.session import Session, SessionSummary
-from retrotread.store import (
-    Client,
-    SessionRecord,
-    SessionRecorder,
-    Status,
-    Store,
-    StoreError,
-)
 
 if TYPE_CHECKING:
+    from retrotread.progression import NextSession, OperatorOutcome
+    from retrotread.session import Session, SessionSummary
+    from retrotread.store import Client, SessionRecord, SessionRecorder, Store
+
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 COMMANDS = ("clients", "next", "history", "export", "outcome")
 
+#: `outcome` on the command line -> OperatorOutcome's value
 OUTCOME_CHOICES = {
-    "completed": OperatorOutcome.COMPLETED,
-    "pain": OperatorOutcome.PAIN,
-    "lost-balance": OperatorOutcome.LOST_BALANCE,
-    "dizziness": OperatorOutcome.DIZZINESS,
+    "completed": "completed",
+    "pain": "pain",
+    "lost-balance": "lost balance",
+    "dizziness": "dizziness",
 }
-OUTCOME_KEYS = {
-    "c": OperatorOutcome.COMPLETED,
-    "p": OperatorOutcome.PAIN,
-    "b": OperatorOutcome.LOST_BALANCE,
-    "d": OperatorOutcome.DIZZINESS,
-}
+#: the key the operator types after a run -> OperatorOutcome's value
+OUTCOME_KEYS = {"c": "completed", "p": "pain", "b": "lost balance", "d": "dizziness"}
+#: the formats `export` writes (retrotread.export.Format's values)
+EXPORT_FORMATS = ("csv", "tcx", "fit")
 
 
 def _db_option(parser: argparse.ArgumentParser) -> None:
@@ -122,7 +117,7 @@ def add_commands(commands: Subparsers) -> None:
     export.add_argument("session", metavar="SESSION", help="session number, or 'last'")
     export.add_argument(
         "--format",
-        choices=[f.value for f in Format],
+        choices=EXPORT_FORMATS,
         default=None,
         help="file format (default: from the output name, else csv)",
     )
@@ -157,6 +152,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def open_store(args: argparse.Namespace) -> Store:
+    from retrotread.store import Store
+
     return Store.open(getattr(args, "db", None))
 
 
@@ -165,6 +162,8 @@ def _when(at: float | None) -> str:
 
 
 def _session_arg(store: Store, spec: str) -> SessionRecord:
+    from retrotread.store import StoreError
+
     if spec.lower() == "last":
         latest = store.latest_session()
         if latest is None:
@@ -270,6 +269,8 @@ class Recording:
         self.recorder: SessionRecorder | None = None
 
     def attach(self, session: Session) -> None:
+        from retrotread.store import SessionRecorder
+
         self.recorder = SessionRecorder(
             self.store,
             session,
@@ -308,14 +309,17 @@ class Recording:
 
 
 def ask_outcome() -> tuple[OperatorOutcome | None, str]:
+    from retrotread.progression import OperatorOutcome
+
     prompt = "How did it go? [c]ompleted, [p]ain, lost [b]alance, [d]izziness, Enter to skip: "
     while True:
         print(prompt, end="", flush=True)
         answer = sys.stdin.readline()
         if not answer.strip():
             return None, ""
-        outcome = OUTCOME_KEYS.get(answer.strip().lower()[:1])
-        if outcome is not None:
+        key = OUTCOME_KEYS.get(answer.strip().lower()[:1])
+        if key is not None:
+            outcome = OperatorOutcome(key)
             break
     print("Note (optional, Enter to skip): ", end="", flush=True)
     return outcome, sys.stdin.readline().strip()
@@ -323,6 +327,8 @@ def ask_outcome() -> tuple[OperatorOutcome | None, str]:
 
 def open_recording(args: argparse.Namespace) -> Recording | None:
     """Before a run: open the records (and find the client) so a mistake stops the run early."""
+    from retrotread.store import StoreError
+
     client_name: str | None = getattr(args, "client", None)
     if args.rehearse:
         if client_name and getattr(args, "plan", None) is None:
@@ -350,6 +356,8 @@ def open_recording(args: argparse.Namespace) -> Recording | None:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from retrotread.store import Status
+
     with open_store(args) as store:
         client = store.client(args.client) if args.client else None
         records = store.sessions(client, limit=args.limit)
@@ -413,6 +421,8 @@ def sparkline(values: list[float]) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from retrotread.export import Format, export_session
+
     output: Path | None = args.output
     if args.format:
         fmt = Format(args.format)
@@ -434,7 +444,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_outcome(args: argparse.Namespace) -> int:
-    outcome = OUTCOME_CHOICES[args.outcome]
+    from retrotread.progression import OperatorOutcome
+
+    outcome = OperatorOutcome(OUTCOME_CHOICES[args.outcome])
     with open_store(args) as store:
         record = _session_arg(store, args.session)
         store.record_outcome(record.id, outcome, args.note)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from retrotread.export.common import ExportData, load
-from retrotread.store import Store, StoreError
+if TYPE_CHECKING:
+    from retrotread.export.common import ExportData, load
+    from retrotread.store import Store
 
 
 class Format(enum.StrEnum):
@@ -35,8 +37,20 @@ def render(data: ExportData, fmt: Format) -> bytes:
     return render_fit(data)
 
 
+def __getattr__(name: str) -> Any:
+    """``load`` and ``ExportData`` on first use: the records need not load with the CLI."""
+    if name in ("load", "ExportData"):
+        from retrotread.export import common
+
+        return getattr(common, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def export_session(store: Store, session_id: int, fmt: Format, path: Path) -> Path:
     """Write session ``session_id`` to ``path`` in ``fmt``; returns the path written."""
+    from retrotread.export.common import load
+    from retrotread.store import StoreError
+
     data = load(store, session_id)
     payload = render(data, fmt)
     try:

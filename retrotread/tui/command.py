@@ -12,14 +12,14 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retrotread.commands import records
 from retrotread.drivers.registry import DEFAULT_DEVICE, open_treadmill
 from retrotread.program import find_program
-from retrotread.progression import OperatorOutcome
-from retrotread.session import SessionSummary
-from retrotread.store import StoreError
+
+if TYPE_CHECKING:  # the records load when a console records, not for `retrotread --help`
+    from retrotread.session import SessionSummary
 
 DESCRIPTION = """Open the operator console: big countdown, handrail cues, target and actual
 speed, STOP always one key away. With a PROGRAM it opens ready on that program (the belt
@@ -136,6 +136,9 @@ def outcome_recorder(recording: records.Recording) -> Callable[[SessionSummary, 
     """The summary screen's outcome, stored against the session the recorder wrote."""
 
     def record(summary: SessionSummary, outcome: str, note: str) -> None:
+        from retrotread.progression import OperatorOutcome
+        from retrotread.store import StoreError
+
         recorder = recording.recorder
         if recorder is None or recorder.session_id is None:
             raise StoreError("this session was not recorded (see the log)")
