@@ -157,6 +157,26 @@ class Notice(Event):
     message: str
 
 
+class StopState(enum.StrEnum):
+    """Where the stop stands: the operator sees each change."""
+
+    WAITING_FOR_MACHINE = "stop waits for the machine's answer to the last command"
+    LINK_DOWN = "link down: the stop goes out as soon as it returns"
+    NO_ANSWER = "no answer to stop: asking again"
+    REFUSED = "the treadmill refused stop: use its STOP or the safety key"
+    STILL_MOVING = "stop accepted but the belt still moves: stopping again"
+    CONFIRMED = "belt stopped"
+    UNCONFIRMABLE = "stop accepted; this machine cannot report its belt: check it has stopped"
+    GAVE_UP = "stop NOT confirmed: stop the treadmill at its console now"
+
+
+@dataclass(frozen=True)
+class StopProgress(Notice):
+    """The stop path changed state (a notice, so every front end shows its words)."""
+
+    state: StopState = StopState.CONFIRMED
+
+
 @dataclass(frozen=True)
 class SessionEnded(Event):
     outcome: str

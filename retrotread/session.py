@@ -22,13 +22,21 @@ from dataclasses import dataclass
 from retrotread.clock import Clock
 from retrotread.drivers.base import (
     BeltStatus,
+    Command,
     MachineEvent,
     MachineEventKind,
     Report,
     Telemetry,
     Treadmill,
 )
-from retrotread.errors import CommandRejected, DeviceError, LinkLost, Rejection, SafetyError
+from retrotread.errors import (
+    CommandRejected,
+    CommandTimeout,
+    DeviceError,
+    LinkLost,
+    Rejection,
+    SafetyError,
+)
 from retrotread.events import (
     BlockStarted,
     CommandConfirmed,
@@ -41,7 +49,9 @@ from retrotread.events import (
     ProgramFinished,
     ProgramStopped,
     SessionEnded,
+    StopProgress,
     StopReason,
+    StopState,
     TelemetryReceived,
 )
 from retrotread.program.model import Program, Step
@@ -51,14 +61,19 @@ from retrotread.units import Quantity, Unit, format_number
 
 log = logging.getLogger(__name__)
 
+#: After the machine accepts stop, the belt must read still within this long.
 STOP_WAIT_S = 5.0
+#: The stop path asks again after this pause, doubling up to the maximum.
+STOP_RETRY_FIRST_S = 0.5
+STOP_RETRY_MAX_S = 5.0
 #: A ramp step on a machine that reports no speed waits this long before the next.
 BLIND_RAMP_STEP_S = 2.0
-#: How long the final stop keeps trying while the link is down (the driver reconnects).
-STOP_RETRY_S = 30.0
 WATCH_INTERVAL_S = 0.5
 #: Unattended, nobody can resume a held program: it ends after this long.
 UNATTENDED_HOLD_LIMIT_S = 300.0
+#: How long the stop path keeps trying (a silent console, a link that is down): the hold
+#: limit, so a stop outlasts any silence the session itself would sit through.
+STOP_PERSIST_S = UNATTENDED_HOLD_LIMIT_S
 #: The belt running faster than commanded for this long is an overspeed fault.
 OVERSPEED_GRACE_S = 2.0
 #: A belt that was moving and reads zero this long without a command was stopped at the
@@ -247,6 +262,7 @@ class Session:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            self.desired.belt = Belt.STOPPED
             belt_stopped = await self._stop_belt()
             unsubscribe()
             with contextlib.suppress(DeviceError):
@@ -275,39 +291,84 @@ class Session:
         return Outcome.STOPPED
 
     async def _stop_belt(self) -> bool:
-        """Send stop (whatever happened before) and wait briefly until the belt is still."""
+        """The one stop path: stop, and keep stopping until the machine confirms it.
+
+        The driver puts the stop on the wire only when no other procedure is pending there.
+        A stop that is refused, unanswered, or cannot go out because the link is down is
+        asked again, paced with a growing pause (never a storm: one stop at a time), until
+        the machine confirms it — its answer plus a still belt, or an already-stopped answer —
+        or the unattended hold limit passes. Each change of state is shown to the operator.
+        """
         treadmill = self.treadmill
-        timeout = self.profile.confirm.command_timeout_s
-        give_up = self.clock.now() + STOP_RETRY_S
-        told = False
+        give_up = self.clock.now() + STOP_PERSIST_S
+        pause = STOP_RETRY_FIRST_S
+        shown: StopState | None = None
+
+        def show(state: StopState, detail: str = "") -> None:
+            nonlocal shown
+            if state is not shown:
+                shown = state
+                text = f"{state.value} ({detail})" if detail else state.value
+                self.emit(StopProgress(self.clock.now(), text, state))
+
+        if treadmill.busy:
+            show(StopState.WAITING_FOR_MACHINE)
         while True:
+            issued = self.clock.now()
+            self.emit(CommandIssued(issued, Command.STOP, None))
             try:
-                async with asyncio.timeout(timeout):
-                    await treadmill.stop()
-                self.emit(CommandIssued(self.clock.now(), "stop", None))
-                break
+                await treadmill.stop()
             except LinkLost as err:
-                # The link is down: the driver is reconnecting, and the belt may be running.
-                # A stop that never went out has a known outcome, so keep trying.
-                if self.clock.now() >= give_up:
-                    self.emit(Fault(self.clock.now(), "stop", f"stop not sent: {err}", True))
-                    return False
-                if not told:
-                    told = True
-                    self.emit(Notice(self.clock.now(), "link down: stop goes out on its return"))
-                await self.clock.sleep_until(self.clock.now() + 0.5)
-            except (DeviceError, TimeoutError) as err:
+                show(StopState.LINK_DOWN, str(err))
+            except CommandTimeout as err:
+                show(StopState.NO_ANSWER, str(err))
+            except CommandRejected as err:
+                self.emit(CommandUnconfirmed(self.clock.now(), Command.STOP, None, str(err), True))
+                if shown is not StopState.REFUSED:
+                    self.emit(
+                        Fault(
+                            self.clock.now(),
+                            "stop-rejected",
+                            f"the treadmill refused stop ({err.reason.value}): use its STOP or "
+                            "the safety key",
+                            fatal=True,
+                        )
+                    )
+                show(StopState.REFUSED, err.reason.value)
+            except DeviceError as err:
+                show(StopState.NO_ANSWER, str(err))
+            else:
                 self.emit(
-                    Fault(self.clock.now(), "stop", f"stop not acknowledged: {err}", fatal=True)
+                    CommandConfirmed(
+                        self.clock.now(), Command.STOP, None, self.clock.now() - issued
+                    )
                 )
-                break
-        deadline = self.clock.now() + STOP_WAIT_S
-        while self.clock.now() < deadline:
-            latest = treadmill.latest
+                self._record_applied(Command.STOP, None)
+                if not treadmill.reports_belt:
+                    show(StopState.UNCONFIRMABLE)
+                    return False
+                if await self._belt_still_within(STOP_WAIT_S):
+                    show(StopState.CONFIRMED)
+                    return True
+                show(StopState.STILL_MOVING)
+            if self.desired.belt is not Belt.STOPPED:
+                return False  # a person resumed meanwhile: the worker brings the new state
+            if self.clock.now() + pause > give_up:
+                show(StopState.GAVE_UP)
+                self.emit(Fault(self.clock.now(), "stop", StopState.GAVE_UP.value, fatal=True))
+                return False
+            await self.clock.sleep_until(self.clock.now() + pause)
+            pause = min(pause * 2, STOP_RETRY_MAX_S)
+
+    async def _belt_still_within(self, seconds: float) -> bool:
+        deadline = self.clock.now() + seconds
+        while True:
+            latest = self.treadmill.latest
             if latest and latest.speed.value == 0 and latest.belt is not BeltStatus.RUNNING:
                 return True
+            if self.clock.now() >= deadline:
+                return False
             await self.clock.sleep_until(min(deadline, self.clock.now() + 0.1))
-        return False
 
     def _summary(
         self, outcome: Outcome, reason: StopReason | None, detail: str, belt_stopped: bool
@@ -372,54 +433,53 @@ class Session:
             while (action := self._next_action()) is not None:
                 await self._execute(*action)
 
-    def _next_action(self) -> tuple[str, Quantity | None] | None:
+    def _next_action(self) -> tuple[Command, Quantity | None] | None:
         assert self.governor is not None
         want, have = self.desired, self.applied
         if not self.link_up:
             return None
         if want.belt is Belt.STOPPED:
-            return ("stop", None) if have.belt is not Belt.STOPPED else None
+            return (Command.STOP, None) if have.belt is not Belt.STOPPED else None
         if self.holding:
             return None
         if want.belt is Belt.PAUSED:
-            return ("pause", None) if have.belt is Belt.RUNNING else None
+            return (Command.PAUSE, None) if have.belt is Belt.RUNNING else None
         if have.belt is not Belt.RUNNING:
             # Start sequence: incline, a first speed within one ramp step, then start.
             if self.profile.quirks.start_before_speed:
-                return ("start", None)
+                return (Command.START, None)
             if want.incline is not None and want.incline != have.incline:
-                return ("set incline", want.incline)
+                return (Command.SET_INCLINE, want.incline)
             if want.speed is not None and have.speed is None:
-                return ("set speed", self.governor.ramp(None, want.speed))
-            return ("start", None)
+                return (Command.SET_SPEED, self.governor.ramp(None, want.speed))
+            return (Command.START, None)
         if want.incline is not None and want.incline != have.incline:
-            return ("set incline", want.incline)
+            return (Command.SET_INCLINE, want.incline)
         if want.speed is not None and want.speed != have.speed:
-            return ("set speed", self.governor.ramp(have.speed, want.speed))
+            return (Command.SET_SPEED, self.governor.ramp(have.speed, want.speed))
         return None
 
-    async def _execute(self, command: str, value: Quantity | None) -> None:
+    async def _execute(self, command: Command, value: Quantity | None) -> None:
+        if command is Command.STOP:
+            await self._stop_belt()  # the one stop path, mid-session as at the end
+            return
         treadmill = self.treadmill
         issued = self.clock.now()
         self.emit(CommandIssued(issued, command, value))
-        actions: dict[str, Callable[[], Awaitable[None]]] = {
-            "stop": treadmill.stop,
-            "pause": treadmill.pause,
-            "start": treadmill.start,
-        }
         try:
-            async with asyncio.timeout(self.profile.confirm.command_timeout_s):
-                if command == "set speed" and value is not None:
+            match command:
+                case Command.SET_SPEED if value is not None:
                     await treadmill.set_speed(value)
-                elif command == "set incline" and value is not None:
+                case Command.SET_INCLINE if value is not None:
                     await treadmill.set_incline(value)
-                else:
-                    await actions[command]()
-        except TimeoutError:
-            # Unknown outcome: never resend blindly. Pause, try one stop, tell the operator.
+                case Command.PAUSE:
+                    await treadmill.pause()
+                case Command.START:
+                    await treadmill.start()
+        except CommandTimeout as err:
+            # Unknown outcome: never resend blindly. Pause, stop, tell the operator.
             self._record_applied(command, value)
-            timeout = self.profile.confirm.command_timeout_s
-            self.hold("command-timeout", f"{command}: no answer within {timeout:g} s")
+            self.hold("command-timeout", str(err))
             return
         except CommandRejected as err:
             self._rejected(command, value, err)
@@ -432,7 +492,7 @@ class Session:
             self._fault("device", f"{command}: {err}")
             return
         self._record_applied(command, value)
-        if command == "set speed" and value is not None:
+        if command is Command.SET_SPEED and value is not None:
             if value != self.desired.speed:
                 # A ramp step: let the belt get there before the next one goes out (a first
                 # step sent before start is reached once the belt runs).
@@ -446,38 +506,27 @@ class Session:
         else:
             self.emit(CommandConfirmed(self.clock.now(), command, value, self.clock.now() - issued))
 
-    def _record_applied(self, command: str, value: Quantity | None) -> None:
+    def _record_applied(self, command: Command, value: Quantity | None) -> None:
         applied = self.applied
-        if command == "set speed":
+        if command is Command.SET_SPEED:
             applied.speed = value
-        elif command == "set incline":
+        elif command is Command.SET_INCLINE:
             applied.incline = value
         else:
-            applied.belt = {"stop": Belt.STOPPED, "pause": Belt.PAUSED, "start": Belt.RUNNING}[
-                command
-            ]
-            if command != "start":
+            applied.belt = {
+                Command.STOP: Belt.STOPPED,
+                Command.PAUSE: Belt.PAUSED,
+                Command.START: Belt.RUNNING,
+            }[command]
+            if command is not Command.START:
                 # A stopped or paused belt restarts from standstill: ramp again from the bottom.
                 applied.speed = None
                 self._seen_moving, self._still_since = False, None
 
-    def _rejected(self, command: str, value: Quantity | None, err: CommandRejected) -> None:
+    def _rejected(self, command: Command, value: Quantity | None, err: CommandRejected) -> None:
         self.emit(CommandUnconfirmed(self.clock.now(), command, value, str(err), rejected=True))
-        if command == "stop":
-            # A refused stop has a known outcome (not done), so asking again is not blind;
-            # the worker retries on its next pass. Tell the operator to use the machine too.
-            self.emit(
-                Fault(
-                    self.clock.now(),
-                    "stop-rejected",
-                    f"the treadmill refused stop ({err.reason.value}): use its STOP or the "
-                    "safety key",
-                    fatal=True,
-                )
-            )
-            return
         self._record_applied(command, value)
-        if command == "start" or err.reason is Rejection.SAFETY_KEY:
+        if command is Command.START or err.reason is Rejection.SAFETY_KEY:
             self.hold(f"{command}-rejected", f"the treadmill refused {command}: {err}")
 
     def _fault(self, kind: str, message: str) -> None:

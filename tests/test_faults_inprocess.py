@@ -13,7 +13,15 @@ from retrotread.clock import LoopClock, run
 from retrotread.drivers.registry import open_treadmill
 from retrotread.drivers.sim import SimDriver
 from retrotread.errors import DeviceUrlError
-from retrotread.events import CommandUnconfirmed, Event, Fault, Notice, Resumed
+from retrotread.events import (
+    CommandUnconfirmed,
+    Event,
+    Fault,
+    Notice,
+    Resumed,
+    StopProgress,
+    StopState,
+)
 from retrotread.profiles import get_profile
 from retrotread.program.model import Program
 from retrotread.session import Outcome, Session, SessionSummary
@@ -209,6 +217,5 @@ def test_stop_while_the_link_is_down_goes_out_when_it_returns(link: str) -> None
     assert played.link_commands[-1] == "stop"
     assert played.belt_stopped
     assert played.summary.belt_stopped
-    assert any(
-        "stop goes out on its return" in e.message for e in played.events if isinstance(e, Notice)
-    )
+    stop_states = [e.state for e in played.events if isinstance(e, StopProgress)]
+    assert stop_states == [StopState.LINK_DOWN, StopState.CONFIRMED]

@@ -12,14 +12,18 @@ ends can ask without connecting.
 from __future__ import annotations
 
 import abc
+import asyncio
+import collections
+import contextlib
 import enum
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar, Self
 
 from retrotread.clock import Clock
 from retrotread.drivers.url import DeviceUrl
+from retrotread.errors import CommandTimeout, LinkLost
 from retrotread.profiles import Profile, get_profile
 from retrotread.units import Increment, Quantity
 
@@ -38,6 +42,16 @@ class Capabilities:
     speed: Range
     incline: Range
     can_control: bool = True
+
+
+class Command(enum.StrEnum):
+    """What a driver can be asked to do: one name for each, on every link."""
+
+    START = "start"
+    PAUSE = "pause"
+    STOP = "stop"
+    SET_SPEED = "set speed"
+    SET_INCLINE = "set incline"
 
 
 class BeltStatus(enum.StrEnum):
@@ -104,6 +118,8 @@ class Treadmill(abc.ABC):
         self.name = str(url)
         self.latest: Telemetry | None = None
         self._listeners: list[ReportListener] = []
+        self._gate = _Gate()
+        self._procedures: set[asyncio.Future[None]] = set()
 
     @classmethod
     def from_url(cls, url: DeviceUrl, *, clock: Clock, profile: Profile | None = None) -> Self:
@@ -126,9 +142,20 @@ class Treadmill(abc.ABC):
     @abc.abstractmethod
     async def connect(self) -> None: ...
 
-    @abc.abstractmethod
     async def close(self) -> None:
-        """Release the link. Does not stop the belt: the session does that first."""
+        """Release the link. Does not stop the belt: the session does that first.
+
+        A procedure still on the wire (its caller gone) is abandoned here, not before.
+        """
+        for procedure in list(self._procedures):
+            procedure.cancel()
+        for procedure in list(self._procedures):
+            with contextlib.suppress(BaseException):
+                await procedure
+        await self._do_close()
+
+    @abc.abstractmethod
+    async def _do_close(self) -> None: ...
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -143,21 +170,93 @@ class Treadmill(abc.ABC):
         await self.close()
 
     # -- commands (values already governed and quantized) -------------------------------------
+    #
+    # The python-can way: the public methods live here, so every driver behaves the same at
+    # the edges (link check, one procedure on the wire at a time, STOP ahead of the queue, the
+    # time budget, and the error each failure becomes); a driver writes only ``_do_...``.
+
+    @property
+    def link_up(self) -> bool:
+        """Whether a command can go out now (a driver that reconnects says so here)."""
+        return self.connected
+
+    @property
+    def reports_belt(self) -> bool:
+        """Whether the machine tells what its belt does (speed, stopped); some cannot."""
+        return True
+
+    @property
+    def command_timeout_s(self) -> float:
+        """How long one command may take, from the wire's turn to its answer."""
+        return self.profile.confirm.command_timeout_s
+
+    @property
+    def busy(self) -> bool:
+        """A procedure is on the wire (answer not in yet, even if its caller gave up)."""
+        return self._gate.held
+
+    async def start(self) -> None:
+        await self._issue(Command.START, self._do_start)
+
+    async def pause(self) -> None:
+        await self._issue(Command.PAUSE, self._do_pause)
+
+    async def stop(self) -> None:
+        """Stop the belt. Returns when the machine accepted it or said it is already stopped.
+
+        A stop never goes out while another procedure is on the wire: it waits for that
+        answer (or that procedure's timeout), then goes before anything else queued.
+        """
+        await self._issue(Command.STOP, self._do_stop)
+
+    async def set_speed(self, speed: Quantity) -> None:
+        await self._issue(Command.SET_SPEED, lambda: self._do_set_speed(speed))
+
+    async def set_incline(self, incline: Quantity) -> None:
+        await self._issue(Command.SET_INCLINE, lambda: self._do_set_incline(incline))
 
     @abc.abstractmethod
-    async def start(self) -> None: ...
+    async def _do_start(self) -> None: ...
 
     @abc.abstractmethod
-    async def pause(self) -> None: ...
+    async def _do_pause(self) -> None: ...
 
     @abc.abstractmethod
-    async def stop(self) -> None: ...
+    async def _do_stop(self) -> None:
+        """Return normally for "stopped" and for "already stopped" answers alike."""
 
     @abc.abstractmethod
-    async def set_speed(self, speed: Quantity) -> None: ...
+    async def _do_set_speed(self, speed: Quantity) -> None: ...
 
     @abc.abstractmethod
-    async def set_incline(self, incline: Quantity) -> None: ...
+    async def _do_set_incline(self, incline: Quantity) -> None: ...
+
+    async def _issue(self, command: Command, action: Callable[[], Awaitable[None]]) -> None:
+        if not self.link_up:
+            raise LinkLost(f"{command}: the link to {self.name} is down; nothing was sent")
+        # The procedure runs as its own task: a caller that is cancelled (the session ending,
+        # a second Ctrl-C) leaves it to finish on the wire, holding the gate, so nothing is
+        # ever written into a procedure whose answer is still due.
+        procedure = asyncio.ensure_future(self._procedure(command, action))
+        self._procedures.add(procedure)
+        procedure.add_done_callback(self._procedure_done)
+        await asyncio.shield(procedure)
+
+    def _procedure_done(self, procedure: asyncio.Future[None]) -> None:
+        self._procedures.discard(procedure)
+        if not procedure.cancelled():
+            procedure.exception()  # retrieved: a caller that gave up does not want it
+
+    async def _procedure(self, command: Command, action: Callable[[], Awaitable[None]]) -> None:
+        async with self._gate.turn(first=command is Command.STOP):
+            if not self.link_up:
+                raise LinkLost(f"{command}: the link to {self.name} is down; nothing was sent")
+            budget = self.command_timeout_s
+            try:
+                async with asyncio.timeout(budget):
+                    await action()
+            except TimeoutError as err:
+                raise CommandTimeout(command, budget) from err
 
     # -- reports ------------------------------------------------------------------------------
 
@@ -170,3 +269,43 @@ class Treadmill(abc.ABC):
             self.latest = report
         for listener in list(self._listeners):
             listener(report)
+
+
+class _Gate:
+    """One holder at a time; a waiter asking to go first overtakes the others."""
+
+    def __init__(self) -> None:
+        self.held = False
+        self._waiters: collections.deque[tuple[bool, asyncio.Future[None]]] = collections.deque()
+
+    @contextlib.asynccontextmanager
+    async def turn(self, *, first: bool) -> AsyncIterator[None]:
+        if self.held or self._waiters:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            entry = (first, waiter)
+            if first:
+                self._waiters.appendleft(entry)
+            else:
+                self._waiters.append(entry)
+            try:
+                await waiter
+            except BaseException:
+                if entry in self._waiters:
+                    self._waiters.remove(entry)
+                elif waiter.done() and not waiter.cancelled():
+                    self._release()  # handed the turn just as we were cancelled: pass it on
+                raise
+        else:
+            self.held = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        while self._waiters:
+            _, waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # held stays True: the turn passes straight on
+                return
+        self.held = False

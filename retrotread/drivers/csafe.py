@@ -272,7 +272,7 @@ class CsafeDriver(SerialTreadmill[Response]):
 
     # -- commands -----------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def _do_start(self) -> None:
         self._refuse_read_only("start", "start the belt on the treadmill console")
         commands: tuple[Command, ...] = (csafe.GO_IN_USE,)
         ours: tuple[MachineState, ...] = (MachineState.IN_USE,)
@@ -286,7 +286,7 @@ class CsafeDriver(SerialTreadmill[Response]):
             done_if=lambda state: state is MachineState.IN_USE,
         )
 
-    async def stop(self) -> None:
+    async def _do_stop(self) -> None:
         self._refuse_read_only("stop", "STOP the belt on the treadmill console now")
         await self._transact(
             "stop",
@@ -295,11 +295,11 @@ class CsafeDriver(SerialTreadmill[Response]):
             done_if=lambda state: state not in WORKOUT,
         )
 
-    async def pause(self) -> None:
+    async def _do_pause(self) -> None:
         """CSAFE has no pause: the workout ends and the belt stops."""
-        await self.stop()
+        await self._do_stop()
 
-    async def set_speed(self, speed: Quantity) -> None:
+    async def _do_set_speed(self, speed: Quantity) -> None:
         if self.profile.quirks.read_only:
             self._console_target = speed
             raise CommandRejected(
@@ -309,7 +309,7 @@ class CsafeDriver(SerialTreadmill[Response]):
             )
         await self._transact("set speed", (self._amount(csafe.set_speed, speed, self.speed_unit),))
 
-    async def set_incline(self, incline: Quantity) -> None:
+    async def _do_set_incline(self, incline: Quantity) -> None:
         self._refuse_read_only("set incline", f"set the incline to {_show(incline)} on the console")
         command = self._amount(csafe.set_grade, incline, self.grade_unit)
         await self._transact("set incline", (command,))

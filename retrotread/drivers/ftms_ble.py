@@ -464,7 +464,7 @@ class FtmsBleDriver(Treadmill):
             await self.close()
             raise
 
-    async def close(self) -> None:
+    async def _do_close(self) -> None:
         self._closing = True
         for task in list(self._tasks):
             task.cancel()
@@ -547,16 +547,16 @@ class FtmsBleDriver(Treadmill):
 
     # -- commands -----------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def _do_start(self) -> None:
         await self._control("start", lambda c: c.start_resume(), BeltStatus.RUNNING)
 
-    async def pause(self) -> None:
+    async def _do_pause(self) -> None:
         await self._control("pause", lambda c: c.pause(), BeltStatus.PAUSED)
 
-    async def stop(self) -> None:
+    async def _do_stop(self) -> None:
         await self._control("stop", lambda c: c.stop(), BeltStatus.STOPPED)
 
-    async def set_speed(self, speed: Quantity) -> None:
+    async def _do_set_speed(self, speed: Quantity) -> None:
         resolution = self._speed_field
         wire = self._wire("set speed", speed, resolution)
         self._sent_speed = wire
@@ -567,7 +567,7 @@ class FtmsBleDriver(Treadmill):
             detail=lambda: self._out_of_range("speed", speed, self.capabilities.speed),
         )
 
-    async def set_incline(self, incline: Quantity) -> None:
+    async def _do_set_incline(self, incline: Quantity) -> None:
         wire = self._wire("set incline", incline, INCLINE_RESOLUTION)
         self._sent_incline = wire
         value = pyftms_value(wire, INCLINE_RESOLUTION)

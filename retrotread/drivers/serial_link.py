@@ -234,22 +234,22 @@ class _SerialEntry(Treadmill):
     async def connect(self) -> None:
         raise TypeError("not a driver")
 
-    async def close(self) -> None:
+    async def _do_close(self) -> None:
         raise TypeError("not a driver")
 
-    async def start(self) -> None:
+    async def _do_start(self) -> None:
         raise TypeError("not a driver")
 
-    async def pause(self) -> None:
+    async def _do_pause(self) -> None:
         raise TypeError("not a driver")
 
-    async def stop(self) -> None:
+    async def _do_stop(self) -> None:
         raise TypeError("not a driver")
 
-    async def set_speed(self, speed: Quantity) -> None:
+    async def _do_set_speed(self, speed: Quantity) -> None:
         raise TypeError("not a driver")
 
-    async def set_incline(self, incline: Quantity) -> None:
+    async def _do_set_incline(self, incline: Quantity) -> None:
         raise TypeError("not a driver")
 
 
@@ -366,6 +366,10 @@ class SerialTreadmill[Message](Treadmill):
         return self._connected
 
     @property
+    def reports_belt(self) -> bool:
+        return self.polls
+
+    @property
     def link_up(self) -> bool:
         return self._link_up.is_set()
 
@@ -383,7 +387,7 @@ class SerialTreadmill[Message](Treadmill):
         if self.polls:
             self._poller = asyncio.create_task(self._poll_loop(), name=f"{self.protocol}-poll")
 
-    async def close(self) -> None:
+    async def _do_close(self) -> None:
         self._closing = True
         self._connected = False
         for task in (self._poller, self._reconnector):

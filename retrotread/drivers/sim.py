@@ -197,7 +197,7 @@ class SimDriver(Treadmill):
         self._tasks = [asyncio.create_task(console, name="sim-console")]
         await self.ble.driver.connect()
 
-    async def close(self) -> None:
+    async def _do_close(self) -> None:
         if self.ble is not None:
             await self.ble.close()
         for task in [*self._tasks, self._telemetry]:
@@ -218,22 +218,22 @@ class SimDriver(Treadmill):
             raise DeviceError("the simulator is not connected")
         return self.machine
 
-    async def start(self) -> None:
+    async def _do_start(self) -> None:
         if self.ble is not None:
             return await self.ble.driver.start()
         await self._call("start", self._machine().start)
 
-    async def pause(self) -> None:
+    async def _do_pause(self) -> None:
         if self.ble is not None:
             return await self.ble.driver.pause()
         await self._call("pause", self._machine().pause)
 
-    async def stop(self) -> None:
+    async def _do_stop(self) -> None:
         if self.ble is not None:
             return await self.ble.driver.stop()
         await self._call("stop", self._machine().stop)
 
-    async def set_speed(self, speed: Quantity) -> None:
+    async def _do_set_speed(self, speed: Quantity) -> None:
         if self.ble is not None:
             return await self.ble.driver.set_speed(speed)
         machine = self._machine()
@@ -242,7 +242,7 @@ class SimDriver(Treadmill):
         value = float(speed.to(unit).value)
         await self._call("set-speed", lambda: machine.set_target_speed(value))
 
-    async def set_incline(self, incline: Quantity) -> None:
+    async def _do_set_incline(self, incline: Quantity) -> None:
         if self.ble is not None:
             return await self.ble.driver.set_incline(incline)
         machine = self._machine()

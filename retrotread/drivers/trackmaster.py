@@ -185,23 +185,23 @@ class TrackmasterDriver(SerialTreadmill[str]):
 
     # -- commands -----------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def _do_start(self) -> None:
         self._refuse_read_only("start", "start the belt on the treadmill console")
         await self._command("start", encode("A1"), "B1")
 
-    async def stop(self) -> None:
+    async def _do_stop(self) -> None:
         self._refuse_read_only("stop", "STOP the belt on the treadmill console now")
         await self._command("stop", encode("A2"), "B2")
 
-    async def pause(self) -> None:
+    async def _do_pause(self) -> None:
         """Trackmaster has no pause: the belt stops."""
-        await self.stop()
+        await self._do_stop()
 
-    async def set_speed(self, speed: Quantity) -> None:
+    async def _do_set_speed(self, speed: Quantity) -> None:
         self._refuse_read_only("set speed", f"set {speed} on the treadmill console")
         await self._command("set speed", self._encoded("A3", speed, SPEED_RESOLUTION), "B3")
 
-    async def set_incline(self, incline: Quantity) -> None:
+    async def _do_set_incline(self, incline: Quantity) -> None:
         self._refuse_read_only("set incline", f"set the incline to {incline} on the console")
         await self._command("set incline", self._encoded("A4", incline, GRADE_RESOLUTION), "B4")
 
