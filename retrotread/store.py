@@ -1,8 +1,14 @@
 """Session records in SQLite: clients, sessions, blocks, telemetry samples, events, outcomes.
 
 One file in the platform data directory (``retrotread.paths.data_dir()``), or wherever ``--db``
-points. The database runs in WAL mode and every write is its own short transaction, so records
-are written *as the session runs*: a crash or SIGKILL loses at most the sample being written.
+points. The database runs in WAL mode. A session is written *as it runs*, by a thread of its own
+(:class:`RecordWriter`): the event loop only queues each record, so a busy or locked file, a
+WAL checkpoint or a full disk never delays a command to the belt. The writer commits what is
+queued in short transactions, within milliseconds while the file is free, so a crash or SIGKILL
+loses at most the records of the last moment. While the file cannot be written (another
+process holds a lock for longer than the busy timeout, the disk is full) the records wait in
+memory (bounded) and are written, each exactly once, when it can be written again; a session's
+end waits a bounded time for them and says what could not be written.
 
 A session row is created with status ``running`` when the program starts and gets its final
 status (completed, stopped, interrupted, fault) only when the session ends. A row still
@@ -23,6 +29,7 @@ Front ends use it like this::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import difflib
 import enum
@@ -30,8 +37,10 @@ import logging
 import os
 import socket
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -311,15 +320,133 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+# -- what a session's records write ---------------------------------------------------------------
+
+_INSERT_SESSION = (
+    "INSERT INTO sessions (client_id, program, program_source, program_toml, device, "
+    "started_at, status, phase, interval_s, handrail, plan_reason, blocks_total, pid, host) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+#: The statement for each kind of record; the session's id goes where ``_SESSION_ID`` is.
+_WRITES: dict[str, str] = {
+    "sample": "INSERT INTO samples (session_id, at, offset_s, block_idx, target_mph, speed_mph, "
+    "incline_pct, distance_m) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    "event": "INSERT INTO events (session_id, at, offset_s, kind, detail) VALUES (?, ?, ?, ?, ?)",
+    "block": "INSERT OR REPLACE INTO blocks (session_id, idx, kind, title, handrail, planned_s, "
+    "target_mph, incline_pct, started_at, start_offset_s, actual_s, extended_s, result) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "end_block": "UPDATE blocks SET actual_s = ?, result = ? WHERE session_id = ? AND idx = ?",
+    "extend_block": "UPDATE blocks SET extended_s = extended_s + ? WHERE session_id = ? "
+    "AND idx = ?",
+    "progress": "UPDATE sessions SET blocks_done = ?, retro_s = ?, elapsed_s = ? WHERE id = ?",
+    "end_session": "UPDATE sessions SET ended_at = ?, status = ?, detail = ?, distance_m = ?, "
+    "belt_stopped = ? WHERE id = ?",
+}
+
+
+class _SessionIdSlot:
+    """Stands in a record's values for the id of a session row not yet written."""
+
+    def __repr__(self) -> str:
+        return "<session id>"
+
+
+_SESSION_ID = _SessionIdSlot()
+
+Values = tuple[object, ...]
+
+
+def _bind(values: Values, session_id: int) -> Values:
+    return tuple(session_id if v is _SESSION_ID else v for v in values)
+
+
+def _session_values(
+    client: Client | None,
+    program: Program,
+    device: str,
+    started_at: float,
+    program_toml: str | None,
+    plan_reason: str,
+) -> Values:
+    phase, interval = retro_content(program)
+    retro = [s.block.handrail for s in program.steps if s.kind.is_retro]
+    return (
+        client.id if client else None,
+        program.name,
+        program.source,
+        program_toml,
+        device,
+        started_at,
+        Status.RUNNING.value,
+        phase.value if phase else None,
+        interval,
+        retro[0].value if retro else None,
+        plan_reason,
+        len(program.steps),
+        os.getpid(),
+        socket.gethostname(),
+    )
+
+
+def _sample_values(sample: Sample) -> Values:
+    return (
+        _SESSION_ID,
+        sample.at,
+        sample.offset_s,
+        sample.block_idx,
+        sample.target_mph,
+        sample.speed_mph,
+        sample.incline_pct,
+        sample.distance_m,
+    )
+
+
+def _event_values(event: EventRecord) -> Values:
+    return (_SESSION_ID, event.at, event.offset_s, event.kind, event.detail)
+
+
+def _block_values(block: BlockRecord) -> Values:
+    return (
+        _SESSION_ID,
+        block.idx,
+        block.kind,
+        block.title,
+        block.handrail,
+        block.planned_s,
+        block.target_mph,
+        block.incline_pct,
+        block.started_at,
+        block.start_offset_s,
+        block.actual_s,
+        block.extended_s,
+        block.result,
+    )
+
+
 # -- the store ---------------------------------------------------------------------------------
 
 
 class Store:
-    """The records file. Use :meth:`open`; close it (or use ``with``) when done."""
+    """The records file. Use :meth:`open`; close it (or use ``with``) when done.
+
+    Reads and the operator's own changes (clients, outcomes) go through :attr:`db` in the
+    caller's thread; sessions being recorded go through :attr:`writer`, a thread of its own.
+    """
+
+    #: seconds a write by the session writer waits for a lock before it retries later
+    writer_busy_timeout_s = 0.25
+    #: seconds a read waits for the writer to write what is queued
+    settle_timeout_s = 2.0
+    #: seconds closing the store waits for the writer to write what is queued
+    flush_timeout_s = 5.0
 
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self.db = connection
         self.path = path
+        self._writer: RecordWriter | None = None
+        #: called with each connection the writer opens (its own PRAGMAs; tests use it)
+        self.on_connect: Callable[[sqlite3.Connection], None] | None = None
 
     @classmethod
     def open(cls, path: Path | str | None = None) -> Store:
@@ -340,8 +467,16 @@ class Store:
             raise
         return store
 
-    def close(self) -> None:
+    def close(self) -> Backlog | None:
+        """Close the file, after a bounded wait for the session writer (what it could not
+        write is logged, and returned)."""
+        backlog = None
+        if self._writer is not None:
+            backlog = self._writer.close(self.flush_timeout_s)
+            if backlog:
+                log.warning("closing %s: %s", self.path, backlog.describe())
         self.db.close()
+        return backlog
 
     def __enter__(self) -> Store:
         return self
@@ -464,6 +599,7 @@ class Store:
         raise StoreError(f"no client named {name!r}{hint}; {add}")
 
     def clients(self) -> list[ClientSummary]:
+        self._settle()
         rows = self.db.execute(
             "SELECT c.id, c.name, c.note, c.created_at, count(s.id), max(s.started_at) "
             "FROM clients c LEFT JOIN sessions s ON s.client_id = c.id "
@@ -471,7 +607,7 @@ class Store:
         ).fetchall()
         return [ClientSummary(Client(*row[:4]), row[4], row[5]) for row in rows]
 
-    # -- sessions, written by SessionRecorder ----------------------------------------------------
+    # -- sessions, written by SessionRecorder (through the writer) or directly ----------------
 
     def begin_session(
         self,
@@ -483,96 +619,30 @@ class Store:
         program_toml: str | None = None,
         plan_reason: str = "",
     ) -> int:
-        phase, interval = retro_content(program)
-        retro = [s.block.handrail for s in program.steps if s.kind.is_retro]
-        handrail = retro[0].value if retro else None
-        cursor = self.db.execute(
-            "INSERT INTO sessions (client_id, program, program_source, program_toml, device, "
-            "started_at, status, phase, interval_s, handrail, plan_reason, blocks_total, pid, "
-            "host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                client.id if client else None,
-                program.name,
-                program.source,
-                program_toml,
-                device,
-                started_at,
-                Status.RUNNING.value,
-                phase.value if phase else None,
-                interval,
-                handrail,
-                plan_reason,
-                len(program.steps),
-                os.getpid(),
-                socket.gethostname(),
-            ),
-        )
+        values = _session_values(client, program, device, started_at, program_toml, plan_reason)
+        cursor = self.db.execute(_INSERT_SESSION, values)
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
     def add_sample(self, session_id: int, sample: Sample) -> None:
-        self.db.execute(
-            "INSERT INTO samples (session_id, at, offset_s, block_idx, target_mph, speed_mph, "
-            "incline_pct, distance_m) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                session_id,
-                sample.at,
-                sample.offset_s,
-                sample.block_idx,
-                sample.target_mph,
-                sample.speed_mph,
-                sample.incline_pct,
-                sample.distance_m,
-            ),
-        )
+        self.db.execute(_WRITES["sample"], _bind(_sample_values(sample), session_id))
 
     def add_event(self, session_id: int, event: EventRecord) -> None:
-        self.db.execute(
-            "INSERT INTO events (session_id, at, offset_s, kind, detail) VALUES (?, ?, ?, ?, ?)",
-            (session_id, event.at, event.offset_s, event.kind, event.detail),
-        )
+        self.db.execute(_WRITES["event"], _bind(_event_values(event), session_id))
 
     def begin_block(self, session_id: int, block: BlockRecord) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO blocks (session_id, idx, kind, title, handrail, planned_s, "
-            "target_mph, incline_pct, started_at, start_offset_s, actual_s, extended_s, result) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                session_id,
-                block.idx,
-                block.kind,
-                block.title,
-                block.handrail,
-                block.planned_s,
-                block.target_mph,
-                block.incline_pct,
-                block.started_at,
-                block.start_offset_s,
-                block.actual_s,
-                block.extended_s,
-                block.result,
-            ),
-        )
+        self.db.execute(_WRITES["block"], _bind(_block_values(block), session_id))
 
     def end_block(self, session_id: int, idx: int, actual_s: float, result: str) -> None:
-        self.db.execute(
-            "UPDATE blocks SET actual_s = ?, result = ? WHERE session_id = ? AND idx = ?",
-            (actual_s, result, session_id, idx),
-        )
+        self.db.execute(_WRITES["end_block"], (actual_s, result, session_id, idx))
 
     def extend_block(self, session_id: int, idx: int, seconds: int) -> None:
-        self.db.execute(
-            "UPDATE blocks SET extended_s = extended_s + ? WHERE session_id = ? AND idx = ?",
-            (seconds, session_id, idx),
-        )
+        self.db.execute(_WRITES["extend_block"], (seconds, session_id, idx))
 
     def update_progress(
         self, session_id: int, *, blocks_done: int, retro_s: float, elapsed_s: float
     ) -> None:
-        self.db.execute(
-            "UPDATE sessions SET blocks_done = ?, retro_s = ?, elapsed_s = ? WHERE id = ?",
-            (blocks_done, retro_s, elapsed_s, session_id),
-        )
+        self.db.execute(_WRITES["progress"], (blocks_done, retro_s, elapsed_s, session_id))
 
     def end_session(
         self,
@@ -585,13 +655,32 @@ class Store:
         belt_stopped: bool,
     ) -> None:
         self.db.execute(
-            "UPDATE sessions SET ended_at = ?, status = ?, detail = ?, distance_m = ?, "
-            "belt_stopped = ? WHERE id = ?",
+            _WRITES["end_session"],
             (ended_at, status.value, detail, distance_m, int(belt_stopped), session_id),
         )
 
+    @property
+    def writer(self) -> RecordWriter:
+        """The thread that writes sessions as they run (started on first use)."""
+        if self._writer is None:
+            self._writer = RecordWriter(
+                self.path, busy_timeout_s=self.writer_busy_timeout_s, on_connect=self.on_connect
+            )
+        return self._writer
+
+    def _settle(self) -> None:
+        """Let queued session records reach the file before a read (read your own writes).
+
+        Waits only while the writer is making progress, and at most ``settle_timeout_s``: a
+        locked file gives the records as they stand rather than a frozen caller.
+        """
+        writer = self._writer
+        if writer is not None and not writer.behind:
+            writer.wait_idle(self.settle_timeout_s)
+
     def record_outcome(self, session_id: int, outcome: OperatorOutcome, note: str = "") -> None:
         """The operator's word on how the session went; progression counts on it."""
+        self._settle()
         with self._transaction() as db:
             changed = db.execute(
                 "UPDATE sessions SET outcome = ?, note = ? WHERE id = ?",
@@ -613,6 +702,7 @@ class Store:
     # -- reading -------------------------------------------------------------------------------
 
     def session(self, session_id: int) -> SessionRecord:
+        self._settle()
         row = self.db.execute(
             f"SELECT {_SESSION_COLUMNS} FROM sessions s LEFT JOIN clients c "
             "ON c.id = s.client_id WHERE s.id = ?",
@@ -626,6 +716,7 @@ class Store:
         self, client: Client | None = None, limit: int | None = None
     ) -> list[SessionRecord]:
         """Sessions, oldest first (the last ``limit`` of them); one client's, or everyone's."""
+        self._settle()
         where, params = ("WHERE s.client_id = ?", [client.id]) if client else ("", [])
         query = (
             f"SELECT {_SESSION_COLUMNS} FROM sessions s LEFT JOIN clients c "
@@ -641,6 +732,7 @@ class Store:
         return found[0] if found else None
 
     def blocks(self, session_id: int) -> list[BlockRecord]:
+        self._settle()
         rows = self.db.execute(
             "SELECT idx, kind, title, handrail, planned_s, target_mph, incline_pct, started_at, "
             "start_offset_s, actual_s, extended_s, result FROM blocks WHERE session_id = ? "
@@ -650,6 +742,7 @@ class Store:
         return [BlockRecord(*row) for row in rows]
 
     def samples(self, session_id: int) -> list[Sample]:
+        self._settle()
         rows = self.db.execute(
             "SELECT at, offset_s, block_idx, target_mph, speed_mph, incline_pct, distance_m "
             "FROM samples WHERE session_id = ? ORDER BY at, rowid",
@@ -658,6 +751,7 @@ class Store:
         return [Sample(*row) for row in rows]
 
     def events(self, session_id: int) -> list[EventRecord]:
+        self._settle()
         rows = self.db.execute(
             "SELECT at, offset_s, kind, detail FROM events WHERE session_id = ? ORDER BY at, rowid",
             (session_id,),
@@ -672,6 +766,327 @@ class Store:
     def next_session(self, client: Client, today: date | None = None) -> NextSession:
         """The client's next session (a generated program) and the reason for it."""
         return plan_next(self.evidence(client), today or date.today())
+
+
+# -- the session writer --------------------------------------------------------------------------
+
+#: SQLite primary result codes that mean "not now" rather than "never": the writer keeps the
+#: records and tries again (a lock held past the busy timeout, a full disk, an I/O error, a file
+#: that cannot be opened or written for the moment).
+_TRY_AGAIN = {
+    5: "busy",
+    6: "locked",
+    8: "read-only",
+    10: "I/O error",
+    13: "full",
+    14: "cannot open",
+    15: "lock protocol",
+}
+_LOCKED = {5, 6}
+
+
+def _result_code(err: sqlite3.Error) -> int:
+    code = getattr(err, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else -1
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Records the writer has not written: how many of each kind, and the last error."""
+
+    pending: dict[str, int]
+    dropped_samples: int = 0
+    error: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.pending) or self.dropped_samples > 0
+
+    def describe(self) -> str:
+        if not self:
+            return "every record written"
+        parts = [f"{count} {_PLURALS.get(kind, kind)}" for kind, count in self.pending.items()]
+        said = ", ".join(parts) + " not written" if parts else ""
+        if self.dropped_samples:
+            said += ("; " if said else "") + f"{self.dropped_samples} samples dropped (memory full)"
+        return said + (f" ({self.error})" if self.error else "")
+
+
+_PLURALS = {
+    "session": "session rows",
+    "sample": "samples",
+    "event": "events",
+    "block": "block rows",
+    "end_block": "block results",
+    "extend_block": "block extensions",
+    "progress": "progress updates",
+    "end_session": "session endings",
+}
+
+
+class SessionKey:
+    """A session row queued for the writer; ``id`` is its number once it is in the file."""
+
+    __slots__ = ("id",)
+
+    def __init__(self) -> None:
+        self.id: int | None = None
+
+
+#: (kind, the session it belongs to, its values with _SESSION_ID for the session's number)
+Record = tuple[str, SessionKey, Values]
+#: told ("behind" | "caught-up" | "failed", detail), on the writer's thread
+WriterListener = Callable[[str, str], None]
+
+
+class RecordWriter:
+    """Writes queued session records to the file on a thread of its own.
+
+    :meth:`submit` never blocks: it appends to a queue in memory. The thread takes what is
+    queued, writes it in one transaction (so a batch is in the file entirely or not at all:
+    nothing lost, nothing written twice) and takes the next. A write that cannot go through
+    for now (the file locked past ``busy_timeout_s``, a full disk) leaves the batch queued and
+    is tried again, backing off to once a second; listeners hear "behind" and then
+    "caught-up". Samples queued beyond ``max_pending_samples`` (about a day at one a second)
+    are dropped and counted; blocks and events are always kept. Any other error (the file is
+    not a records file any more) ends the writing: listeners hear "failed".
+    """
+
+    batch_size = 2000
+    first_retry_s = 0.05
+    last_retry_s = 1.0
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout_s: float = 0.25,
+        on_connect: Callable[[sqlite3.Connection], None] | None = None,
+        max_pending_samples: int = 100_000,
+    ) -> None:
+        self.path = path
+        self.busy_timeout_s = busy_timeout_s
+        self.on_connect = on_connect
+        self.max_pending_samples = max_pending_samples
+        self.written = 0
+        self.dropped_samples = 0
+        self.error = ""  # the last error
+        self.failed: str | None = None  # the error that ended the writing
+        self.behind_since: float | None = None  # monotonic: the first of a run of failed writes
+        self._queue: deque[Record] = deque()
+        self._queued_samples = 0
+        self._lock = threading.Condition()
+        self._closing = False
+        self._give_up_at: float | None = None
+        self._listeners: list[WriterListener] = []
+        self._thread = threading.Thread(
+            target=self._run, name=f"records writer ({path.name})", daemon=True
+        )
+        self._thread.start()
+
+    # -- the caller's side (the event loop's thread) ----------------------------------------
+
+    @property
+    def behind(self) -> bool:
+        """True while writes are failing for now (records wait in memory)."""
+        return self.behind_since is not None
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    def subscribe(self, listener: WriterListener) -> Callable[[], None]:
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def begin_session(self, values: Values) -> SessionKey:
+        key = SessionKey()
+        self.submit("session", key, values)
+        return key
+
+    def submit(self, kind: str, key: SessionKey, values: Values) -> bool:
+        """Queue a record; False if it was dropped (memory for samples full, writer ended)."""
+        with self._lock:
+            if self.failed is not None or self._closing:
+                return False
+            if kind == "sample":
+                if self._queued_samples >= self.max_pending_samples:
+                    self.dropped_samples += 1
+                    return False
+                self._queued_samples += 1
+            self._queue.append((kind, key, values))
+            self._lock.notify_all()
+        return True
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until everything queued is written; True if it is."""
+        with self._lock:
+            return (
+                self._lock.wait_for(
+                    lambda: (
+                        not self._queue or self.failed is not None or not self._thread.is_alive()
+                    ),
+                    timeout_s,
+                )
+                and not self._queue
+            )
+
+    def wait_written(self, key: SessionKey, timeout_s: float) -> int | None:
+        """The session's number, waiting (at most ``timeout_s``) for its row to be written."""
+        with self._lock:
+            self._lock.wait_for(
+                lambda: (
+                    key.id is not None or self.failed is not None or not self._thread.is_alive()
+                ),
+                timeout_s,
+            )
+        return key.id
+
+    def backlog(self) -> Backlog:
+        with self._lock:
+            kinds = Counter(kind for kind, _, _ in self._queue)
+            return Backlog(dict(kinds), self.dropped_samples, self.failed or self.error)
+
+    def close(self, timeout_s: float) -> Backlog:
+        """Write what is queued, waiting at most ``timeout_s``; what is left is returned."""
+        with self._lock:
+            self._closing = True
+            self._give_up_at = time.monotonic() + timeout_s
+            self._lock.notify_all()
+        self._thread.join(timeout_s + self.busy_timeout_s + 1.0)
+        return self.backlog()
+
+    # -- the writer's thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        connection: sqlite3.Connection | None = None
+        retry_s = self.first_retry_s
+        try:
+            while True:
+                with self._lock:
+                    while not self._queue and not self._closing:
+                        self._lock.wait()
+                    give_up = self._give_up_at is not None and time.monotonic() >= self._give_up_at
+                    if not self._queue or give_up:
+                        return
+                    batch = [self._queue[i] for i in range(min(self.batch_size, len(self._queue)))]
+                try:
+                    if connection is None:
+                        connection = self._connect()
+                    self._write(connection, batch)
+                except sqlite3.Error as err:
+                    if connection is not None and not _rolled_back(connection):
+                        connection.close()
+                        connection = None
+                    code = _result_code(err)
+                    if code not in _TRY_AGAIN:
+                        self._fail(err)
+                        return
+                    if code not in _LOCKED and connection is not None:
+                        connection.close()  # after a full disk or an I/O error: start afresh
+                        connection = None
+                    self._behind(err)
+                    with self._lock:
+                        wait_s = retry_s
+                        if self._give_up_at is not None:
+                            wait_s = min(wait_s, max(0.0, self._give_up_at - time.monotonic()))
+                        self._lock.wait(wait_s)
+                    retry_s = min(retry_s * 2, self.last_retry_s)
+                    continue
+                retry_s = self.first_retry_s
+                self._written(batch)
+        finally:
+            if connection is not None:
+                connection.close()
+            with self._lock:
+                self._lock.notify_all()  # waiters see the thread gone
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path, isolation_level=None, timeout=self.busy_timeout_s, check_same_thread=False
+        )
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        if self.on_connect is not None:
+            self.on_connect(connection)
+        return connection
+
+    @staticmethod
+    def _write(db: sqlite3.Connection, batch: list[Record]) -> None:
+        """One transaction: every record of the batch is in the file after it, or none."""
+        written: dict[SessionKey, int] = {}
+        db.execute("BEGIN IMMEDIATE")
+        for kind, key, values in batch:
+            if kind == "session":
+                cursor = db.execute(_INSERT_SESSION, values)
+                assert cursor.lastrowid is not None
+                written[key] = cursor.lastrowid
+            else:
+                session_id = key.id if key.id is not None else written[key]
+                db.execute(_WRITES[kind], _bind(values, session_id))
+        db.execute("COMMIT")
+        for key, session_id in written.items():  # numbers count only once committed
+            key.id = session_id
+
+    def _written(self, batch: list[Record]) -> None:
+        caught_up = ""
+        with self._lock:
+            for _ in batch:
+                self._queue.popleft()
+            self._queued_samples -= sum(kind == "sample" for kind, _, _ in batch)
+            self.written += len(batch)
+            if not self._queue and self.behind_since is not None:
+                late_s = time.monotonic() - self.behind_since
+                caught_up = f"the records held for {late_s:.0f} s are in the file"
+                self.behind_since = None
+            self._lock.notify_all()
+        if caught_up:
+            log.info("records writer caught up: %s", caught_up)
+            self._tell("caught-up", caught_up)
+
+    def _behind(self, err: sqlite3.Error) -> None:
+        with self._lock:
+            self.error = str(err)
+            first = self.behind_since is None
+            if first:
+                self.behind_since = time.monotonic()
+        if first:
+            log.warning("records writer: %s; keeping the records in memory", err)
+            self._tell("behind", str(err))
+
+    def _fail(self, err: sqlite3.Error) -> None:
+        log.error("records writer: %s; no more records are written", err)
+        with self._lock:
+            self.failed = self.error = str(err)
+            self._lock.notify_all()
+        self._tell("failed", str(err))
+
+    def _tell(self, state: str, detail: str) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(state, detail)
+            except Exception:  # a listener's mistake must not stop the writing
+                log.exception("records writer listener")
+
+
+def _rolled_back(db: sqlite3.Connection) -> bool:
+    """End a failed transaction; False if the connection is unusable."""
+    if not db.in_transaction:
+        return True
+    try:
+        db.execute("ROLLBACK")
+    except sqlite3.Error:
+        return False
+    return True
 
 
 # -- recording a session as it runs --------------------------------------------------------------
@@ -723,11 +1138,13 @@ def describe_event(event: Event) -> tuple[str, str] | None:
 
 
 class SessionRecorder:
-    """A session listener that writes the session to a :class:`Store` as it runs.
+    """A session listener that records the session in a :class:`Store` as it runs.
 
-    Subscribe it before ``session.run()``. The session row appears when the program starts;
-    :attr:`session_id` is set from then on. A write that fails (disk full, file gone) is
-    logged and announced once as a :class:`~retrotread.events.Notice`; the session goes on.
+    Subscribe it before ``session.run()``. Each event is turned into records and queued for
+    the store's :class:`RecordWriter`; nothing here waits for the file, so recording never
+    delays a command. While the file cannot be written the session is told once (a
+    :class:`~retrotread.events.Notice`) and again when the records have caught up. After the
+    run, :meth:`finish` waits a bounded time for the last records and says what is left.
     """
 
     def __init__(
@@ -744,8 +1161,11 @@ class SessionRecorder:
         self.client = client
         self.program_toml = program_toml
         self.plan_reason = plan_reason
-        self.session_id: int | None = None
-        self.failed = False
+        self.failed = False  # the record is incomplete (a write failed for good, or overflow)
+        self._key: SessionKey | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ended = False
+        self._unsubscribe: Callable[[], None] | None = None
         self._wall_origin = 0.0
         self._clock_origin = 0.0
         self._block: tuple[int, float] | None = None  # (index, program elapsed at its start)
@@ -753,15 +1173,41 @@ class SessionRecorder:
         self._retro_s = 0.0
         self._distance_m = 0.0
 
+    @property
+    def started(self) -> bool:
+        """True once the program started (its session row is queued or written)."""
+        return self._key is not None
+
+    @property
+    def session_id(self) -> int | None:
+        """The session's number in the file; None if the program never started.
+
+        Reading it waits (at most the store's ``settle_timeout_s``) for the session row to be
+        written; it stays None while the file cannot be written.
+        """
+        key = self._key
+        if key is None:
+            return None
+        if key.id is None:
+            return self.store.writer.wait_written(key, self.store.settle_timeout_s)
+        return key.id
+
     def __call__(self, event: Event) -> None:
-        if self.failed or isinstance(event, Tick | Countdown):
+        if isinstance(event, Tick | Countdown):
             return
-        try:
-            self._record(event)
-        except sqlite3.Error as err:
-            self.failed = True
-            log.exception("recording the session failed")
-            self.session.emit(Notice(event.at, f"the session is no longer being recorded: {err}"))
+        self._record(event)
+
+    def finish(self, timeout_s: float | None = None) -> Backlog:
+        """Wait (at most ``timeout_s``, default the store's ``flush_timeout_s``) for the records
+        queued so far; returns what is still not written (empty when all is in the file)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._key is None:
+            return Backlog({})
+        writer = self.store.writer
+        writer.wait_idle(self.store.flush_timeout_s if timeout_s is None else timeout_s)
+        return writer.backlog()
 
     def record_outcome(self, outcome: OperatorOutcome | str, note: str = "") -> int:
         """The operator's outcome for this recorder's session (a summary screen's callback).
@@ -769,107 +1215,163 @@ class SessionRecorder:
         ``outcome`` is an :class:`OperatorOutcome` or its value ("lost balance"). Returns the
         session number; raises :class:`StoreError` if the program never started.
         """
-        if self.session_id is None:
+        if self._key is None:
             raise StoreError("the session never started: there is nothing to record it on")
-        self.store.record_outcome(self.session_id, OperatorOutcome(outcome), note)
-        return self.session_id
+        session_id = self.session_id
+        if session_id is None:
+            raise StoreError(
+                f"the session is not in {self.store.path} yet "
+                f"({self.store.writer.backlog().describe()}); record the outcome later with "
+                "`retrotread outcome`"
+            )
+        self.store.record_outcome(session_id, OperatorOutcome(outcome), note)
+        return session_id
 
     def wall(self, at: float) -> float:
         """Clock time of an event to wall-clock time."""
         return self._wall_origin + (at - self._clock_origin)
 
+    # -- what the writer says, told to the session ----------------------------------------------
+
+    def _on_writer(self, state: str, detail: str) -> None:
+        """On the writer's thread: pass the news to the session, on its loop."""
+        if state == "failed":
+            self.failed = True
+            message = f"the session is no longer being recorded: {detail}"
+        elif state == "behind":
+            message = (
+                f"the records file cannot be written now ({detail}): the records are kept "
+                "in memory and written when it can be"
+            )
+        else:
+            message = f"records caught up: {detail}"
+        loop = self._loop
+        if loop is None or self._ended:
+            log.info("after the session: %s", message)
+            return
+        try:
+            loop.call_soon_threadsafe(self._announce, message)
+        except RuntimeError:  # the loop has closed: the session is over
+            log.info("after the session: %s", message)
+
+    def _announce(self, message: str) -> None:
+        if not self._ended:
+            self.session.emit(Notice(self.session.clock.now(), message))
+
+    # -- events to records ---------------------------------------------------------------------
+
+    def _submit(self, kind: str, values: Values) -> None:
+        assert self._key is not None
+        if not self.store.writer.submit(kind, self._key, values) and not self.failed:
+            self.failed = True
+            writer = self.store.writer
+            if writer.failed:
+                reason = writer.failed
+            elif writer.behind_since is not None:
+                waited = time.monotonic() - writer.behind_since
+                reason = (
+                    f"the file has not been writable for {waited:.0f} s and "
+                    f"{writer.max_pending_samples} samples wait in memory: newer ones are dropped"
+                )
+            else:
+                reason = "the records file is closed"
+            log.error("recording the session: %s", reason)
+            if not self._ended:
+                self.session.emit(
+                    Notice(self.session.clock.now(), f"recording incomplete: {reason}")
+                )
+
     def _record(self, event: Event) -> None:
         if isinstance(event, ProgramStarted):
+            self._loop = asyncio.get_running_loop()
             self._wall_origin, self._clock_origin = time.time(), event.at
-            self.session_id = self.store.begin_session(
-                client=self.client,
-                program=event.program,
-                device=self.session.treadmill.name,
-                started_at=self._wall_origin,
-                program_toml=self.program_toml,
-                plan_reason=self.plan_reason,
+            writer = self.store.writer
+            self._unsubscribe = writer.subscribe(self._on_writer)
+            values = _session_values(
+                self.client,
+                event.program,
+                self.session.treadmill.name,
+                self._wall_origin,
+                self.program_toml,
+                self.plan_reason,
             )
+            self._key = writer.begin_session(values)
             return
-        session_id = self.session_id
-        if session_id is None:  # before the program started (connecting, waiting for go)
+        if self._key is None:  # before the program started (connecting, waiting for go)
             return
-        store = self.store
         if isinstance(event, TelemetryReceived):
             self._distance_m = event.distance_m
             desired = self.session.desired
             target = desired.speed.mph if desired.speed and desired.belt is Belt.RUNNING else 0.0
-            store.add_sample(
-                session_id,
-                Sample(
-                    at=self.wall(event.at),
-                    offset_s=event.at - self._clock_origin,
-                    block_idx=self._block[0] if self._block else None,
-                    target_mph=round(target, 4),
-                    speed_mph=round(event.speed.mph, 4),
-                    incline_pct=round(float(event.incline.value), 2),
-                    distance_m=event.distance_m,
-                ),
+            sample = Sample(
+                at=self.wall(event.at),
+                offset_s=event.at - self._clock_origin,
+                block_idx=self._block[0] if self._block else None,
+                target_mph=round(target, 4),
+                speed_mph=round(event.speed.mph, 4),
+                incline_pct=round(float(event.incline.value), 2),
+                distance_m=event.distance_m,
             )
+            self._submit("sample", _sample_values(sample))
             return
         described = describe_event(event)
         if described is not None:
-            store.add_event(
-                session_id,
-                EventRecord(self.wall(event.at), event.at - self._clock_origin, *described),
-            )
+            record = EventRecord(self.wall(event.at), event.at - self._clock_origin, *described)
+            self._submit("event", _event_values(record))
         if isinstance(event, BlockStarted):
             self._close_block("done")
             step = event.step
             elapsed = self.session.scheduler.program_elapsed()
             self._block = (step.index, elapsed)
             speed = step.block.speed
-            store.begin_block(
-                session_id,
-                BlockRecord(
-                    idx=step.index,
-                    kind=step.kind.value,
-                    title=step.title,
-                    handrail=step.block.handrail.value,
-                    planned_s=step.duration_s,
-                    target_mph=float(format_number(speed.mph, 4)) if speed else None,
-                    incline_pct=float(step.block.incline.value),
-                    started_at=self.wall(event.at),
-                    start_offset_s=elapsed,
-                    actual_s=None,
-                    extended_s=0,
-                    result="running",
-                ),
+            block = BlockRecord(
+                idx=step.index,
+                kind=step.kind.value,
+                title=step.title,
+                handrail=step.block.handrail.value,
+                planned_s=step.duration_s,
+                target_mph=float(format_number(speed.mph, 4)) if speed else None,
+                incline_pct=float(step.block.incline.value),
+                started_at=self.wall(event.at),
+                start_offset_s=elapsed,
+                actual_s=None,
+                extended_s=0,
+                result="running",
             )
+            self._submit("block", _block_values(block))
         elif isinstance(event, BlockSkipped):
             self._close_block("skipped")
         elif isinstance(event, BlockExtended) and self._block:
-            store.extend_block(session_id, self._block[0], event.seconds)
+            self._submit("extend_block", (event.seconds, _SESSION_ID, self._block[0]))
         elif isinstance(event, ProgramFinished):
             self._close_block("done")
         elif isinstance(event, ProgramStopped):
             self._close_block("stopped")
         elif isinstance(event, SessionEnded):
-            store.end_session(
-                session_id,
-                ended_at=self.wall(event.at),
-                status=_STATUS_FOR_OUTCOME.get(event.outcome, Status.STOPPED),
-                detail=event.detail,
-                distance_m=self._distance_m,
-                belt_stopped=event.belt_stopped,
+            status = _STATUS_FOR_OUTCOME.get(event.outcome, Status.STOPPED)
+            self._submit(
+                "end_session",
+                (
+                    self.wall(event.at),
+                    status.value,
+                    event.detail,
+                    self._distance_m,
+                    int(event.belt_stopped),
+                    _SESSION_ID,
+                ),
             )
+            self._ended = True
 
     def _close_block(self, result: str) -> None:
-        if self._block is None or self.session_id is None:
+        if self._block is None:
             return
         index, started = self._block
         elapsed = self.session.scheduler.program_elapsed()
         actual = max(0.0, elapsed - started)
-        self.store.end_block(self.session_id, index, actual, result)
+        self._submit("end_block", (actual, result, _SESSION_ID, index))
         if result != "stopped":
             self._blocks_done = index + 1
         if self.session.program.steps[index].kind.is_retro:
             self._retro_s += actual
-        self.store.update_progress(
-            self.session_id, blocks_done=self._blocks_done, retro_s=self._retro_s, elapsed_s=elapsed
-        )
+        self._submit("progress", (self._blocks_done, self._retro_s, elapsed, _SESSION_ID))
         self._block = None

@@ -232,14 +232,21 @@ def test_a_session_left_running_by_a_dead_process_becomes_interrupted(store: Sto
     assert store.next_session(client).stage.successes == 0
 
 
-def test_a_failing_write_is_announced_once_and_the_session_goes_on(store: Store) -> None:
+def test_a_write_that_can_never_succeed_is_announced_once_and_the_session_goes_on(
+    store: Store,
+) -> None:
     def operator(session: Session, event: Event) -> None:
         if isinstance(event, BlockStarted) and event.step.index == 3:
-            store.db.close()  # the file goes away under the recorder
+            # someone else's program empties the file: no sample can be written any more
+            other = sqlite3.connect(store.path, isolation_level=None)
+            other.execute("DROP TABLE samples")
+            other.close()
 
     summary, recorder, seen = play(store, find_program("first-week"), operator=operator)
     assert summary.outcome.value == "completed"
+    backlog = recorder.finish(5)
     assert recorder.failed
+    assert "no such table: samples" in backlog.describe()
     notices = [e for e in seen if isinstance(e, Notice) and "no longer being recorded" in e.message]
     assert len(notices) == 1
 

@@ -284,12 +284,21 @@ class Recording:
         """After the run: say where it was recorded, and ask the operator how it went."""
         recorder = self.recorder
         try:
-            if recorder is None or recorder.session_id is None:
+            if recorder is None or not recorder.started:
                 return
+            unwritten = recorder.finish()  # a bounded wait for the last records
             session_id = recorder.session_id
             who = f" for {self.client.name}" if self.client else ""
-            if recorder.failed:
-                print(f"session #{session_id}{who} was only partly recorded (see the log)")
+            if session_id is None:
+                print(
+                    f"this session{who} could not be recorded in {self.store.path}: "
+                    f"{unwritten.describe()}",
+                    file=sys.stderr,
+                )
+                return
+            if unwritten or recorder.failed:
+                detail = unwritten.describe() if unwritten else "see the log"
+                print(f"session #{session_id}{who} was only partly recorded ({detail})")
                 return
             print(f"recorded as session #{session_id}{who} in {self.store.path}")
             if self.client is None:
