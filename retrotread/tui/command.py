@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shlex
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrotread.commands import records
 from retrotread.drivers.registry import DEFAULT_DEVICE, open_treadmill
+from retrotread.errors import RetrotreadError
 from retrotread.program import find_program
 
 if TYPE_CHECKING:  # the records load when a console records, not for `retrotread --help`
@@ -52,24 +50,15 @@ def add_tui_parser(commands: Any) -> None:
         "--mute", action="store_true", help="start muted: no spoken cues, no bell on the 3-2-1"
     )
     records.add_recording_options(tui)
-    tui.add_argument(
-        "--serve",
-        action="store_true",
-        help="serve the console to web browsers (e.g. a wall display) instead of this terminal",
-    )
-    tui.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="with --serve: address to listen on (127.0.0.1; 0.0.0.0 for every network)",
-    )
-    tui.add_argument("--port", type=int, default=8000, help="with --serve: port (8000)")
     from retrotread.speech.options import add_speech_options  # the console's own options
+    from retrotread.web.options import add_serve_options
 
     tui.add_argument(
         "--walker",
         action="store_true",
         help="open the run in the walker view: only the big countdown and the cue",
     )
+    add_serve_options(tui)
     add_speech_options(tui, mute=False)
 
 
@@ -80,30 +69,16 @@ def default_tui_args() -> argparse.Namespace:
     return parser.parse_args(["tui"])
 
 
-def serve_command(args: argparse.Namespace) -> str:
-    """The command textual-serve starts for each browser that connects."""
-    program: str | None = args.program
-    parts = [sys.executable, "-m", "retrotread", "tui", "--device", args.device]
-    if args.mute:
-        parts.append("--mute")
-    if args.client:
-        parts += ["--client", args.client]
-    if args.db:
-        parts += ["--db", str(Path(args.db).resolve())]
-    if program:
-        parts.append(str(Path(program).resolve()) if Path(program).exists() else program)
-    return shlex.join(parts)
-
-
 def cmd_tui(args: argparse.Namespace) -> int:
     # Fail on a bad program or device URL before the screen is taken over.
     program = find_program(args.program) if args.program else None
     open_treadmill(args.device)
     if args.serve:
-        from retrotread.tui.serve import serve_console, with_view_options
+        from retrotread.web.serve import serve_console
 
-        command = serve_command(args)
-        return serve_console(with_view_options(command, args), args)
+        if program is None:
+            raise RetrotreadError("--serve plays one program: give its name or .toml file")
+        return serve_console(args, program)
 
     from retrotread.headless import format_summary
     from retrotread.speech.options import speech_settings

@@ -12,7 +12,6 @@ from textual.widgets import Button, Input, OptionList, RadioButton
 from retrotread.cli import main
 from retrotread.program import builtin_programs
 from retrotread.session import Outcome, SessionSummary
-from retrotread.tui.command import default_tui_args, serve_command
 from retrotread.tui.devices import DeviceChoice, choice_from_found, find_scanner, offered_devices
 from retrotread.tui.screens.error import ErrorModal
 from retrotread.tui.screens.run import RunScreen
@@ -228,11 +227,3 @@ def test_tui_command_checks_its_arguments_before_taking_the_screen(
 def test_no_arguments_without_a_terminal_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 0
     assert "tui" in capsys.readouterr().out
-
-
-def test_serve_runs_the_console_per_browser() -> None:
-    args = default_tui_args()
-    args.program = "first-week"
-    args.mute = True
-    command = serve_command(args)
-    assert command.endswith("-m retrotread tui --device sim:// --mute first-week")

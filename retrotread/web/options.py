@@ -1,0 +1,59 @@
+"""The ``--serve`` options of ``retrotread tui`` (light: read on every command line)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_PORT = 8000
+DEFAULT_MAX_VIEWS = 8
+
+
+def add_serve_options(parser: Any) -> None:
+    """The ``--serve`` options on ``retrotread tui``."""
+    group = parser.add_argument_group(
+        "serving to browsers (--serve)",
+        "one session in this process; every browser page is a view onto it. The operator's "
+        "view needs the secret link printed at start (or --password-file); the walker view "
+        "is read-only.",
+    )
+    group.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve the session to web browsers (a tablet for the operator, a screen for the "
+        "walker) instead of opening the console here",
+    )
+    group.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (127.0.0.1); beyond this machine needs --allow-remote",
+    )
+    group.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port ({DEFAULT_PORT}; 0 picks a free one)"
+    )
+    group.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow --host to be reachable from other machines (e.g. 0.0.0.0)",
+    )
+    group.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="also accept pages from ORIGIN (scheme://host[:port], e.g. behind a proxy); "
+        "repeatable",
+    )
+    group.add_argument(
+        "--password-file",
+        metavar="PATH",
+        help="also accept the password on this file's first line for the operator's view",
+    )
+    group.add_argument(
+        "--max-views",
+        type=int,
+        default=DEFAULT_MAX_VIEWS,
+        metavar="N",
+        help=f"views open at once, operator and walker together ({DEFAULT_MAX_VIEWS})",
+    )
+    group.add_argument("--certfile", metavar="PEM", help="serve over TLS with this certificate")
+    group.add_argument("--keyfile", metavar="PEM", help="the certificate's private key")
