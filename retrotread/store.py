@@ -328,7 +328,7 @@ _INSERT_SESSION = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
-#: The statement for each kind of record; the session's id goes where ``_SESSION_ID`` is.
+#: The statement for each kind of record; the session's id goes where ``SESSION_ID`` is.
 _WRITES: dict[str, str] = {
     "sample": "INSERT INTO samples (session_id, at, offset_s, block_idx, target_mph, speed_mph, "
     "incline_pct, distance_m) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -352,13 +352,13 @@ class _SessionIdSlot:
         return "<session id>"
 
 
-_SESSION_ID = _SessionIdSlot()
+SESSION_ID = _SessionIdSlot()
 
 Values = tuple[object, ...]
 
 
 def _bind(values: Values, session_id: int) -> Values:
-    return tuple(session_id if v is _SESSION_ID else v for v in values)
+    return tuple(session_id if v is SESSION_ID else v for v in values)
 
 
 def _session_values(
@@ -391,7 +391,7 @@ def _session_values(
 
 def _sample_values(sample: Sample) -> Values:
     return (
-        _SESSION_ID,
+        SESSION_ID,
         sample.at,
         sample.offset_s,
         sample.block_idx,
@@ -403,12 +403,12 @@ def _sample_values(sample: Sample) -> Values:
 
 
 def _event_values(event: EventRecord) -> Values:
-    return (_SESSION_ID, event.at, event.offset_s, event.kind, event.detail)
+    return (SESSION_ID, event.at, event.offset_s, event.kind, event.detail)
 
 
 def _block_values(block: BlockRecord) -> Values:
     return (
-        _SESSION_ID,
+        SESSION_ID,
         block.idx,
         block.kind,
         block.title,
@@ -832,7 +832,7 @@ class SessionKey:
         self.id: int | None = None
 
 
-#: (kind, the session it belongs to, its values with _SESSION_ID for the session's number)
+#: (kind, the session it belongs to, its values with SESSION_ID for the session's number)
 Record = tuple[str, SessionKey, Values]
 #: told ("behind" | "caught-up" | "failed", detail), on the writer's thread
 WriterListener = Callable[[str, str], None]
@@ -894,6 +894,10 @@ class RecordWriter:
     def pending(self) -> int:
         with self._lock:
             return len(self._queue)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     def subscribe(self, listener: WriterListener) -> Callable[[], None]:
         with self._lock:
@@ -1267,14 +1271,14 @@ class SessionRecorder:
             writer = self.store.writer
             if writer.failed:
                 reason = writer.failed
-            elif writer.behind_since is not None:
-                waited = time.monotonic() - writer.behind_since
-                reason = (
-                    f"the file has not been writable for {waited:.0f} s and "
-                    f"{writer.max_pending_samples} samples wait in memory: newer ones are dropped"
-                )
-            else:
+            elif writer.closing:
                 reason = "the records file is closed"
+            else:
+                waiting = f" ({writer.error})" if writer.error else ""
+                reason = (
+                    f"{writer.max_pending_samples} samples already wait in memory for the "
+                    f"file{waiting}: newer ones are dropped"
+                )
             log.error("recording the session: %s", reason)
             if not self._ended:
                 self.session.emit(
@@ -1342,7 +1346,7 @@ class SessionRecorder:
         elif isinstance(event, BlockSkipped):
             self._close_block("skipped")
         elif isinstance(event, BlockExtended) and self._block:
-            self._submit("extend_block", (event.seconds, _SESSION_ID, self._block[0]))
+            self._submit("extend_block", (event.seconds, SESSION_ID, self._block[0]))
         elif isinstance(event, ProgramFinished):
             self._close_block("done")
         elif isinstance(event, ProgramStopped):
@@ -1357,7 +1361,7 @@ class SessionRecorder:
                     event.detail,
                     self._distance_m,
                     int(event.belt_stopped),
-                    _SESSION_ID,
+                    SESSION_ID,
                 ),
             )
             self._ended = True
@@ -1368,10 +1372,10 @@ class SessionRecorder:
         index, started = self._block
         elapsed = self.session.scheduler.program_elapsed()
         actual = max(0.0, elapsed - started)
-        self._submit("end_block", (actual, result, _SESSION_ID, index))
+        self._submit("end_block", (actual, result, SESSION_ID, index))
         if result != "stopped":
             self._blocks_done = index + 1
         if self.session.program.steps[index].kind.is_retro:
             self._retro_s += actual
-        self._submit("progress", (self._blocks_done, self._retro_s, elapsed, _SESSION_ID))
+        self._submit("progress", (self._blocks_done, self._retro_s, elapsed, SESSION_ID))
         self._block = None
