@@ -28,6 +28,7 @@ from retrotread.program import (
     find_program,
     format_duration,
 )
+from retrotread.program.formats import command as program_files
 from retrotread.scheduler import EngineState
 from retrotread.session import Outcome, Session, SessionSummary
 from retrotread.speech.options import add_speech_options, settings_from_args, speaker_for_run
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("devices", help="list device profiles and device URL schemes")
     scan.add_parser(commands)
     records.add_commands(commands)
+    program_files.add_parsers(commands)
     add_tui_parser(commands)
     return parser
 
@@ -134,18 +136,24 @@ def cmd_check(files: Sequence[str]) -> int:
     return status
 
 
-def cmd_show(spec: str) -> int:
-    program = find_program(spec)
-    print(
+def program_lines(program: Program) -> list[str]:
+    """A program's blocks as `show` prints them (and `import` previews them)."""
+    lines = [
         f"{program.name} — {format_duration(program.total_s)} total, "
-        f"{format_duration(program.retro_s)} retro"
-    )
-    print(program.description)
+        f"{format_duration(program.retro_s)} retro",
+        program.description,
+    ]
     for step in program.steps:
-        print(
+        lines.append(
             f"  {format_duration(step.start_s):>6}  {step.kind.label:<9} {step.title}: "
             f"{describe_step(step)} — {step.cue}"
         )
+    return lines
+
+
+def cmd_show(spec: str) -> int:
+    for line in program_lines(find_program(spec)):
+        print(line)
     return EXIT_OK
 
 
@@ -325,6 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return scan.cmd_scan(args)
         if args.command in records.COMMANDS:
             return records.run_command(args)
+        if args.command in program_files.COMMANDS:
+            return program_files.run_command(args, program_lines)
         if args.command == "tui":
             return cmd_tui(args)
         if sys.stdin.isatty() and sys.stdout.isatty():  # `retrotread` alone: the console
