@@ -15,7 +15,7 @@ from retrotread.drivers.ftms_ble import FtmsBleDriver
 from retrotread.drivers.url import DeviceUrl
 from retrotread.profiles import Profile
 from retrotread_sim import MachineSpec, SimTreadmill
-from retrotread_sim.ftms import FtmsOptions, FtmsServer, Radio, SimPeripheral
+from retrotread_sim.ftms import FtmsOptions, FtmsServer, Radio, SimPeripheral, personality
 
 
 @dataclass
@@ -49,10 +49,15 @@ def ble_rig(
     profile: Profile | None = None,
     name: str | None = None,
     by_name: bool = False,
+    kind: str | None = None,
 ) -> BleRig:
-    """A rig whose driver is not connected yet (use ``async with rig.driver``)."""
+    """A rig whose driver is not connected yet (use ``async with rig.driver``).
+
+    ``kind`` names the simulator's FTMS personality (``strict``, ``lenient``); ``options``
+    gives them all instead.
+    """
     machine = SimTreadmill(spec)
-    server = FtmsServer(machine, options)
+    server = FtmsServer(machine, options or (personality(kind) if kind else None))
     radio = Radio()
     peripheral = radio.add(SimPeripheral(server, name=name))
     target = f"ble://?name={quote(peripheral.name)}" if by_name else f"ble://{peripheral.address}"

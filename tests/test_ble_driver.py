@@ -23,6 +23,7 @@ from retrotread.drivers.ftms_ble import (
 )
 from retrotread.errors import (
     CommandRejected,
+    CommandTimeout,
     DeviceUnavailable,
     DeviceUrlError,
     LinkLost,
@@ -449,19 +450,42 @@ def test_link_dropping_mid_command_fails_it_at_once() -> None:
     play(scenario)
 
 
-def test_an_unanswered_procedure_drops_the_link_and_reconnects() -> None:
+def test_an_unanswered_procedure_times_out_at_30_s_drops_the_link_and_reconnects() -> None:
+    """FTMS: no answer in 30 s is a failed procedure. The caller gets CommandTimeout (the
+    same typed outcome as on every other link, issue 13 finding 10) at exactly 30 s, and
+    nothing more goes out on that link — not even a stop queued behind it."""
+
     async def scenario(rig: BleRig) -> None:
+        assert rig.driver.profile.confirm.command_timeout_s == 30.0  # generic-ftms agrees
         rig.server.force_result(0x07, None)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        with pytest.raises(LinkLost, match="no answer within 27 s"):
-            await rig.driver.start()
-        assert loop.time() - started == pytest.approx(27.0)
+        start = asyncio.create_task(rig.driver.start())
+        await asyncio.sleep(10)
+        stop = asyncio.create_task(rig.driver.stop())  # waits: the start is still pending
+        with pytest.raises(CommandTimeout, match="no answer within 30 s"):
+            await start
+        assert loop.time() - started == pytest.approx(30.0)
+        with pytest.raises(LinkLost, match="nothing was sent"):
+            await stop
         await asyncio.sleep(5)
         assert rig.events == [MachineEventKind.LINK_LOST, MachineEventKind.LINK_RESTORED]
-        assert rig.writes == ["00", "07", "00"]  # nothing more on the old link
+        # Nothing more on the old link; control requested again on the new one.
+        assert rig.writes == ["00", "07", "00"]
         await rig.driver.start()
         assert rig.writes[-1] == "07"
+
+    play(scenario)
+
+
+def test_an_answer_within_30_s_is_taken() -> None:
+    async def scenario(rig: BleRig) -> None:
+        rig.server.delay_answers(0x02, 29.9)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await rig.driver.set_speed(retro(rig, "2.6"))
+        assert loop.time() - started == pytest.approx(29.9)
+        assert rig.driver.connected and MachineEventKind.LINK_LOST not in rig.events
 
     play(scenario)
 

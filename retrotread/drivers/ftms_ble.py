@@ -21,18 +21,31 @@ needs on top:
   which truncates (4.19 km/h would otherwise go out as 418).
 * **Result codes** become :class:`~retrotread.errors.CommandRejected` with a reason.
   "Control not permitted" re-requests control once and retries; a second refusal publishes
-  ``CONTROL_LOST`` (the session pauses the program) and fails.
+  ``CONTROL_LOST`` (the session pauses the program) and fails. "Operation failed" (``04``)
+  is also FTMS's answer to a request that finds the machine already there: Stop when
+  stopped is success for stop's purpose (the belt is still; with nothing else known the
+  answer is published as a zero reading), Pause likewise when the belt is known not to run,
+  Start when the belt is known to run; otherwise ``04`` is a refusal (docs/ftms.md).
+* **Encryption**: a machine whose control point needs an encrypted link answers a write
+  with ATT "insufficient encryption/authentication"; the driver pairs (bleak ``pair()``)
+  and writes once more — the write was refused at the ATT layer, so nothing had happened.
 * **Reports**: Treadmill Data becomes :class:`Telemetry` (pyftms joins records split over
-  several notifications); Machine Status becomes :class:`MachineEvent` — console stop/pause,
-  safety key, console start, target changes made at the console (the echo of our own
-  command is not one). Control Permission Lost (``FF``) is re-requested once; if refused,
-  ``CONTROL_LOST`` is published.
+  several notifications, bit 0 "more data"); Machine Status becomes :class:`MachineEvent` —
+  ``02`` stopped/paused at the console, ``03`` safety key, ``04`` started at the console,
+  target changes made at the console — except where the status is the machine announcing
+  what our own procedure just did (our set value, or the Start/Stop/Pause we just sent).
+  Control Permission Lost (``FF``) is re-requested once; if refused, ``CONTROL_LOST`` is
+  published.
+* **Time**: a procedure has the profile's ``command_timeout_s`` (FTMS: 30 s) from its turn on
+  the wire. Unanswered, it has failed and its outcome is unknown: the driver sends nothing
+  more on that link, drops it, reconnects, and the command fails with
+  :class:`~retrotread.errors.CommandTimeout` — the same outcome as on every other link.
 * **Lost link**: ``LINK_LOST`` is published, commands fail fast with
   :class:`~retrotread.errors.LinkLost`, and the driver reconnects with backoff through
   bleak-retry-connector until closed; after reconnecting it requests control again, waits for
-  fresh telemetry (the belt's state, re-read), then publishes ``LINK_RESTORED``. A procedure
-  left unanswered is a failed one: the driver sends nothing more on that link, drops it, and
-  reconnects the same way (the command fails with ``LinkLost``, its outcome unknown).
+  fresh telemetry (the belt's state, re-read), then publishes ``LINK_RESTORED``. A machine
+  that reports only changes may send nothing for a still belt: ``LINK_RESTORED`` then comes
+  with :attr:`latest` unknown, and a Stop answered "already stopped" settles it.
 
 Two small extensions of pyftms's public API are used, by subclassing (see
 :class:`_PyftmsTreadmill`): an explicit Request Control, and a hook on Machine Status ``FF``,
@@ -61,6 +74,7 @@ from bleak.exc import (
     BleakDBusError,
     BleakError,
     BleakGATTProtocolError,
+    BleakGATTProtocolErrorCode,
 )
 from bleak.uuids import normalize_uuid_str
 from pyftms import (
@@ -109,9 +123,12 @@ RECONNECT_FIRST_DELAY_S = 0.5
 RECONNECT_MAX_DELAY_S = 8.0
 #: After reconnecting, wait this long at most for a Treadmill Data record (the belt re-read).
 REREAD_WAIT_S = 3.0
-#: A procedure is given up at this share of the profile's command timeout, a little before the
-#: session gives up on the command, so that the driver can drop the link itself.
-PROCEDURE_TIMEOUT_SHARE = 0.9
+#: FTMS 1.0: a control point procedure not answered within 30 s has failed. The profile's
+#: ``command_timeout_s`` is the budget used; generic FTMS profiles say exactly this.
+FTMS_PROCEDURE_TIMEOUT_S = 30.0
+#: A machine that announces our own Start/Stop/Pause on Machine Status does so around the
+#: answer; a matching status this long after it is that announcement, not the console.
+ECHO_WINDOW_S = 2.0
 
 #: What FTMS fields carry: speed in 0.01 km/h, incline in 0.1 %. Machines with the mph quirk
 #: read (and echo) the control point's speed field as 0.01 mph, while their Treadmill Data
@@ -129,6 +146,13 @@ _REJECTIONS = {
     ResultCode.INVALID_PARAMETER: Rejection.INVALID_PARAMETER,
     ResultCode.FAILED: Rejection.FAILED,
     ResultCode.NOT_PERMITTED: Rejection.NOT_PERMITTED,
+}
+
+#: ATT errors that mean "this attribute needs a paired (encrypted) link".
+_NEEDS_PAIRING = {
+    BleakGATTProtocolErrorCode.INSUFFICIENT_AUTHENTICATION,
+    BleakGATTProtocolErrorCode.INSUFFICIENT_ENCRYPTION,
+    BleakGATTProtocolErrorCode.INSUFFICIENT_ENCRYPTION_KEY_SIZE,
 }
 
 _STOPPED_STATUSES = {
@@ -300,6 +324,10 @@ class _PyftmsTreadmill(PyftmsTreadmill):  # type: ignore[misc]  # pyftms ships n
         result: ResultCode = await self._write_command(ControlCode.REQUEST_CONTROL)
         return result
 
+    async def pair_link(self) -> None:
+        """Pair with the machine over the current link (bleak's ``BleakClient.pair``)."""
+        await self._cli.pair()
+
 
 # -- units ---------------------------------------------------------------------------------------
 
@@ -370,6 +398,8 @@ class FtmsBleDriver(Treadmill):
         self._belt = BeltStatus.UNKNOWN
         self._sent_speed: int | None = None  # wire values of our last targets, to tell our
         self._sent_incline: int | None = None  # own echo from a change made at the console
+        #: Start/Stop/Pause sent by us: until when a matching Machine Status is our echo.
+        self._echo_until: dict[str, float] = {}
 
     @classmethod
     def from_url(
@@ -427,10 +457,6 @@ class FtmsBleDriver(Treadmill):
     def connected(self) -> bool:
         return self._link_up
 
-    @property
-    def _procedure_timeout_s(self) -> float:
-        return self.profile.confirm.command_timeout_s * PROCEDURE_TIMEOUT_SHARE
-
     async def connect(self) -> None:
         self._closing = False
         try:
@@ -443,7 +469,7 @@ class FtmsBleDriver(Treadmill):
             client = _PyftmsTreadmill(
                 sighting.device,
                 sighting.advertisement,
-                timeout=self._procedure_timeout_s,
+                timeout=self.command_timeout_s,
                 on_ftms_event=self._on_ftms_event,
                 on_disconnect=self._on_disconnect,
                 on_control_lost=self._on_control_lost,
@@ -463,6 +489,12 @@ class FtmsBleDriver(Treadmill):
         except BaseException:
             await self.close()
             raise
+
+    async def close(self) -> None:
+        # Procedures still on the wire are abandoned by closing, not by a fault: no drop and
+        # reconnect for them.
+        self._closing = True
+        await super().close()
 
     async def _do_close(self) -> None:
         self._closing = True
@@ -498,7 +530,9 @@ class FtmsBleDriver(Treadmill):
 
     async def _open_link(self, client: _PyftmsTreadmill) -> ResultCode:
         """Connect (pyftms enables every notification and indication), then request control."""
-        self._props = {}
+        # The belt's speed is unknown until it reports again; the last distance, time and
+        # incline stay as the base of any reading before then (the machine's totals go on).
+        self._props.pop("speed_instant", None)
         self._fresh.clear()
         try:
             await client.connect()
@@ -548,13 +582,42 @@ class FtmsBleDriver(Treadmill):
     # -- commands -----------------------------------------------------------------------------
 
     async def _do_start(self) -> None:
-        await self._control("start", lambda c: c.start_resume(), BeltStatus.RUNNING)
+        # 04 to Start: already started if the machine says it runs, else a refusal (a pulled
+        # safety key, a machine not ready).
+        await self._control(
+            "start",
+            lambda c: c.start_resume(),
+            BeltStatus.RUNNING,
+            already=lambda: self._belt is BeltStatus.RUNNING,
+        )
 
     async def _do_pause(self) -> None:
-        await self._control("pause", lambda c: c.pause(), BeltStatus.PAUSED)
+        await self._control(
+            "pause", lambda c: c.pause(), BeltStatus.PAUSED, already=self._known_not_running
+        )
 
     async def _do_stop(self) -> None:
-        await self._control("stop", lambda c: c.stop(), BeltStatus.STOPPED)
+        # 04 to Stop: FTMS's "already stopped" — for a stop, success.
+        result = await self._control(
+            "stop", lambda c: c.stop(), BeltStatus.STOPPED, already=lambda: True
+        )
+        if result is ResultCode.FAILED:
+            self._stopped_already()
+
+    def _known_not_running(self) -> bool:
+        latest = self.latest
+        return self._belt in (BeltStatus.PAUSED, BeltStatus.STOPPED) or (
+            latest is not None and latest.speed.value == 0
+        )
+
+    def _stopped_already(self) -> None:
+        """The machine says its belt is already stopped: with no reading saying otherwise,
+        that is the zero reading (a machine that reports only changes sends none)."""
+        log.info("%s: stop answered 'already stopped'", self.name)
+        latest = self.latest
+        if latest is None or latest.speed.value == 0:
+            self._props["speed_instant"] = 0.0
+            self._publish_reading()
 
     async def _do_set_speed(self, speed: Quantity) -> None:
         resolution = self._speed_field
@@ -604,9 +667,30 @@ class FtmsBleDriver(Treadmill):
         action: Callable[[_PyftmsTreadmill], Awaitable[ResultCode]],
         belt: BeltStatus | None = None,
         detail: Callable[[], str] | None = None,
-    ) -> None:
+        *,
+        already: Callable[[], bool] | None = None,
+    ) -> ResultCode:
+        """One command; returns SUCCESS, or FAILED when ``already`` says FTMS's 04 means the
+        machine already is where the command would take it."""
         if not self._link_up:  # fail at once, not behind a reconnect attempt holding the lock
-            raise LinkLost(f"{command}: the link to {self.name} is down; reconnecting")
+            raise LinkLost(f"{command}: the link to {self.name} is down; nothing was sent")
+        echo = command if belt is not None else None
+        if echo is not None:
+            self._echo_until[echo] = math.inf
+        try:
+            return await self._control_locked(command, action, belt, detail, already)
+        finally:
+            if echo is not None:
+                self._echo_until[echo] = self.clock.now() + ECHO_WINDOW_S
+
+    async def _control_locked(
+        self,
+        command: str,
+        action: Callable[[_PyftmsTreadmill], Awaitable[ResultCode]],
+        belt: BeltStatus | None,
+        detail: Callable[[], str] | None,
+        already: Callable[[], bool] | None,
+    ) -> ResultCode:
         async with self._lock:
             if self.profile.quirks.request_control_each_command:
                 granted = await self._send("request control", _request_control)
@@ -622,12 +706,17 @@ class FtmsBleDriver(Treadmill):
                     result = await self._send(command, action)
                 if result is ResultCode.NOT_PERMITTED:
                     self._give_up_control(command)
+            if result is ResultCode.FAILED and already is not None and already():
+                if belt is not None:
+                    self._belt = belt
+                return result
             if result is not ResultCode.SUCCESS:
                 reason = _REJECTIONS.get(result, Rejection.FAILED)
                 text = detail() if detail and reason is Rejection.INVALID_PARAMETER else ""
                 raise CommandRejected(command, reason, text)
             if belt is not None:
                 self._belt = belt
+            return result
 
     def _give_up_control(self, command: str) -> None:
         self.publish(MachineEvent(self.clock.now(), MachineEventKind.CONTROL_LOST))
@@ -643,33 +732,83 @@ class FtmsBleDriver(Treadmill):
         """One control point procedure; the link dropping meanwhile fails it at once."""
         client = self._client
         if client is None or not self._link_up:
-            raise LinkLost(f"{command}: the link to {self.name} is down; reconnecting")
+            raise LinkLost(f"{command}: the link to {self.name} is down; nothing was sent")
         # A disconnect ends the procedure through this scope (see _on_disconnect): it moves the
         # deadline to now. No extra task, so the write costs what a bare pyftms write costs.
         scope = asyncio.timeout(None)
         self._in_flight.add(scope)
         try:
             async with scope:
-                return ResultCode(await action(client))
+                return await self._write(client, command, action)
         except TimeoutError as err:
             if scope.expired() and not self._link_up:
                 raise LinkLost(
                     f"{command}: the link to {self.name} dropped before the treadmill "
                     f"answered; outcome unknown"
                 ) from None
-            # No answer: the procedure failed and its outcome is unknown. FTMS says to send
-            # nothing more on this link: drop it (LINK_LOST) and reconnect.
-            self._spawn(self._drop_link())
-            unanswered = CommandTimeout(command, self._procedure_timeout_s)
-            raise LinkLost(f"{unanswered}; dropping the link and reconnecting") from err
-        except BleakGATTProtocolError as err:
-            raise CommandRejected(
-                command, Rejection.FAILED, f"refused at the ATT layer: {err}"
-            ) from err
+            # pyftms stopped waiting (a procedure outside a command's budget: connecting,
+            # control requested again). Unanswered, it failed; its outcome is unknown.
+            self._condemn_link()
+            raise CommandTimeout(command, self.command_timeout_s) from err
+        except asyncio.CancelledError:
+            # The command's budget ran out with the answer still due (the base turns this
+            # into CommandTimeout): FTMS says the procedure failed; nothing more goes out on
+            # this link.
+            if not self._closing:
+                self._condemn_link()
+            raise
         except BleakError as err:
             raise LinkLost(f"{command}: {err}") from err
         finally:
             self._in_flight.discard(scope)
+
+    async def _write(
+        self,
+        client: _PyftmsTreadmill,
+        command: str,
+        action: Callable[[_PyftmsTreadmill], Awaitable[ResultCode]],
+    ) -> ResultCode:
+        """The write and its answer; pairs once if the machine wants an encrypted link."""
+        paired = False
+        while True:
+            try:
+                return ResultCode(await action(client))
+            except BleakGATTProtocolError as err:
+                if err.code in _NEEDS_PAIRING and not paired:
+                    # Refused at the ATT layer, before the machine saw it: pair, write again.
+                    await self._pair(client, command)
+                    paired = True
+                    continue
+                if err.code is BleakGATTProtocolErrorCode.PROCEDURE_ALREADY_IN_PROGRESS:
+                    raise CommandRejected(
+                        command,
+                        Rejection.NOT_READY,
+                        "the machine says a procedure is already in progress; it discarded "
+                        "this write",
+                    ) from err
+                raise CommandRejected(
+                    command, Rejection.FAILED, f"refused at the ATT layer: {err}"
+                ) from err
+
+    async def _pair(self, client: _PyftmsTreadmill, command: str) -> None:
+        log.info("%s wants an encrypted link: pairing", self.name)
+        try:
+            await client.pair_link()
+        except (BleakError, NotImplementedError, OSError) as err:
+            raise CommandRejected(
+                command,
+                Rejection.NOT_PERMITTED,
+                f"{self.name} accepts commands only over a paired link, and pairing failed "
+                f"({err}); pair it in the system's Bluetooth settings",
+            ) from err
+
+    def _condemn_link(self) -> None:
+        """A procedure went unanswered: send nothing more on this link; drop and reconnect."""
+        if not self._link_up:
+            return
+        log.warning("%s left a procedure unanswered: dropping the link", self.name)
+        self._link_up = False  # at once: the next queued command must not reach this link
+        self._spawn(self._drop_link())
 
     async def _drop_link(self) -> None:
         client = self._client
@@ -765,6 +904,9 @@ class FtmsBleDriver(Treadmill):
         if not data:
             return
         self._props.update(data)
+        self._publish_reading()
+
+    def _publish_reading(self) -> None:
         speed = self._props.get("speed_instant")
         if speed is None:
             return
@@ -784,6 +926,10 @@ class FtmsBleDriver(Treadmill):
         if source == "callback":
             return  # our own command's success, already accounted for
         now = self.clock.now()
+        if source == "user" and now <= self._echo_until.get(what, -math.inf):
+            # The machine announcing the Start/Stop/Pause we just sent, not a person.
+            del self._echo_until[what]
+            return
         if source == "safety":
             self._belt = BeltStatus.STOPPED
             self.publish(MachineEvent(now, MachineEventKind.SAFETY_KEY))

@@ -3,7 +3,7 @@
 Grammar::
 
     sim://[?profile=NAME][&record=PATH][&faults=PLAN|@FILE][&speed_needs_running=BOOL]
-          [&accel=KMH_PER_S][&decel=KMH_PER_S][&link=inprocess|ble]
+          [&accel=KMH_PER_S][&decel=KMH_PER_S][&link=inprocess|ble][&personality=NAME]
 
 ``profile`` picks a bundled device profile whose ranges the simulated machine takes on
 (default ``simulator``); ``record`` appends every command the machine receives, and its state
@@ -11,7 +11,8 @@ after it, to a JSON-lines file; ``faults`` injects faults (a plan such as
 ``drop@30+10,stale@60`` or ``@scenario.toml``; grammar in :mod:`retrotread_sim.faults`); the
 rest shape the simulated belt. ``link=ble`` serves the machine as an FTMS peripheral on an
 in-process radio and reaches it with the ``ble://`` driver, through pyftms and bleak
-(:mod:`retrotread.drivers.sim_ble`).
+(:mod:`retrotread.drivers.sim_ble`); ``personality`` picks which FTMS machine it plays there
+(``strict`` or ``lenient``; default: the one the profile describes, else lenient).
 
 The simulator (``retrotread_sim``) is a separate distribution with its own model of the
 machine. This driver is the in-process *link* to it: it calls the machine's own API the way a
@@ -36,7 +37,7 @@ from retrotread.drivers.base import (
     Telemetry,
     Treadmill,
 )
-from retrotread.drivers.sim_ble import BleSimLink, link_option
+from retrotread.drivers.sim_ble import BleSimLink, ftms_options, link_option
 from retrotread.drivers.url import DeviceUrl
 from retrotread.errors import CommandRejected, DeviceError, DeviceUrlError, LinkLost, Rejection
 from retrotread.profiles import Profile
@@ -112,7 +113,7 @@ class SimDriver(Treadmill):
     scheme: ClassVar[str] = "sim"
     url_grammar: ClassVar[str] = (
         "sim://[?profile=NAME][&record=PATH][&faults=PLAN|@FILE][&speed_needs_running=BOOL]"
-        "[&accel=KMH_PER_S][&decel=KMH_PER_S][&link=inprocess|ble]"
+        "[&accel=KMH_PER_S][&decel=KMH_PER_S][&link=inprocess|ble][&personality=NAME]"
     )
     url_options: ClassVar[dict[str, str]] = {
         "profile": "bundled device profile whose ranges the machine takes on (simulator)",
@@ -122,6 +123,7 @@ class SimDriver(Treadmill):
         "accel": "belt acceleration in km/h per second (2.0)",
         "decel": "belt deceleration in km/h per second (3.0)",
         "link": "inprocess (default), or ble: over FTMS, pyftms and bleak, in-process",
+        "personality": "with link=ble, the FTMS machine played: strict or lenient",
     }
     default_profile: ClassVar[str] = "simulator"
 
@@ -144,6 +146,12 @@ class SimDriver(Treadmill):
         self.name = f"simulator ({profile.name})"
         self.ble: BleSimLink | None = None  # set on connect with link=ble
         self._over_ble = link_option(url, self.url_grammar) == "ble"
+        if "personality" in url.options and not self._over_ble:
+            raise DeviceUrlError(
+                f"{url.text!r}: personality= is the FTMS machine played over link=ble\n"
+                f"  grammar: {self.url_grammar}"
+            )
+        self._ftms = ftms_options(url, profile, self.url_grammar) if self._over_ble else None
         if self._over_ble:
             self.name += " over BLE"
 
@@ -191,7 +199,7 @@ class SimDriver(Treadmill):
         ]
 
     async def _connect_over_ble(self, machine: SimTreadmill) -> None:
-        self.ble = BleSimLink(machine, self.profile, self.clock, plan=self.plan)
+        self.ble = BleSimLink(machine, self.profile, self.clock, plan=self.plan, options=self._ftms)
         self.ble.driver.subscribe(self.publish)
         console = run_console_faults(machine, self.plan, self.clock)
         self._tasks = [asyncio.create_task(console, name="sim-console")]

@@ -255,6 +255,14 @@ class SimTreadmill:
         self.target_speed_kmh = self._snap(kmh, spec.speed_increment_kmh)
         self._record("link", "set-speed", sent)
 
+    def clear_presets(self) -> None:
+        """Forget the preset speed and grade (a console's GoIdle/GoReady): the incline returns
+        to its floor, and a belt started next runs at the machine's minimum."""
+        self._advance()
+        self.target_speed_kmh = 0.0
+        self.target_incline_pct = self.spec.incline_min_pct
+        self._record("link", "presets-cleared", None)
+
     def set_target_incline(self, pct: float) -> None:
         self._advance()
         spec = self.spec
@@ -324,6 +332,12 @@ class SimTreadmill:
         if self.state is BeltState.SAFETY_KEY:
             self.state = BeltState.STOPPED
         self._record("console", "safety-key-inserted", None)
+
+    def stop_on_link_loss(self) -> None:
+        """The machine's own reaction to losing its controller: it stops the belt."""
+        self._advance()
+        self._halt()
+        self._record("machine", "stop", None, detail="controller link lost")
 
     def revoke_control(self) -> None:
         """Another client (or the console) took control of the machine."""

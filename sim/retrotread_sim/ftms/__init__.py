@@ -20,10 +20,17 @@ The bleak backends need bleak (the ``ble`` extra); the server, codec and radio d
 from retrotread_sim.ftms.codec import MachineType, OpCode, ResultCode, StatusCode
 from retrotread_sim.ftms.gatt import AttError, GattError
 from retrotread_sim.ftms.radio import DEFAULT_ADDRESS, AdapterState, Advert, Radio, SimPeripheral
-from retrotread_sim.ftms.server import ControlPointWrite, FtmsOptions, FtmsServer
+from retrotread_sim.ftms.server import (
+    PERSONALITIES,
+    ControlPointWrite,
+    FtmsOptions,
+    FtmsServer,
+    personality,
+)
 
 __all__ = [
     "DEFAULT_ADDRESS",
+    "PERSONALITIES",
     "AdapterState",
     "Advert",
     "AttError",
@@ -37,4 +44,5 @@ __all__ = [
     "ResultCode",
     "SimPeripheral",
     "StatusCode",
+    "personality",
 ]

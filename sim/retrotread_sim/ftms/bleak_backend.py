@@ -228,7 +228,10 @@ class SimBleakClient(BaseBleakClient):
             self._disconnected_callback()
 
     async def pair(self, *args: Any, **kwargs: Any) -> None:
-        """The simulated machine accepts bonding whenever asked."""
+        """Pair (bond) with the machine: the link is encrypted from now on, and so is every
+        later link to it (the bond is kept), as BlueZ and Core Bluetooth do."""
+        with _att_errors():
+            self._link().pair()
 
     async def unpair(self) -> None:
         """Nothing to forget."""

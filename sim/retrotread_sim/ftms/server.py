@@ -1,21 +1,52 @@
 """The simulated treadmill as an FTMS GATT server.
 
 :class:`FtmsServer` puts a :class:`~retrotread_sim.belt.SimTreadmill` behind the Fitness
-Machine Service and the Device Information Service, and enforces what real machines enforce:
+Machine Service and the Device Information Service, and enforces what every FTMS machine
+enforces:
 
 * indications on the control point must be enabled before it is written (ATT error 0xFD);
 * one control point procedure at a time: a write while an answer is pending fails at the ATT
-  layer (0xFE);
+  layer (0xFE) and is discarded;
 * control must be requested (``00``) before any other procedure; it lasts until the link
   drops, a Reset, or a Control Permission Lost status (``FF``);
 * values must lie in the machine's range (``80 <op> 03``).
 
-Every control point write is recorded in :attr:`FtmsServer.writes`. A small test-facing API
-injects faults: :meth:`force_result`, :meth:`deny_control`, :meth:`disconnect`,
-:attr:`split_records`. A :class:`~retrotread_sim.faults.FaultPlan` (``sim://?faults=...``)
-acts here too: ``drop`` takes the link down for its duration, ``reject``, ``ignore`` and
-``late`` hit control point procedures, ``stale`` and ``freeze`` hit Treadmill Data, ``split``
-splits every record over two notifications.
+Personalities
+-------------
+Real machines read the rest of FTMS 1.0 / FTMP 1.0 differently, so the server is a family of
+machines, chosen by :class:`FtmsOptions` (:data:`PERSONALITIES`, ``sim://?personality=``):
+
+``lenient``
+    Answers every Start and Stop with success, keeps its belt running when the app goes
+    away, notifies Treadmill Data every second whatever changed, and needs no pairing. This
+    is how Open Rowing Monitor's FTMS peripheral answers (``app/peripherals/ble/ftms/
+    FitnessMachineControlPointCharacteristic.js``: start/stop always ``80 xx 01``, the
+    indication sent with the write) and how KingSmith/WalkingPad FTMS treadmills are driven
+    by mcdax/walkingpad-controller (no bonding, Treadmill Data streamed at about 1 Hz).
+``strict``
+    Written from the FTMS 1.0 / FTMP 1.0 text as summarised in the project's protocol notes
+    (``../shared/protocols.md``): "Start" when started and "Stop" when stopped are answered
+    ``80 <op> 04`` (operation failed; Pause when not running likewise); the control point
+    needs an encrypted link (ATT 0x0F, insufficient encryption, until the client pairs;
+    a bond survives reconnects); Treadmill Data is notified only when the record changed
+    (a still belt sends nothing, also after a reconnect); the belt stops when the client
+    that holds control disconnects (FTMS ends control at disconnect; the machine's own
+    safety does the rest, issue 13 finding 2); Start, Stop and Pause by the control point
+    are also announced on Machine Status, as the Garmin G.FIT FTMS module does for every
+    change it makes (G.FIT guide rev 2.0, fig. 4-5) and as the KingSmith R3 does with
+    ``02 01`` after a control point Stop (mcdax/walkingpad-controller v0.6.0 notes); and
+    the console counts down 3 s after Start before the belt moves, as the TM11GY walking
+    pad (qdomyos-zwift issue #5100) and the KingSmith R3 (walkingpad-controller v0.6.0) do.
+    Late answers (``late`` faults, :meth:`FtmsServer.delay_answers`) stay within FTMS's
+    30 s.
+
+Every control point write is recorded in :attr:`FtmsServer.writes` (with when it was
+answered); :attr:`FtmsServer.busy_refusals` counts 0xFE answers. A small test-facing API
+injects faults: :meth:`force_result`, :meth:`delay_answers`, :meth:`deny_control`,
+:meth:`disconnect`, :attr:`split_records`. A :class:`~retrotread_sim.faults.FaultPlan`
+(``sim://?faults=...``) acts here too: ``drop`` takes the link down for its duration,
+``reject``, ``ignore`` and ``late`` hit control point procedures, ``stale`` and ``freeze`` hit
+Treadmill Data, ``split`` splits every record over two notifications.
 
 A client reaches the server through a :class:`Central` — the client's end of one link. The
 bleak backend in :mod:`retrotread_sim.ftms.bleak_backend` is one.
@@ -26,7 +57,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from retrotread_sim.belt import (
@@ -76,18 +107,59 @@ _FAULT_RESULTS = {
 
 @dataclass(frozen=True)
 class FtmsOptions:
-    """How this simulated FTMS treadmill behaves on the link (quirks included)."""
+    """How this simulated FTMS treadmill behaves on the link (quirks included).
+
+    The defaults are the ``lenient`` personality; :data:`PERSONALITIES` names the others.
+    """
 
     data_interval_s: float = 1.0  # Treadmill Data notifications
     response_delay_s: float = 0.0  # control point write -> indication
     echo_targets: bool = True  # notify Target Speed/Incline Changed after a control point set
     control_per_command: bool = False  # quirk: control lapses after every procedure
+    #: Start when started, Stop when stopped, Pause when not running: ``80 <op> 04``.
+    redundant_fails: bool = False
+    #: The belt stops when the link of the client holding control goes down.
+    stop_on_disconnect: bool = False
+    #: Treadmill Data only when the record differs from the last one sent.
+    data_on_change: bool = False
+    #: Control point writes need an encrypted (paired) link: ATT 0x0F until then.
+    requires_encryption: bool = False
+    #: Start, Stop and Pause by the control point are announced on Machine Status too.
+    echo_state_changes: bool = False
+    #: After Start, the console counts down this long before the belt moves.
+    start_countdown_s: float = 0.0
+    personality: str = "lenient"
     serial_number: str = "SIM-0001"
     hardware_revision: str = "1"
     software_revision: str = "retrotread-sim"
 
 
-@dataclass(frozen=True)
+#: The machines the simulator can be (see the module docstring for the sources of each).
+PERSONALITIES: dict[str, FtmsOptions] = {
+    "lenient": FtmsOptions(),
+    "strict": FtmsOptions(
+        redundant_fails=True,
+        stop_on_disconnect=True,
+        data_on_change=True,
+        requires_encryption=True,
+        echo_state_changes=True,
+        start_countdown_s=3.0,
+        personality="strict",
+    ),
+}
+
+
+def personality(name: str, **changes: Any) -> FtmsOptions:
+    """The options of a named personality, with ``changes`` on top."""
+    try:
+        options = PERSONALITIES[name]
+    except KeyError:
+        known = ", ".join(PERSONALITIES)
+        raise ValueError(f"unknown FTMS personality {name!r}; known: {known}") from None
+    return replace(options, **changes) if changes else options
+
+
+@dataclass
 class ControlPointWrite:
     """One write to the control point as it reached the server, and how it was answered."""
 
@@ -95,6 +167,7 @@ class ControlPointWrite:
     data: bytes
     result: ResultCode | None  # None: not answered (ATT error, or a forced silence)
     att_error: AttError | None = None
+    answered_at: float | None = None  # when the indication went out
 
     @property
     def hex(self) -> str:
@@ -121,6 +194,11 @@ class Connection:
     has_control: bool = False
     pending: bool = False  # a control point procedure awaits its indication
     open: bool = True
+    encrypted: bool = False  # paired now, or bonded before
+
+    def pair(self) -> None:
+        """The client pairs (or re-encrypts with its bond): the link is encrypted."""
+        self.server._pair(self)
 
     def read(self, handle: int) -> bytes:
         return self.server._read(self, handle)
@@ -165,7 +243,11 @@ class FtmsServer:
         #: Split every Treadmill Data record over this many notifications (1 = whole).
         self.split_records = 2 if self.plan.split else 1
         self._frozen: codec.TreadmillRecord | None = None
+        self._last_sent: codec.TreadmillRecord | None = None
         self._late_s = 0.0
+        self._delays: dict[int, list[float]] = {}
+        self._bonded = False
+        self._countdown: asyncio.Task[None] | None = None
         self._watching_link: asyncio.Task[None] | None = None
         self._forced: dict[int, list[ResultCode | None]] = {}
         self._control_denied = False
@@ -270,7 +352,8 @@ class FtmsServer:
 
     def connect(self, central: Central) -> Connection:
         """A client connects (the radio decides whether it may)."""
-        connection = Connection(self, central)
+        # A bonded client's link is encrypted again with the stored keys, without pairing.
+        connection = Connection(self, central, encrypted=self._bonded)
         self.connections.append(connection)
         if self.plan.link_changes() and self._watching_link is None:
             self._watching_link = self._spawn(self._watch_link())
@@ -289,9 +372,10 @@ class FtmsServer:
             self._detach(connection)
             connection.central.dropped()
 
-    def _detach(self, connection: Connection) -> None:
+    def _detach(self, connection: Connection, *, lost: bool = True) -> None:
         if connection in self.connections:
             self.connections.remove(connection)
+        had_control = connection.has_control and connection.open
         connection.open = False
         connection.has_control = False
         connection.pending = False
@@ -299,11 +383,25 @@ class FtmsServer:
         data = self.handle(codec.TREADMILL_DATA)
         if not any(data in c.notifying for c in self.connections):
             self._stop_telemetry()
+        if lost and had_control and self.options.stop_on_disconnect:
+            self._cancel_countdown()
+            if self.machine.state in (BeltState.RUNNING, BeltState.PAUSED):
+                self.machine.stop_on_link_loss()
+                self._refresh_training_status()
+
+    def _pair(self, connection: Connection) -> None:
+        connection.encrypted = True
+        self._bonded = True
+
+    def forget_bond(self) -> None:
+        """Test API: the machine forgets its bonds (a factory reset); clients pair again."""
+        self._bonded = False
 
     def close(self) -> None:
         """Stop notifying and forget every link (the machine itself stays as it is)."""
         for connection in list(self.connections):
-            self._detach(connection)
+            self._detach(connection, lost=False)
+        self._cancel_countdown()
         self._unsubscribe()
         self._stop_telemetry()
         for task in list(self._tasks):
@@ -319,6 +417,10 @@ class FtmsServer:
         """
         self._forced.setdefault(op, []).extend([result] * times)
 
+    def delay_answers(self, op: int, seconds: float, times: int = 1) -> None:
+        """Answer the next ``times`` writes of ``op`` ``seconds`` late (they act at once)."""
+        self._delays.setdefault(op, []).extend([seconds] * times)
+
     def deny_control(self, deny: bool = True) -> None:
         """While set, Request Control is answered ``80 00 05`` (another client holds it)."""
         self._control_denied = deny
@@ -331,6 +433,11 @@ class FtmsServer:
     def control_writes(self) -> list[bytes]:
         """The bytes of every control point write, in order."""
         return [w.data for w in self.writes]
+
+    @property
+    def busy_refusals(self) -> int:
+        """How many writes came while a procedure was pending (answered ATT 0xFE)."""
+        return sum(w.att_error is AttError.PROCEDURE_ALREADY_IN_PROGRESS for w in self.writes)
 
     # -- ATT requests -------------------------------------------------------------------------
 
@@ -358,34 +465,47 @@ class FtmsServer:
         if characteristic.uuid != codec.CONTROL_POINT:
             raise GattError(AttError.WRITE_NOT_PERMITTED, f"{characteristic.uuid} is read-only")
         now = self.machine.clock.now()
-        if handle not in connection.notifying:
-            self.writes.append(
-                ControlPointWrite(now, data, None, AttError.CCCD_IMPROPERLY_CONFIGURED)
+        if self.options.requires_encryption and not connection.encrypted:
+            # The attribute's security comes first, before any FTMS rule (Core Vol 3 Part F
+            # 3.4.1.1: insufficient encryption); nothing of the write reaches the machine.
+            self._refused(
+                now, data, AttError.INSUFFICIENT_ENCRYPTION, "the control point needs pairing"
             )
-            raise GattError(
+        if handle not in connection.notifying:
+            self._refused(
+                now,
+                data,
                 AttError.CCCD_IMPROPERLY_CONFIGURED,
                 "enable indications on the control point before writing to it",
             )
         if connection.pending:
-            self.writes.append(
-                ControlPointWrite(now, data, None, AttError.PROCEDURE_ALREADY_IN_PROGRESS)
-            )
-            raise GattError(
-                AttError.PROCEDURE_ALREADY_IN_PROGRESS, "a control point procedure is pending"
+            self._refused(
+                now,
+                data,
+                AttError.PROCEDURE_ALREADY_IN_PROGRESS,
+                "a control point procedure is pending",
             )
         if not data:
             raise GattError(AttError.INVALID_ATTRIBUTE_VALUE_LENGTH, "empty control point write")
         request = codec.ControlRequest.decode(data)
         connection.pending = True
         result, echo = self._execute(connection, request)
-        self.writes.append(ControlPointWrite(now, bytes(data), result))
+        record = ControlPointWrite(now, bytes(data), result)
+        self.writes.append(record)
         if result is not None:
             delay, self._late_s = self.options.response_delay_s + self._late_s, 0.0
-            self._spawn(self._answer(connection, request.op, result, echo, delay))
+            if delays := self._delays.get(request.op):
+                delay += delays.pop(0)
+            self._spawn(self._answer(connection, record, request.op, result, echo, delay))
+
+    def _refused(self, now: float, data: bytes, code: AttError, detail: str) -> None:
+        self.writes.append(ControlPointWrite(now, bytes(data), None, code))
+        raise GattError(code, detail)
 
     async def _answer(
         self,
         connection: Connection,
+        record: ControlPointWrite,
         op: int,
         result: ResultCode,
         echo: bytes | None,
@@ -397,6 +517,7 @@ class FtmsServer:
         if not connection.open:
             return
         connection.pending = False
+        record.answered_at = clock.now()
         connection.notify(self.handle(codec.CONTROL_POINT), codec.encode_response(op, result))
         if echo is not None:
             self._notify_all(codec.MACHINE_STATUS, echo)
@@ -431,12 +552,17 @@ class FtmsServer:
             if refused.reason is Refusal.OUT_OF_RANGE:
                 return ResultCode.INVALID_PARAMETER, None
             return ResultCode.OPERATION_FAILED, None
+        except _Redundant as redundant:
+            self.machine.note("link", str(redundant), "already so: answered operation failed")
+            return ResultCode.OPERATION_FAILED, None
         if request.op == OpCode.RESET:
             for each in self.connections:
                 each.has_control = False
         elif self.options.control_per_command:
             connection.has_control = False
-        return ResultCode.SUCCESS, echo if self.options.echo_targets else None
+        if request.op in (OpCode.SET_TARGET_SPEED, OpCode.SET_TARGET_INCLINATION):
+            return ResultCode.SUCCESS, echo if self.options.echo_targets else None
+        return ResultCode.SUCCESS, echo if self.options.echo_state_changes else None
 
     def _planned_fault(
         self, request: codec.ControlRequest
@@ -461,12 +587,20 @@ class FtmsServer:
         return None
 
     def _procedure(self, request: codec.ControlRequest) -> bytes | None:
-        """Act on one request; returns the Machine Status a real machine echoes, if any."""
+        """Act on one request; returns the Machine Status a real machine echoes, if any.
+
+        Raises :class:`_Redundant` when a strict machine answers "operation failed" because
+        it already is where the request would take it.
+        """
         machine = self.machine
+        strict = self.options.redundant_fails
+        state = machine.snapshot().state
+        counting = self._countdown is not None
         match request.op:
             case OpCode.RESET:
                 if request.parameter:
                     raise codec.DecodeError("reset takes no parameter")
+                self._cancel_countdown()
                 machine.reset()
             case OpCode.SET_TARGET_SPEED:
                 # The machine itself reads the value as mph if it has that quirk.
@@ -484,21 +618,56 @@ class FtmsServer:
             case OpCode.START_OR_RESUME:
                 if request.parameter:
                     raise codec.DecodeError("start takes no parameter")
-                machine.start()
+                if strict and (state is BeltState.RUNNING or counting):
+                    raise _Redundant("start")
+                countdown = self.options.start_countdown_s
+                if countdown > 0 and state is not BeltState.RUNNING:
+                    if state is BeltState.SAFETY_KEY:
+                        raise SimRefused(Refusal.SAFETY_KEY_PULLED, "insert the safety key first")
+                    if not counting:
+                        self._countdown = self._spawn(self._count_down(countdown))
+                else:
+                    machine.start()
+                return codec.encode_status(StatusCode.STARTED_OR_RESUMED_BY_USER)
             case OpCode.STOP_OR_PAUSE:
                 code = request.u8()
                 if code == codec.StopPause.STOP:
+                    if strict and not counting and state in _STILL:
+                        raise _Redundant("stop")
+                    self._cancel_countdown()
                     machine.stop()
-                elif code == codec.StopPause.PAUSE:
+                    return codec.encode_status(StatusCode.STOPPED_OR_PAUSED_BY_USER, b"\x01")
+                if code == codec.StopPause.PAUSE:
+                    if strict and not counting and state is not BeltState.RUNNING:
+                        raise _Redundant("pause")
+                    self._cancel_countdown()
                     machine.pause()
-                else:
-                    raise codec.DecodeError(f"stop/pause parameter {code:#04x}")
+                    return codec.encode_status(StatusCode.STOPPED_OR_PAUSED_BY_USER, b"\x02")
+                raise codec.DecodeError(f"stop/pause parameter {code:#04x}")
         return None
+
+    async def _count_down(self, seconds: float) -> None:
+        """The console's 3-2-1 after Start: the belt moves when it ends."""
+        clock = self.machine.clock
+        await clock.sleep_until(clock.now() + seconds)
+        self._countdown = None
+        try:
+            self.machine.start()
+        except SimRefused as refused:
+            log.info("start after the countdown refused: %s", refused)
+        self._refresh_training_status()
+
+    def _cancel_countdown(self) -> None:
+        if self._countdown is not None:
+            self._countdown.cancel()
+            self._countdown = None
 
     # -- what the machine announces -----------------------------------------------------------
 
     def _on_machine_status(self, event: StatusEvent) -> None:
         status = _status_payload(event, self)
+        if event.kind in _ENDS_COUNTDOWN:
+            self._cancel_countdown()
         if event.kind is StatusKind.CONTROL_LOST:
             for connection in self.connections:
                 connection.has_control = False
@@ -549,6 +718,9 @@ class FtmsServer:
             self._frozen = record = self._frozen or record
         else:
             self._frozen = None
+        if self.options.data_on_change and record == self._last_sent:
+            return  # nothing changed: a strict machine stays quiet (a still belt says nothing)
+        self._last_sent = record
         for fragment in codec.encode_treadmill_data(record, self.split_records):
             self._notify_all(codec.TREADMILL_DATA, fragment)
         self._refresh_training_status()
@@ -576,6 +748,19 @@ class FtmsServer:
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_failure)
         return task
+
+
+class _Redundant(Exception):
+    """The machine already is where the request would take it (a strict machine's 0x04)."""
+
+
+_STILL = (BeltState.IDLE, BeltState.STOPPED, BeltState.SAFETY_KEY)
+_ENDS_COUNTDOWN = {
+    StatusKind.STOPPED_BY_USER,
+    StatusKind.PAUSED_BY_USER,
+    StatusKind.STOPPED_BY_SAFETY_KEY,
+    StatusKind.RESET,
+}
 
 
 def _status_payload(event: StatusEvent, server: FtmsServer) -> bytes | None:
