@@ -71,9 +71,6 @@ BLIND_RAMP_STEP_S = 2.0
 WATCH_INTERVAL_S = 0.5
 #: Unattended, nobody can resume a held program: it ends after this long.
 UNATTENDED_HOLD_LIMIT_S = 300.0
-#: How long the stop path keeps trying (a silent console, a link that is down): the hold
-#: limit, so a stop outlasts any silence the session itself would sit through.
-STOP_PERSIST_S = UNATTENDED_HOLD_LIMIT_S
 #: The belt running faster than commanded for this long is an overspeed fault.
 OVERSPEED_GRACE_S = 2.0
 #: A belt that was moving and reads zero this long without a command was stopped at the
@@ -128,8 +125,12 @@ class Session:
         *,
         unattended: bool = False,
         go: Go | None = None,
+        hold_limit_s: float = UNATTENDED_HOLD_LIMIT_S,
     ) -> None:
         self.program = program
+        #: How long an unattended hold lasts before the session ends, and how long the stop
+        #: path keeps trying: a stop outlasts any silence the session itself would sit through.
+        self.hold_limit_s = hold_limit_s
         self.treadmill = treadmill
         self.clock = clock
         self.profile = treadmill.profile
@@ -300,7 +301,7 @@ class Session:
         or the unattended hold limit passes. Each change of state is shown to the operator.
         """
         treadmill = self.treadmill
-        give_up = self.clock.now() + STOP_PERSIST_S
+        give_up = self.clock.now() + self.hold_limit_s
         pause = STOP_RETRY_FIRST_S
         shown: StopState | None = None
 
@@ -573,9 +574,9 @@ class Session:
                 self.unattended
                 and self.holding
                 and self._held_at is not None
-                and now - self._held_at > UNATTENDED_HOLD_LIMIT_S
+                and now - self._held_at > self.hold_limit_s
             ):
-                self._fault("hold-timeout", f"held {UNATTENDED_HOLD_LIMIT_S:.0f} s unattended")
+                self._fault("hold-timeout", f"held {self.hold_limit_s:.0f} s unattended")
 
     # -- confirmation against telemetry -------------------------------------------------------
 

@@ -32,6 +32,8 @@ from tests.test_fault_matrix import guard
 AT = 4
 #: how long a held program waits before the "operator" stops it
 HOLD_S = 3.0
+#: how long a held program (and a stop nobody answers) lasts, unattended
+HOLD_LIMIT_S = 8.0
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,10 @@ async def play(name: str, case: Case, folder: Path) -> Outcome:
         clock = LoopClock()
         url = f"serial://{port}?protocol={case.protocol}"
         driver = open_treadmill(url, clock=clock, profile=profile)
-        session = Session(retro_program([5, 5, 5]), driver, clock, unattended=True)
+        # A console that never answers again is stopped at for the hold limit: keep it short.
+        session = Session(
+            retro_program([5, 5, 5]), driver, clock, unattended=True, hold_limit_s=HOLD_LIMIT_S
+        )
         out = io.StringIO()
         session.subscribe(HeadlessPrinter(session, out, periodic_status=False))
         store = Store.open(folder / f"{name}.db")

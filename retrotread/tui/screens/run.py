@@ -34,6 +34,8 @@ from retrotread.events import (
     ProgramStopped,
     Resumed,
     SessionEnded,
+    StopProgress,
+    StopState,
     TelemetryReceived,
     Tick,
 )
@@ -174,6 +176,10 @@ class RunScreen(Screen[None]):
                 self._on_unconfirmed(event)
             case Fault():
                 self._on_fault(event)
+            case StopProgress(state=state, message=text):
+                # Where the stop stands goes on the warning line, not in a toast that covers
+                # the screen; a confirmed stop clears it.
+                self._warn("" if state is StopState.CONFIRMED else f"! {text}")
             case Notice(message=text):
                 if text.startswith(MachineEventKind.LINK_RESTORED.value):
                     self.query_one(LinkState).set_status(LinkStatus.CONNECTED)
