@@ -6,6 +6,7 @@ simulator's journal as the witness of what reached the belt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import ssl
@@ -469,3 +470,82 @@ def test_a_short_password_or_bad_certificate_is_refused_before_serving(
         "serve.log",
         "served.toml",
     ]  # no journal: not served
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "hang-up"])
+def test_in_a_terminal_ctrl_c_or_closing_it_stops_the_belt(tmp_path: Path, how: str) -> None:
+    """The server in a real terminal (its controlling tty, as in a shell or over SSH): it
+    shows the operator's link as a QR code; Ctrl-C typed there, or the terminal closing (an
+    SSH drop: the kernel sends SIGHUP), stops the belt before the process ends."""
+    import fcntl
+    import pty
+    import re
+    import select
+    import sys
+    import termios
+
+    from tests.tui.served import PROGRAM
+
+    program, journal = tmp_path / "served.toml", tmp_path / "belt.jsonl"
+    program.write_text(PROGRAM)
+    master, terminal = pty.openpty()
+    command = ["tui", str(program), "--serve", "--port", "0", "--mute"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "retrotread", *command, "--device", f"sim://?record={journal}"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+    )
+    os.close(terminal)
+    served = Served(process, tmp_path / "unused.log", journal)
+    shown = b""
+    try:
+        deadline = time.monotonic() + 20
+        while b"stops the belt and closes" not in shown or shown.count("█".encode()) < 100:
+            assert time.monotonic() < deadline, shown.decode(errors="replace")
+            if select.select([master], [], [], 0.2)[0]:
+                shown += os.read(master, 65536)
+        text = shown.decode(errors="replace")
+        link = re.search(r"operator \(controls the belt[^:]*: (\S+)", text)
+        assert link is not None, text
+        served.base, _, token = link.group(1).partition("/#token=")
+        served.token = token
+
+        async def go() -> None:
+            async with aiohttp.ClientSession() as client:
+                ws = await _operator(client, served, token=served.token)
+                await _next_json(ws)
+                await _state(ws, "ready")
+                assert (await _command(ws, "go"))["done"]
+                await ws.close()
+
+        asyncio.run(go())
+        served.wait_for_journal(lambda e: any(x.get("speed_kmh", 0) > 1 for x in e), "moving")
+        if how == "ctrl-c":
+            os.write(master, b"\x03")
+            expected = 128 + signal.SIGINT
+        else:
+            os.close(master)
+            master = -1
+            expected = 128 + signal.SIGHUP
+        deadline = time.monotonic() + 30
+        while process.poll() is None:
+            assert time.monotonic() < deadline, "the server did not exit"
+            if master >= 0 and select.select([master], [], [], 0.1)[0]:
+                with contextlib.suppress(OSError):
+                    shown += os.read(master, 65536)
+            elif master < 0:
+                time.sleep(0.05)
+        assert process.returncode == expected
+    finally:
+        served.close()
+        if master >= 0:
+            os.close(master)
+    entries = served.entries()
+    commands = served.link_commands()
+    assert commands.index("stop") > commands.index("start")
+    assert entries[-1]["event"] == "closed" and entries[-1]["speed_kmh"] == 0
+    assert not group_alive(process.pid)
