@@ -500,3 +500,140 @@ def test_close_disconnects_and_unroutes() -> None:
         assert MachineEventKind.LINK_LOST not in rig.events  # closing is not losing
 
     run(main(), virtual=True)
+
+
+# -- the FTMS audit: the strict machine (FTMS 1.0 / FTMP 1.0 as written) -----------------------
+
+
+def test_the_driver_pairs_when_the_control_point_needs_encryption() -> None:
+    async def scenario(rig: BleRig) -> None:
+        first, granted = rig.server.writes[:2]
+        assert first.att_error == 0x0F  # insufficient encryption: refused, nothing happened
+        assert (granted.hex, granted.result) == ("00", ResultCode.SUCCESS)
+        await rig.driver.set_incline(percent(2))
+        rig.server.disconnect()  # a new link to a bonded machine is encrypted again
+        await asyncio.sleep(5)
+        assert rig.events == [MachineEventKind.LINK_LOST, MachineEventKind.LINK_RESTORED]
+        await rig.driver.set_incline(percent(3))
+        assert [w.att_error for w in rig.server.writes] == [0x0F, None, None, None, None]
+
+    play(scenario, kind="strict")
+
+
+def test_stop_when_already_stopped_is_a_stopped_belt() -> None:
+    """FTMS answers Stop on a stopped machine 80 08 04; for a stop that is success, and with
+    nothing else known (a strict machine sends no data for a still belt) a zero reading."""
+
+    async def scenario(rig: BleRig) -> None:
+        rig.driver.latest = None  # as after a reconnect: nothing known about the belt
+        await rig.driver.stop()
+        write = rig.server.writes[-1]
+        assert (write.hex, write.result) == ("08 01", ResultCode.OPERATION_FAILED)
+        latest = rig.driver.latest
+        assert latest is not None
+        assert latest.speed == kmh(0) and latest.belt is BeltStatus.STOPPED
+        assert rig.writes.count("08 01") == 1  # once: nothing to retry
+
+    play(scenario, kind="strict")
+
+
+def test_stop_answered_already_stopped_keeps_a_moving_reading() -> None:
+    """A belt still seen moving is not declared still by the answer: telemetry decides."""
+
+    async def scenario(rig: BleRig) -> None:
+        await rig.driver.set_speed(retro(rig, "2.6"))
+        await rig.driver.start()
+        await asyncio.sleep(8)
+        rig.machine.console_stop()  # stopped at the machine; the belt winds down
+        await asyncio.sleep(0.3)
+        await rig.driver.stop()  # 80 08 04
+        latest = rig.driver.latest
+        assert latest is not None and latest.speed > kmh(0)
+        await asyncio.sleep(3)
+        latest = rig.driver.latest
+        assert latest is not None and latest.speed == kmh(0)
+        assert latest.belt is BeltStatus.STOPPED
+
+    play(scenario, kind="strict")
+
+
+def test_start_when_started_is_success_and_otherwise_a_refusal() -> None:
+    async def scenario(rig: BleRig) -> None:
+        await rig.driver.set_speed(retro(rig, "2.6"))
+        await rig.driver.start()
+        await asyncio.sleep(6)
+        await rig.driver.start()  # 80 07 04: the belt runs, as start wants
+        assert rig.server.writes[-1].result is ResultCode.OPERATION_FAILED
+        await rig.driver.pause()
+        await asyncio.sleep(3)
+        await rig.driver.pause()  # 80 08 04: already paused, as pause wants
+        assert rig.server.writes[-1].result is ResultCode.OPERATION_FAILED
+        rig.machine.pull_safety_key()
+        await asyncio.sleep(0.1)
+        with pytest.raises(CommandRejected) as caught:
+            await rig.driver.start()  # 80 07 04 with the key out: a refusal
+        assert caught.value.reason is Rejection.FAILED
+
+    play(scenario, kind="strict")
+
+
+def test_the_machine_announcing_our_own_commands_is_not_the_console() -> None:
+    async def scenario(rig: BleRig) -> None:
+        await rig.driver.set_speed(retro(rig, "2.6"))
+        await rig.driver.start()
+        await asyncio.sleep(6)
+        await rig.driver.pause()
+        await rig.driver.start()
+        await rig.driver.stop()
+        await asyncio.sleep(3)
+        assert rig.events == []  # 04, 02 02, 04, 02 01 were our own, echoed
+        rig.machine.console_start()
+        await asyncio.sleep(3)
+        rig.machine.console_stop()
+        await asyncio.sleep(0.1)
+        assert rig.events == [
+            MachineEventKind.STARTED_AT_CONSOLE,
+            MachineEventKind.STOPPED_AT_CONSOLE,
+        ]
+
+    play(scenario, kind="strict")
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_split_records_on_the_strict_machine(parts: int) -> None:
+    async def scenario(rig: BleRig) -> None:
+        rig.server.split_records = parts
+        await rig.driver.set_incline(percent(2))
+        await rig.driver.set_speed(retro(rig, "2.6"))
+        await rig.driver.start()
+        await asyncio.sleep(12)
+        latest = rig.driver.latest
+        assert latest is not None
+        assert (latest.speed, latest.incline) == (kmh("4.19"), percent(2))
+        assert latest.belt is BeltStatus.RUNNING
+
+    play(scenario, kind="strict")
+
+
+def test_machine_status_codes_on_the_strict_machine() -> None:
+    """02 (stopped, paused at the console), 03 (safety key), 04 (started), FF (control lost)."""
+
+    async def scenario(rig: BleRig) -> None:
+        machine = rig.machine
+        machine.console_start()
+        await asyncio.sleep(1)
+        machine.console_pause()
+        machine.console_stop()
+        machine.pull_safety_key()
+        rig.server.revoke_control()
+        await asyncio.sleep(0.5)
+        assert rig.events == [
+            MachineEventKind.STARTED_AT_CONSOLE,
+            MachineEventKind.PAUSED_AT_CONSOLE,
+            MachineEventKind.STOPPED_AT_CONSOLE,
+            MachineEventKind.SAFETY_KEY,
+        ]
+        assert rig.writes[-1] == "00"  # control requested again after FF, and granted
+        assert rig.server.writes[-1].result is ResultCode.SUCCESS
+
+    play(scenario, kind="strict")

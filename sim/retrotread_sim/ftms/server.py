@@ -381,7 +381,10 @@ class FtmsServer:
         connection.pending = False
         connection.notifying.clear()
         data = self.handle(codec.TREADMILL_DATA)
-        if not any(data in c.notifying for c in self.connections):
+        # A machine that reports changes keeps sampling its belt with nobody listening, so
+        # what changed while the link was down is not "new" after a reconnect.
+        listened = any(data in c.notifying for c in self.connections)
+        if not listened and not self.options.data_on_change:
             self._stop_telemetry()
         if lost and had_control and self.options.stop_on_disconnect:
             self._cancel_countdown()
@@ -496,7 +499,8 @@ class FtmsServer:
             delay, self._late_s = self.options.response_delay_s + self._late_s, 0.0
             if delays := self._delays.get(request.op):
                 delay += delays.pop(0)
-            self._spawn(self._answer(connection, record, request.op, result, echo, delay))
+            due = now + delay
+            self._spawn(self._answer(connection, record, request.op, result, echo, due))
 
     def _refused(self, now: float, data: bytes, code: AttError, detail: str) -> None:
         self.writes.append(ControlPointWrite(now, bytes(data), None, code))
@@ -509,11 +513,11 @@ class FtmsServer:
         op: int,
         result: ResultCode,
         echo: bytes | None,
-        delay: float,
+        due: float,
     ) -> None:
         # The indication follows the write's ATT response, never precedes it.
         clock = self.machine.clock
-        await clock.sleep_until(clock.now() + delay)
+        await clock.sleep_until(due)
         if not connection.open:
             return
         connection.pending = False
