@@ -12,8 +12,8 @@ def add_serve_options(parser: Any) -> None:
     """The ``--serve`` options on ``retrotread tui``."""
     group = parser.add_argument_group(
         "serving to browsers (--serve)",
-        "one session in this process; every browser page is a view onto it. The operator's "
-        "view needs the secret link printed at start (or --password-file); the walker view "
+        "one session in this process; every browser page is a view onto it. The operator's\n"
+        "view needs the secret link printed at start (or --password-file); the walker view\n"
         "is read-only.",
     )
     group.add_argument(

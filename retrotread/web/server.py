@@ -97,7 +97,6 @@ class ViewServer:
         self.notice = notice or (lambda message: log.info("%s", message))
         self.origins = Origins(frozenset())
         self.views: set[web.WebSocketResponse] = set()
-        self.refused = 0  # connections and views turned away (any reason)
         self._runner: web.AppRunner | None = None
         self._server: asyncio.AbstractServer | None = None
         self._static = {name: _read_static(name) for name in [*STATIC, *PAGES.values()]}
@@ -123,7 +122,6 @@ class ViewServer:
 
         def connection() -> asyncio.BaseProtocol:
             if len(handlers.connections) >= cap:
-                self.refused += 1
                 return _Closed()
             return handlers()
 
@@ -161,7 +159,6 @@ class ViewServer:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         if not self.origins.host_allowed(request.headers.get("Host"), self.scheme):
-            self.refused += 1
             self.notice(f"refused a request for host {request.headers.get('Host')!r}")
             return web.Response(status=421, text="this console is not served under that name\n")
         response = await handler(request)
@@ -201,11 +198,9 @@ class ViewServer:
         """Check the origin and the limit, then upgrade; None (after refusing) if not let in."""
         origin = request.headers.get("Origin")
         if not self.origins.origin_allowed(origin):
-            self.refused += 1
             self.notice(f"refused a view ({kind}) from origin {origin!r} ({request.remote})")
             raise web.HTTPForbidden(text="origin not allowed\n")
         if len(self.views) >= self.limits.max_views:
-            self.refused += 1
             self.notice(f"refused a view ({kind}): {self.limits.max_views} views already open")
             raise web.HTTPServiceUnavailable(text="too many views open\n")
         ws = web.WebSocketResponse(
@@ -270,7 +265,6 @@ class ViewServer:
             isinstance(password, str) and self.secrets.password_ok(password)
         )
         if not granted:
-            self.refused += 1
             self.notice(f"refused an operator view: wrong or missing secret ({request.remote})")
             await asyncio.sleep(DENIED_DELAY_S)
             with contextlib.suppress(ConnectionError, RuntimeError):

@@ -271,7 +271,7 @@ def test_views_mirror_one_session_and_stop_reaches_the_belt_fast(serve: Any) -> 
         f"\nsecond view mirrors the go in {numbers['mirror_s'] * 1000:.1f} ms; "
         f"STOP from a view to stop written: {numbers['stop_s'] * 1000:.1f} ms"
     )
-    assert numbers["stop_s"] < 0.5
+    assert numbers["stop_s"] < 1.0
 
 
 def test_fifty_connection_attempts_leave_processes_and_memory_bounded(serve: Any) -> None:
