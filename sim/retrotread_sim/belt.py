@@ -28,6 +28,12 @@ from retrotread_sim.clock import LoopClock, SimClock
 KMH_PER_MPH = 1.609344
 
 
+#: A belt slower than this reads zero on every link (FTMS and the in-process link carry
+#: 0.01 km/h, CSAFE and Trackmaster 0.1 mph or coarser): the last moments of a deceleration
+#: are "stopped" to any controller, and so to the journal's ``stopped``.
+READS_ZERO_BELOW_KMH = 0.005
+
+
 class BeltState(enum.StrEnum):
     IDLE = "idle"
     RUNNING = "running"
@@ -195,10 +201,13 @@ class SimTreadmill:
 
     @property
     def belt_stopped(self) -> bool:
-        snap = self.snapshot()
-        return snap.state in (BeltState.IDLE, BeltState.STOPPED, BeltState.SAFETY_KEY) and (
-            snap.speed_kmh == 0.0
-        )
+        """Stopped as anyone watching the machine sees it: halted, and reading zero."""
+        self._advance()
+        return self._reads_stopped()
+
+    def _reads_stopped(self) -> bool:
+        halted = (BeltState.IDLE, BeltState.STOPPED, BeltState.SAFETY_KEY)
+        return self.state in halted and self._motion.speed_kmh < READS_ZERO_BELOW_KMH
 
     # -- the link: what a controller may ask --------------------------------------------------
 
@@ -420,6 +429,7 @@ class SimTreadmill:
             "target_speed_kmh": self.target_speed_kmh,
             "speed_kmh": round(m.speed_kmh, 4),
             "incline_pct": round(m.incline_pct, 3),
+            "stopped": self._reads_stopped(),
         }
 
     def _write_journal(self, entry: dict[str, object]) -> None:
