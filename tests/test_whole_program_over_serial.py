@@ -98,14 +98,13 @@ def test_a_whole_program_plays_to_the_end_over_a_pty_on_both_protocols(tmp_path:
             sims[protocol] = sim
             sim.start()
             device = f"serial://{sim.address}?protocol={protocol}&profile={profile}"
+            command = [sys.executable, "-m", "retrotread", "run", str(program), "--unattended"]
             players[protocol] = subprocess.Popen(
-                [sys.executable, "-m", "retrotread", "run", str(program), "--unattended"]
-                + ["--mute", "--device", device],
+                [*command, "--mute", "--device", device],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 text=True,
-                env=None,
             )
         deadline = time.monotonic() + 120
         outputs = {
