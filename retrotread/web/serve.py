@@ -26,7 +26,6 @@ from retrotread.profiles import bundled_profiles
 from retrotread.program import Program
 from retrotread.session import (
     STOP_WAIT_S,
-    UNATTENDED_HOLD_LIMIT_S,
     Outcome,
     Session,
     SessionSummary,
@@ -74,11 +73,11 @@ def _detach_terminal() -> None:
     os.close(devnull)
 
 
-def stop_grace_s() -> float:
+def stop_grace_s(session: Session) -> float:
     """How long closing waits for the session to stop the belt and end: longer than the
     session keeps trying to stop (up to its hold limit), so it is never cut short."""
     longest_command = max(float(p.confirm.command_timeout_s) for p in bundled_profiles())
-    return UNATTENDED_HOLD_LIMIT_S + STOP_WAIT_S + 2 * longest_command + 5.0
+    return session.hold_limit_s + STOP_WAIT_S + 2 * longest_command + 5.0
 
 
 class ServeSettings:
@@ -170,7 +169,9 @@ async def _serve(args: argparse.Namespace, program: Program, settings: ServeSett
             session.stop(StopReason.ERROR, "the server closed")
             gate.answer(False)
             with contextlib.suppress(TimeoutError, RetrotreadError):
-                summary = await asyncio.wait_for(asyncio.shield(session_task), stop_grace_s())
+                summary = await asyncio.wait_for(
+                    asyncio.shield(session_task), stop_grace_s(session)
+                )
         for signum in CLOSING_SIGNALS:
             loop.remove_signal_handler(signum)
         await server.stop()
@@ -193,7 +194,9 @@ async def _run_until_closed(
         await asyncio.wait({session_task, closed}, return_when=asyncio.FIRST_COMPLETED)
         if not session_task.done():  # closing: the session is stopping the belt
             try:
-                summary = await asyncio.wait_for(asyncio.shield(session_task), stop_grace_s())
+                summary = await asyncio.wait_for(
+                    asyncio.shield(session_task), stop_grace_s(view.session)
+                )
             except TimeoutError:
                 say("retrotread: the session did not end in time: check the treadmill", err=True)
                 raise

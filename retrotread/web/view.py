@@ -36,6 +36,7 @@ from retrotread.events import (
     Resumed,
     SessionEnded,
     StopProgress,
+    StopState,
     TelemetryReceived,
     Tick,
 )
@@ -175,9 +176,10 @@ class SessionView:
                 self.warning = f"{command} not confirmed: {reason}"
             case Fault():
                 self._on_fault(event)
-            case StopProgress(message=text):
+            case StopProgress(state=state, message=text):
+                # Where the stop stands, as on the console's warning line.
                 self.stop_state = text
-                self.notices.append(text)
+                self.warning = "" if state is StopState.CONFIRMED else text
             case Notice(message=text):
                 if text.startswith(MachineEventKind.LINK_RESTORED.value):
                     self.link = Link.CONNECTED
@@ -322,7 +324,11 @@ class SessionView:
                 reason = self.session.holding or "paused by the operator"
                 return f"PAUSED · {reason} · resume when ready"
             case Phase.STOPPING:
-                return "STOPPING THE BELT"
+                return (
+                    f"STOPPING THE BELT · {self.stop_state}"
+                    if self.stop_state
+                    else ("STOPPING THE BELT")
+                )
             case Phase.ENDED:
                 return "Session over"
             case Phase.FAILED:
