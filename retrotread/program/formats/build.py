@@ -57,9 +57,12 @@ def _facing(step: ImportedStep) -> Facing:
     return Facing.REAR if step.kind.is_retro else Facing.FRONT
 
 
-def _round_body(group: ImportedRepeat) -> tuple[list[ImportedStep], Facing | None, bool]:
+def _round_body(
+    group: ImportedRepeat, facing: Facing
+) -> tuple[list[ImportedStep], Facing | None, bool, bool]:
     """A repeat group's blocks with the turns it needs inside, the facing it must be entered
-    with (None: it has only turns), and whether one round leaves the walker turned."""
+    with (None: it has only turns), whether one round leaves the walker turned, and whether a
+    turn was added at the end of the round. ``facing`` is the walker's facing before it."""
     body: list[ImportedStep] = []
     entry: Facing | None = None
     turned = False
@@ -77,14 +80,23 @@ def _round_body(group: ImportedRepeat) -> tuple[list[ImportedStep], Facing | Non
         body.append(step)
     if entry is not None and turned and group.times > 1:
         # The next round would begin facing the wrong way: close the loop with one more turn,
-        # at the start of the round as the built-in programs do (or at its end).
-        if body[0].kind is BlockKind.TURN_AROUND:
-            body.append(_turn(body[0]))
-        else:
-            body.insert(0, _turn(body[0]))
-            entry = entry.turned
+        # at the start of the round when the walker must turn to enter it anyway (as the
+        # built-in programs do), else at its end.
         turned = False
-    return body, entry, turned
+        if entry is facing or body[0].kind is BlockKind.TURN_AROUND:
+            body.append(_turn(body[0]))
+            return body, entry, turned, True
+        body.insert(0, _turn(body[0]))
+        entry = entry.turned
+    return body, entry, turned, False
+
+
+def _first_need(rest: list[Item]) -> Facing | None:
+    """The facing the next item starts with (None: it starts with a turn, or nothing follows)."""
+    if not rest:
+        return None
+    first = rest[0].steps[0] if isinstance(rest[0], ImportedRepeat) else rest[0]
+    return None if first.kind is BlockKind.TURN_AROUND else _facing(first)
 
 
 def place_turns(items: list[Item]) -> list[Item]:
@@ -92,7 +104,7 @@ def place_turns(items: list[Item]) -> list[Item]:
     the front), inside repeat groups too, so that every round starts facing the same way."""
     facing = Facing.FRONT
     placed: list[Item] = []
-    for item in items:
+    for index, item in enumerate(items):
         if isinstance(item, ImportedStep):
             if item.kind is BlockKind.TURN_AROUND:
                 facing = facing.turned
@@ -101,10 +113,22 @@ def place_turns(items: list[Item]) -> list[Item]:
                 facing = facing.turned
             placed.append(item)
             continue
-        body, entry, turned = _round_body(item)
+        body, entry, turned, closed_at_end = _round_body(item, facing)
         if entry is not None and entry is not facing:
             placed.append(_turn(item))
             facing = entry
+        following = _first_need(items[index + 1 :])
+        if closed_at_end and entry is not None and following not in (None, entry):
+            # The last round's closing turn would meet the turn the next block needs: the last
+            # round goes without it, so the walker does not turn twice in a row.
+            rounds = item.times - 1
+            if rounds > 1:
+                placed.append(ImportedRepeat(item.where, rounds, body, item.name))
+            else:
+                placed.extend(body)
+            placed.extend(body[:-1])
+            facing = entry.turned
+            continue
         placed.append(ImportedRepeat(item.where, item.times, body, item.name))
         if turned and item.times % 2:
             facing = facing.turned

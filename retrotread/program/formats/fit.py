@@ -104,11 +104,14 @@ class _Reader:
             if isinstance(low, int | float) and isinstance(high, int | float) and high > 0:
                 return speed_in((exact(low) + exact(high)) / 2, self.units)
             zone = step.get("target_speed_zone") or step.get("target_value")
-            self.issues.add(
-                where,
-                f"targets speed zone {zone}, which lives on the watch; retrotread needs the speed "
-                "itself (a custom speed range)",
-            )
+            if zone:
+                self.issues.add(
+                    where,
+                    f"targets speed zone {zone}, which lives on the watch; retrotread needs the "
+                    "speed itself (a custom speed range)",
+                )
+            else:
+                self.issues.add(where, "has a speed target without a speed (custom range 0–0)")
             return None
         if target in (None, "open"):
             if self.free_speed is None:

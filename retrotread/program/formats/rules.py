@@ -85,9 +85,9 @@ def _durations(text: str, rule: str) -> tuple[int | None, int | None]:
     if not high:
         single = _seconds(low, None, rule)
         return single, single
+    longest = _seconds(high, None, rule)
     unit_match = re.search(r"[hms]$", high)
     shortest = _seconds(low, unit_match.group(0) if unit_match else None, rule)
-    longest = _seconds(high, None, rule)
     if shortest > longest:
         raise RuleError(rule, f"durations go from short to long, got {text!r}")
     return shortest, longest
