@@ -134,7 +134,7 @@ async def test_strict_control_point_needs_an_encrypted_link(strict: Rig) -> None
         await probe.listen()
         with pytest.raises(BleakGATTProtocolError) as caught:
             await client.write_gatt_char(codec.CONTROL_POINT, b"\x00", True)
-        assert caught.value.code == AttError.INSUFFICIENT_ENCRYPTION
+        assert int(caught.value.code) == AttError.INSUFFICIENT_ENCRYPTION
         assert strict.server.writes[-1].att_error is AttError.INSUFFICIENT_ENCRYPTION
         await settle()
         assert probe.received[codec.CONTROL_POINT] == []  # refused: nothing happened
@@ -167,7 +167,7 @@ async def test_strict_refuses_a_write_into_a_pending_procedure(strict: Rig, prob
     await strict.run_for(1.0)
     with pytest.raises(BleakGATTProtocolError) as caught:
         await probe.client.write_gatt_char(codec.CONTROL_POINT, bytes.fromhex("08 01"), True)
-    assert caught.value.code == AttError.PROCEDURE_ALREADY_IN_PROGRESS
+    assert int(caught.value.code) == AttError.PROCEDURE_ALREADY_IN_PROGRESS
     assert strict.server.busy_refusals == 1
     assert strict.machine.target_speed_kmh == pytest.approx(4.51)  # acted at once ...
     assert strict.machine.commands[-1].name == "set-speed"  # ... the stop was discarded
