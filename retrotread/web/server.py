@@ -311,8 +311,10 @@ class ViewServer:
                     await asyncio.wait_for(ws.send_str(json.dumps(snapshot)), SEND_TIMEOUT_S)
                 sent_at = loop.time()
                 await self.view.changed_since(int(snapshot["version"]))
-                # Changes that come in a burst go out as one (the newest).
-                await asyncio.sleep(max(0.0, sent_at + MIN_SEND_GAP_S - loop.time()))
+                if self.view.phase.value == snapshot["phase"]:
+                    # Routine changes in a burst go out as one (the newest); a new phase
+                    # (the go, a pause, the STOP) goes out at once.
+                    await asyncio.sleep(max(0.0, sent_at + MIN_SEND_GAP_S - loop.time()))
         except (ConnectionError, RuntimeError, TimeoutError):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the page stopped reading")
 

@@ -301,7 +301,7 @@ class SessionView:
             "notices": list(self.notices),
             "can": {
                 "go": self.phase is Phase.READY,
-                "stop": self.phase in (Phase.READY, Phase.RUNNING, Phase.PAUSED),
+                "stop": self.phase not in (Phase.ENDED, Phase.FAILED),
                 "pause": self.phase is Phase.RUNNING,
                 "resume": self.phase is Phase.PAUSED and live_link,
                 "skip": self.phase is Phase.RUNNING,
