@@ -29,7 +29,7 @@
   }
 
   function send(command) {
-    const ws = link.socket;
+    const ws = link && link.socket;
     if (document.body.dataset.auth !== "granted" || !ws || ws.readyState !== WebSocket.OPEN) {
       return false;
     }
@@ -97,7 +97,8 @@
     }
   }
 
-  const link = Views.connect("/ws/operator", {
+  let link = null;
+  const listen = () => Views.connect("/ws/operator", {
     onOpen: hello,
     onMessage: (data) => {
       if (data.type === "welcome") {
@@ -120,11 +121,16 @@
     },
   });
 
+  // Without a secret there is nothing to ask the server: the page waits for the password.
+  if (token) link = listen();
+  else document.body.dataset.auth = "locked";
+
   document.getElementById("password-form").addEventListener("submit", (event) => {
     event.preventDefault();
     password = document.getElementById("password").value;
     Views.setText("lock-reason", "");
-    link.reopen();
+    if (link) link.reopen();
+    else link = listen();
   });
 
   for (const button of document.querySelectorAll("[data-command]")) {
