@@ -178,6 +178,7 @@ class ViewServer:
         headers["X-Frame-Options"] = "DENY"
         headers["X-Content-Type-Options"] = "nosniff"
         headers["Referrer-Policy"] = "no-referrer"
+        headers["Server"] = "retrotread"  # no library versions for a scanner to match
         headers["Cache-Control"] = "no-store"
         if self.tls:
             headers["Strict-Transport-Security"] = "max-age=31536000"
