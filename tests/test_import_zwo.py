@@ -87,6 +87,18 @@ def test_the_file_can_carry_its_own_pace(tmp_path: Path) -> None:
     assert steady.block.speed == kmh("4.25")
 
 
+def test_range_targets_play_at_their_middle(tmp_path: Path) -> None:
+    text = (
+        "<workout_file><sportType>run</sportType><durationType>time</durationType><workout>"
+        '<IntervalsT Repeat="2" OnDuration="30" OffDuration="30" PowerOnLow="0.9" '
+        'PowerOnHigh="0.96" PowerOffLow="0.8" PowerOffHigh="0.8"/>'
+        '<SteadyState Duration="60" PowerLow="0.8" PowerHigh="0.9"/>'
+        "</workout></workout_file>"
+    )
+    program = import_file(write(tmp_path, text), ImportOptions(pace_ref=mph(3))).program
+    assert [s.block.speed for s in program.steps] == [mph("2.79"), mph("2.4")] * 2 + [mph("2.55")]
+
+
 def test_distance_durations_take_their_time_from_the_speed(tmp_path: Path) -> None:
     text = (
         "<workout_file><sportType>run</sportType><durationType>distance</durationType>"

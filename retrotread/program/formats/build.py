@@ -21,6 +21,7 @@ from retrotread.program.formats.source import (
     ImportedStep,
     ImportedWorkout,
     Where,
+    too_many_steps,
 )
 from retrotread.program.loader import ProgramError, ProgramIssue, parse_program
 from retrotread.program.model import MIN_TURN_SECONDS, BlockKind, Defaults, Facing, Program
@@ -259,16 +260,7 @@ def _translate(error: ProgramError, where_of: dict[int, Where], source: str) -> 
 def build(workout: ImportedWorkout, rules: tuple[RetroRule, ...], source: str) -> Imported:
     """Map retro rules, place turn-arounds, and validate as ``retrotread check`` does."""
     if workout.step_count() > MAX_IMPORT_STEPS:
-        raise ProgramError(
-            source,
-            [
-                ProgramIssue(
-                    None,
-                    f"has {workout.step_count()} steps once repeats are counted; at most "
-                    f"{MAX_IMPORT_STEPS} are imported",
-                )
-            ],
-        )
+        raise ProgramError(source, [ProgramIssue(None, too_many_steps(workout.step_count()))])
     for item in workout.items:
         for step in item.steps if isinstance(item, ImportedRepeat) else [item]:
             apply_rules(step, rules)

@@ -21,6 +21,7 @@ from typing import Any, cast
 from garmin_fit_sdk import Decoder, Encoder, Profile, Stream
 
 from retrotread.program.formats.source import (
+    MAX_IMPORT_STEPS,
     ImportedRepeat,
     ImportedStep,
     ImportedWorkout,
@@ -58,6 +59,11 @@ FOREIGN_KIND = {
     "rest": BlockKind.RECOVERY,
 }
 MPS_PER_MPH = Fraction("0.44704")
+MAX_MESSAGES = MAX_IMPORT_STEPS + 100  # the steps, and room for headers and developer data
+
+
+class _TooMany(Exception):
+    """Raised inside the decoder to stop it; the decoder hands it back among its errors."""
 
 
 # -- import --------------------------------------------------------------------------------------
@@ -72,10 +78,26 @@ def _decode(raw: bytes, source: str, issues: Issues) -> dict[str, list[dict[str,
         if not checker.check_integrity():
             raise issues.fail(where, "FIT data is damaged (its size or checksum does not match)")
         decoder = Decoder(Stream.from_byte_array(bytearray(raw)))  # the checks read it through
-        messages, errors = decoder.read(convert_datetimes_to_dates=False)
+        count = 0
+
+        def count_messages(number: int, message: object) -> None:
+            nonlocal count
+            count += 1
+            if count > MAX_MESSAGES:  # decoding is slow: stop a file that is no workout early
+                raise _TooMany
+
+        messages, errors = decoder.read(
+            convert_datetimes_to_dates=False, mesg_listener=count_messages
+        )
     except (ValueError, TypeError, KeyError, IndexError, OverflowError, EOFError) as err:
         # the SDK raises what its parsing happens to meet; a broken file is all it means here
         raise issues.fail(where, f"FIT data cannot be decoded: {err}") from err
+    if any(isinstance(error, _TooMany) for error in errors):
+        raise issues.fail(
+            where,
+            f"has more than {MAX_MESSAGES} messages; a workout file has one per step and at "
+            f"most {MAX_IMPORT_STEPS} steps are imported",
+        )
     if errors:
         raise issues.fail(where, f"FIT data cannot be decoded: {errors[0]}")
     # read generically: which fields a foreign file holds is not known before looking

@@ -36,6 +36,7 @@ from retrotread.program.formats.source import (
     Issues,
     Units,
     Where,
+    check_step_budget,
     ramp_steps,
     round_speed,
     seconds_over,
@@ -277,6 +278,8 @@ def read(
         group = None
 
     for number, raw in enumerate(text.splitlines(), start=1):
+        if number % 64 == 0:
+            check_step_budget([*items, group] if group else items, issues)
         line = raw.strip()
         where = Where(number, "")
         if not line:

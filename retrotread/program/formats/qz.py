@@ -36,6 +36,7 @@ from retrotread.program.formats.source import (
     Units,
     Where,
     bare_speed,
+    check_step_budget,
     ramp_steps,
     round_incline,
     seconds_over,
@@ -259,6 +260,7 @@ def read(
                 items.append(ImportedRepeat(where, times, steps))
         else:
             issues.add(where, f"unknown element <{element.tag}>; expected <row> or <repeat>")
+        check_step_budget(items, issues)
     if not items and not issues:
         issues.add(Where(root.line, "<rows>"), "the program has no rows")
     issues.raise_if_any()

@@ -111,10 +111,27 @@ class ImportedWorkout:
     format: str  # "QZ treadmill XML", "Zwift workout", ...
 
     def step_count(self) -> int:
-        return sum(
-            len(item.steps) * item.times if isinstance(item, ImportedRepeat) else 1
-            for item in self.items
-        )
+        return count_steps(self.items)
+
+
+def count_steps(items: list[ImportedStep | ImportedRepeat]) -> int:
+    return sum(
+        len(item.steps) * item.times if isinstance(item, ImportedRepeat) else 1 for item in items
+    )
+
+
+def too_many_steps(count: int) -> str:
+    return (
+        f"has at least {count} steps once repeats are counted; at most {MAX_IMPORT_STEPS} are "
+        "imported"
+    )
+
+
+def check_step_budget(items: list[ImportedStep | ImportedRepeat], issues: Issues) -> None:
+    """Stop reading a file as soon as it holds more steps than any import takes."""
+    count = count_steps(items)
+    if count > MAX_IMPORT_STEPS:
+        raise issues.fail(FILE, too_many_steps(count))
 
 
 # -- units ---------------------------------------------------------------------------------------

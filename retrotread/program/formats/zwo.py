@@ -46,6 +46,7 @@ from retrotread.program.formats.source import (
     Issues,
     Units,
     Where,
+    check_step_budget,
     ramp_steps,
     round_incline,
     round_speed,
@@ -131,6 +132,18 @@ class _Reader:
         self.paces.setdefault(element.attrs.get("pace", "0").strip(), where)
         return speed_from_kmh(self.reference.to(Unit.KMH).value * power, self.units)
 
+    def ranged(
+        self, element: Element, where: Where, name: str, low_name: str, high_name: str
+    ) -> Quantity | None:
+        """A target given as one value, or as a range (played at its middle, as watches do)."""
+        if name in element.attrs or not (low_name in element.attrs and high_name in element.attrs):
+            return self.speed(element, where, name)
+        low = self.speed(element, where, low_name)
+        high = self.speed(element, where, high_name)
+        if low is None or high is None:
+            return None
+        return round_speed((low.value + high.to(low.unit).value) / 2, low.unit)
+
     def seconds(
         self, element: Element, where: Where, name: str, speed: Quantity | None
     ) -> int | None:
@@ -153,18 +166,7 @@ class _Reader:
         return None if fraction is None else round_incline(fraction * 100)
 
     def steady(self, element: Element, where: Where, cue: str) -> ImportedStep | None:
-        if "Power" in element.attrs:
-            speed = self.speed(element, where, "Power")
-        elif "PowerLow" in element.attrs and "PowerHigh" in element.attrs:
-            # a range target: the middle of it, as watches do with a pace range
-            low = self.speed(element, where, "PowerLow")
-            high = self.speed(element, where, "PowerHigh")
-            speed = None
-            if low is not None and high is not None:
-                speed = round_speed((low.value + high.to(low.unit).value) / 2, low.unit)
-        else:
-            self.issues.add(where, "Power is missing (a fraction of the reference pace)")
-            speed = None
+        speed = self.ranged(element, where, "Power", "PowerLow", "PowerHigh")
         seconds = self.seconds(element, where, "Duration", speed)
         if speed is None or seconds is None:
             return None
@@ -213,8 +215,8 @@ class _Reader:
         times = int(times_text) if times_text.isdigit() else None
         if times is None or times < 1:
             self.issues.add(where, f"Repeat must be a whole number of rounds, got {times_text!r}")
-        on_speed = self.speed(element, where, "OnPower")
-        off_speed = self.speed(element, where, "OffPower")
+        on_speed = self.ranged(element, where, "OnPower", "PowerOnLow", "PowerOnHigh")
+        off_speed = self.ranged(element, where, "OffPower", "PowerOffLow", "PowerOffHigh")
         on_seconds = self.seconds(element, where, "OnDuration", on_speed)
         off_seconds = self.seconds(element, where, "OffDuration", off_speed)
         if (
@@ -380,6 +382,7 @@ def read(
             continue
         _apply_marks(element, where, new, issues, ours)
         items.extend(new)
+        check_step_budget(items, issues)
     if len(reader.paces) > 1 and not from_file:
         names = sorted(PACE_NAMES.get(pace, f"pace {pace}") for pace in reader.paces)
         issues.add(
