@@ -6,6 +6,7 @@ bleak-retry-connector — over the simulator's bleak backend.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -15,7 +16,14 @@ from retrotread.drivers.ftms_ble import FtmsBleDriver
 from retrotread.drivers.url import DeviceUrl
 from retrotread.profiles import Profile
 from retrotread_sim import MachineSpec, SimTreadmill
-from retrotread_sim.ftms import FtmsOptions, FtmsServer, Radio, SimPeripheral, personality
+from retrotread_sim.ftms import (
+    ControlPointWrite,
+    FtmsOptions,
+    FtmsServer,
+    Radio,
+    SimPeripheral,
+    personality,
+)
 
 
 @dataclass
@@ -68,3 +76,22 @@ def ble_rig(
     rig = BleRig(machine, server, radio, peripheral, driver)
     driver.subscribe(rig.reports.append)
     return rig
+
+
+async def first_write(server: FtmsServer, op: str, after: float) -> float:
+    """The time of the first control point write starting with ``op`` later than ``after``,
+    waiting for it if it has not come yet."""
+    for write in server.writes:
+        if write.time > after and write.hex.startswith(op):
+            return write.time
+    came: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+    def arrived(write: ControlPointWrite) -> None:
+        if write.time > after and write.hex.startswith(op) and not came.done():
+            came.set_result(write.time)
+
+    stop_watching = server.watch_writes(arrived)
+    try:
+        return await came
+    finally:
+        stop_watching()

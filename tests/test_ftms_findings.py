@@ -25,8 +25,8 @@ from retrotread.scheduler import EngineState
 from retrotread.session import Outcome, Session, SessionSummary
 from retrotread.units import Unit
 from retrotread_sim import SimTreadmill
-from retrotread_sim.ftms import PERSONALITIES, FtmsServer, ResultCode
-from tests.ble_rig import BleRig, ble_rig
+from retrotread_sim.ftms import PERSONALITIES, ResultCode
+from tests.ble_rig import BleRig, ble_rig, first_write
 from tests.helpers import retro_program
 
 SHORT_FIRST_WEEK = """
@@ -117,16 +117,6 @@ def play(
         return Played(summary, events, reports, stopped)
 
     return run(main(), virtual=True)
-
-
-async def first_write(server: FtmsServer, op: str, after: float) -> float:
-    """Wait until a control point write starting with ``op`` reaches the machine after
-    ``after`` (virtual seconds); its time."""
-    while True:
-        for write in server.writes:
-            if write.time > after and write.hex.startswith(op):
-                return write.time
-        await asyncio.sleep(0.01)
 
 
 # -- issue 13 finding 1: STOP while a procedure is pending --------------------------------------

@@ -602,7 +602,7 @@ class FtmsBleDriver(Treadmill):
             "stop", lambda c: c.stop(), BeltStatus.STOPPED, already=lambda: True
         )
         if result is ResultCode.FAILED:
-            self._stopped_already()
+            await self._stopped_already()
 
     def _known_not_running(self) -> bool:
         latest = self.latest
@@ -610,10 +610,22 @@ class FtmsBleDriver(Treadmill):
             latest is not None and latest.speed.value == 0
         )
 
-    def _stopped_already(self) -> None:
-        """The machine says its belt is already stopped: with no reading saying otherwise,
-        that is the zero reading (a machine that reports only changes sends none)."""
+    async def _stopped_already(self) -> None:
+        """The machine says its belt is already stopped ("operation failed" to Stop).
+
+        That is the machine's state, not a reading: a belt that just started, or is winding
+        down, may still move. So a fresh reading is awaited first (a machine that reports
+        only changes sends one if the belt moves); if none comes, the belt is where the last
+        reading left it, and a zero (or no) reading becomes the still belt's reading — such
+        a machine never sends one for a belt that stays still.
+        """
         log.info("%s: stop answered 'already stopped'", self.name)
+        self._fresh.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(REREAD_WAIT_S, self.command_timeout_s / 2)):
+                await self._fresh.wait()
+        if self._fresh.is_set():
+            return  # the belt reported: telemetry says whether it is still
         latest = self.latest
         if latest is None or latest.speed.value == 0:
             self._props["speed_instant"] = 0.0

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -246,6 +246,7 @@ class FtmsServer:
         self._last_sent: codec.TreadmillRecord | None = None
         self._late_s = 0.0
         self._delays: dict[int, list[float]] = {}
+        self._write_watchers: list[Callable[[ControlPointWrite], None]] = []
         self._bonded = False
         self._countdown: asyncio.Task[None] | None = None
         self._watching_link: asyncio.Task[None] | None = None
@@ -437,6 +438,16 @@ class FtmsServer:
         """The bytes of every control point write, in order."""
         return [w.data for w in self.writes]
 
+    def watch_writes(self, watcher: Callable[[ControlPointWrite], None]) -> Callable[[], None]:
+        """Test API: call ``watcher`` with every control point write as it arrives."""
+        self._write_watchers.append(watcher)
+        return lambda: self._write_watchers.remove(watcher)
+
+    def _log_write(self, write: ControlPointWrite) -> None:
+        self.writes.append(write)
+        for watcher in list(self._write_watchers):
+            watcher(write)
+
     @property
     def busy_refusals(self) -> int:
         """How many writes came while a procedure was pending (answered ATT 0xFE)."""
@@ -494,7 +505,7 @@ class FtmsServer:
         connection.pending = True
         result, echo = self._execute(connection, request)
         record = ControlPointWrite(now, bytes(data), result)
-        self.writes.append(record)
+        self._log_write(record)
         if result is not None:
             delay, self._late_s = self.options.response_delay_s + self._late_s, 0.0
             if delays := self._delays.get(request.op):
@@ -503,7 +514,7 @@ class FtmsServer:
             self._spawn(self._answer(connection, record, request.op, result, echo, due))
 
     def _refused(self, now: float, data: bytes, code: AttError, detail: str) -> None:
-        self.writes.append(ControlPointWrite(now, bytes(data), None, code))
+        self._log_write(ControlPointWrite(now, bytes(data), None, code))
         raise GattError(code, detail)
 
     async def _answer(
