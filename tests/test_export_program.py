@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import io
 import xml.etree.ElementTree as ET
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import fitdecode
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from retrotread.program import BlockKind, Program, builtin_programs, parse_program
+from retrotread.program import BlockKind, Handrail, Program, builtin_programs, parse_program
 from retrotread.program.formats import ImportOptions, export_program, import_file
 from retrotread.program.model import Block, Repeat
 from retrotread.session import Outcome
-from retrotread.units import Unit
+from retrotread.units import Unit, mph, percent
 from tests.import_support import blocks, blocks_without_incline, cli, rehearse
 
 BUILTINS = {program.name: program for program in builtin_programs()}
@@ -182,3 +185,64 @@ def test_export_program_command(tmp_path: Path) -> None:
     imported = cli("import", str(out), "-o", str(toml))
     assert imported.returncode == 0, imported.stderr
     assert cli("check", str(toml)).returncode == 0
+
+
+# -- any program, both ways ------------------------------------------------------------------
+
+words = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=24)
+
+
+def _block(kind: BlockKind, seconds: int, tenths: int, name: str, cue: str, grade: int) -> Block:
+    return Block(
+        kind=kind,
+        duration_s=seconds,
+        speed=mph(Fraction(tenths, 10)),
+        incline=percent(grade),
+        handrail=Handrail.BOTH_HANDS if kind.is_retro else Handrail.HANDS_FREE,
+        name=name,
+        cue=cue,
+    )
+
+
+TURN = Block(BlockKind.TURN_AROUND, 5, mph(1), percent(2), Handrail.BOTH_HANDS)
+walks = st.builds(
+    _block,
+    st.sampled_from(
+        [BlockKind.WARM_UP, BlockKind.FORWARD, BlockKind.RECOVERY, BlockKind.COOL_DOWN]
+    ),
+    st.integers(1, 900),
+    st.integers(5, 45),
+    words,
+    words,
+    st.integers(0, 10),
+)
+retros = st.builds(
+    _block,
+    st.just(BlockKind.RETRO),
+    st.integers(5, 300),
+    st.integers(26, 32),
+    words,
+    words,
+    st.integers(0, 10),
+).map(lambda block: [TURN, block, TURN])
+programs = st.builds(
+    lambda parts, name: Program(
+        name=name or "p",
+        description="any",
+        items=tuple(b for part in parts for b in (part if isinstance(part, list) else [part])),
+    ),
+    st.lists(st.one_of(walks, retros), min_size=1, max_size=6),
+    words,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(program=programs)
+def test_any_program_comes_back_from_both_formats(program: Program, tmp_path: Path) -> None:
+    from_zwo = roundtrip(program, ".zwo", tmp_path)
+    assert blocks(from_zwo) == blocks(program)
+    assert [s.cue for s in from_zwo.steps] == [s.cue for s in program.steps]
+    from_fit = roundtrip(program, ".fit", tmp_path)
+    assert blocks_without_incline(from_fit) == blocks_without_incline(program)

@@ -68,6 +68,10 @@ def import_file(path: Path, options: ImportOptions = ImportOptions()) -> Importe
 
     source = str(path)
     raw = read_source(path)
+    if path.suffix.lower() == ".toml" and options.format is None:
+        raise ProgramError(
+            source, [ProgramIssue(None, "is a retrotread program already: `retrotread check` it")]
+        )
     kind = options.format or detect_format(path, raw)
     if kind not in FORMATS:
         raise ProgramError(

@@ -39,7 +39,6 @@ import xml.etree.ElementTree as ET
 from fractions import Fraction
 
 from retrotread.program.formats.source import (
-    FILE,
     ImportedRepeat,
     ImportedStep,
     ImportedWorkout,
@@ -451,6 +450,14 @@ def _place_loose_events(
 # -- export --------------------------------------------------------------------------------------
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    """Characters XML 1.0 cannot carry at all (a program file may hold them) become U+FFFD."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
 def write(program: Program) -> bytes:
     """The program as a Zwift run workout, every block a SteadyState at its exact speed."""
     speeds = [s.block.speed.to(Unit.KMH).value for s in program.steps if s.block.speed]
@@ -458,8 +465,8 @@ def write(program: Program) -> bytes:
     threshold = Fraction(3600) / fastest  # seconds per km at the fastest block: Power <= 1
     root = ET.Element("workout_file")
     ET.SubElement(root, "author").text = AUTHOR
-    ET.SubElement(root, "name").text = program.name
-    ET.SubElement(root, "description").text = program.description
+    ET.SubElement(root, "name").text = _xml_text(program.name)
+    ET.SubElement(root, "description").text = _xml_text(program.description)
     ET.SubElement(root, "sportType").text = "run"
     ET.SubElement(root, "durationType").text = "time"
     ET.SubElement(root, "thresholdSecPerKm").text = f"{float(threshold):.6f}"
@@ -480,12 +487,9 @@ def write(program: Program) -> bytes:
         attrs["Incline"] = format_number(block.incline.value / 100, 4)
         attrs["retrotread_kind"] = block.kind.value
         if block.name:
-            attrs["retrotread_name"] = block.name
+            attrs["retrotread_name"] = _xml_text(block.name)
         element = ET.SubElement(workout, tag, attrs)
-        ET.SubElement(element, "textevent", timeoffset="0", message=step.cue)
+        ET.SubElement(element, "textevent", timeoffset="0", message=_xml_text(step.cue))
     ET.indent(root)
     text: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return text + b"\n"
-
-
-__all__ = ["FILE", "read", "write"]
