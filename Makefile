@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean system
+.PHONY: demo test lint bench clean system soak-test
 
 # Debian packages the tests use for real: espeak-ng speaks the cues, sox measures audio,
 # chromium and its driver load the served views, openssl makes the TLS test's certificate.
@@ -36,7 +36,12 @@ test: system $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist worksteal
+
+# The whole suite RUNS times on a fresh clone of HEAD: passes, failures by test, wall times.
+RUNS ?= 10
+soak-test: $(STAMP)
+	$(BIN)/python bench/suite_soak.py --runs $(RUNS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
