@@ -15,6 +15,7 @@ from pyftms.serializer import NumSerializer
 from retrotread.clock import run
 from retrotread.drivers.base import BeltStatus, MachineEventKind, Telemetry
 from retrotread.drivers.ftms_ble import (
+    FTMS_PROCEDURE_TIMEOUT_S,
     INCLINE_RESOLUTION,
     SPEED_RESOLUTION,
     bluetooth_unavailable,
@@ -456,7 +457,7 @@ def test_an_unanswered_procedure_times_out_at_30_s_drops_the_link_and_reconnects
     nothing more goes out on that link — not even a stop queued behind it."""
 
     async def scenario(rig: BleRig) -> None:
-        assert rig.driver.profile.confirm.command_timeout_s == 30.0  # generic-ftms agrees
+        assert rig.driver.profile.confirm.command_timeout_s == FTMS_PROCEDURE_TIMEOUT_S == 30
         rig.server.force_result(0x07, None)
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -637,3 +638,15 @@ def test_machine_status_codes_on_the_strict_machine() -> None:
         assert rig.server.writes[-1].result is ResultCode.SUCCESS
 
     play(scenario, kind="strict")
+
+
+def test_pyftms_keeps_its_bleak_client_where_pairing_reaches_it() -> None:
+    """Canary: the driver pairs through pyftms's ``_cli`` (``_PyftmsTreadmill.pair_link``)."""
+    import inspect
+
+    import pyftms
+
+    source = inspect.getsource(pyftms.FitnessMachine._connect)
+    assert "self._cli = await establish_connection(" in source, (
+        "pyftms no longer keeps its BleakClient in _cli: fix _PyftmsTreadmill.pair_link"
+    )

@@ -23,9 +23,9 @@ needs on top:
   "Control not permitted" re-requests control once and retries; a second refusal publishes
   ``CONTROL_LOST`` (the session pauses the program) and fails. "Operation failed" (``04``)
   is also FTMS's answer to a request that finds the machine already there: Stop when
-  stopped is success for stop's purpose (the belt is still; with nothing else known the
-  answer is published as a zero reading), Pause likewise when the belt is known not to run,
-  Start when the belt is known to run; otherwise ``04`` is a refusal (docs/ftms.md).
+  stopped is success for stop's purpose (if no fresh reading follows and none said the belt
+  moves, it becomes the still belt's zero reading), Pause likewise when the belt is known not
+  to run, Start when the belt is known to run; otherwise ``04`` is a refusal (docs/ftms.md).
 * **Encryption**: a machine whose control point needs an encrypted link answers a write
   with ATT "insufficient encryption/authentication"; the driver pairs (bleak ``pair()``)
   and writes once more — the write was refused at the ATT layer, so nothing had happened.
@@ -47,9 +47,10 @@ needs on top:
   that reports only changes may send nothing for a still belt: ``LINK_RESTORED`` then comes
   with :attr:`latest` unknown, and a Stop answered "already stopped" settles it.
 
-Two small extensions of pyftms's public API are used, by subclassing (see
-:class:`_PyftmsTreadmill`): an explicit Request Control, and a hook on Machine Status ``FF``,
-which pyftms handles silently. ``tests/test_ble_seam.py`` fails loudly if either moves.
+Three small extensions of pyftms's public API are used, by subclassing (see
+:class:`_PyftmsTreadmill`): an explicit Request Control, a hook on Machine Status ``FF``,
+which pyftms handles silently, and pairing over pyftms's own ``BleakClient`` (``_cli``).
+``tests/test_ble_seam.py`` and ``tests/test_ble_driver.py`` fail loudly if one moves.
 """
 
 from __future__ import annotations
