@@ -209,7 +209,7 @@ class _Writer:
 
 def render(workout: ImportedWorkout, items: list[Item]) -> tuple[str, dict[int, Where]]:
     writer = _Writer()
-    writer.emit(f"name = {toml_string(workout.name)}", FILE)
+    writer.emit(f"name = {toml_string(workout.name.strip() or 'imported')}", FILE)
     writer.emit(f"description = {toml_string(workout.description)}", FILE)
     turns = [
         step

@@ -282,14 +282,14 @@ def split_display_cue(cue: str, kind: BlockKind) -> tuple[Handrail | None, str]:
     if kind is BlockKind.TURN_AROUND:
         for facing in ("front", "rear"):
             prefix = cues.turn_instruction(facing)
-            if cue == prefix or cue.startswith(prefix + ". "):
-                return None, cue[len(prefix) + 2 :]
+            if cue in (prefix, prefix + ".") or cue.startswith(prefix + ". "):
+                return None, cue[len(prefix) + 2 :].strip()
         return None, cue
     for grip in Handrail:
         phrase = cues.handrail(grip)
         prefix = phrase[:1].upper() + phrase[1:]
-        if cue == prefix or cue.startswith(prefix + ". "):
-            return grip, cue[len(prefix) + 2 :]
+        if cue in (prefix, prefix + ".") or cue.startswith(prefix + ". "):
+            return grip, cue[len(prefix) + 2 :].strip()
     return None, cue
 
 
