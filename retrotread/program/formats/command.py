@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,7 +41,7 @@ written, and the errors name the place in the file.
 
 {GRAMMAR}
 
-{UNITS_HELP}.
+{textwrap.fill(UNITS_HELP + ".", 92)}
 
 example:
   retrotread import intervals.xml --units kmh --retro "15-120s@2.6-3.2mph" -o mine.toml"""

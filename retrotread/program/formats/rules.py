@@ -17,7 +17,8 @@ from retrotread.program.model import BlockKind
 from retrotread.units import Quantity, Unit, exact
 
 GRAMMAR = """\
---retro RULE, repeatable (or several RULEs separated by commas):
+--retro RULE, repeatable (or several RULEs separated by commas): a forward or recovery step
+whose duration and speed both fall inside becomes a retro block (warm-ups, cool-downs never)
   RULE      [KIND:]DURATIONS@SPEEDS
   KIND      retro (the default) or retro-run
   DURATIONS 30s | 15-120s | 15s-2m | 1m-1m30s | *      (s, m, h; both ends included)
