@@ -1,33 +1,60 @@
 """retrotread benchmarks: one command, one table (``make bench``).
 
-    python bench/run.py [--quick] [--only SECTION ...]
+    python bench/run.py [--quick] [--only SECTION ...] [--readme] [--splice]
 
-Sections: scheduler, virtual, inprocess, faults, headless, and — when their modules are
-present — ble, serial, console. Not part of the test run: timing here is measured, never
-asserted.
+A full run prints the table, writes it to ``bench/latest.md`` with the machine, the load it
+ran under and the date, and with ``--readme`` puts that file into README.md between the
+benchmark markers (``--splice`` does only that, from the last run). ``--only`` runs some
+sections and writes nothing. Not part of the test run: timing here is measured and judged
+against its target, never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import importlib.metadata
 import os
 import platform
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from bench.core import SECTIONS, Row
+from bench import ble_roundtrip, core, scaling, serial_roundtrip, tui_bench  # noqa: E402
+from bench.core import Row  # noqa: E402
 
-#: Benchmarks that live beside their issue's code: section -> (module, function).
-OPTIONAL = {
-    "ble": ("bench.ble_roundtrip", "measure"),
-    "serial": ("bench.serial_roundtrip", "measure"),
-    "console": ("bench.tui_bench", "measure"),
+LATEST = ROOT / "bench" / "latest.md"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+#: section -> (what it measures, how to run it); the table keeps this order.
+SECTIONS: dict[str, tuple[str, Callable[[bool], list[Row]]]] = {
+    "scheduler": (
+        "block boundaries on the real clock",
+        lambda quick: core.measure_scheduler(30 if quick else 120),
+    ),
+    "virtual": ("the virtual clock", lambda quick: core.measure_virtual_clock()),
+    "inprocess": (
+        "the session's command round trip",
+        lambda quick: core.measure_inprocess_round_trip(300 if quick else 1000),
+    ),
+    "faults": (
+        "fault -> stop written, shipped profiles",
+        lambda quick: core.measure_fault_to_stop(2 if quick else 3),
+    ),
+    "headless": ("the headless run's memory", lambda quick: core.measure_headless_rss()),
+    "ble": ("the BLE stack against bare pyftms", ble_roundtrip.measure),
+    "serial": ("serial links against a bare pyserial client", serial_roundtrip.measure),
+    "console": ("the operator console in a terminal", tui_bench.measure),
+    "load": ("program files, 10 to 10,000 blocks", scaling.measure_load),
+    "rehearsal": ("rehearsals, 1 h to 24 h", scaling.measure_rehearsal),
+    "export": ("exports, 1 h to 24 h sessions", scaling.measure_export),
+    "records": ("history and next, 10 to 10,000 sessions", scaling.measure_records),
+    "startup": ("start-up", scaling.measure_startup),
 }
 
 
@@ -42,14 +69,7 @@ def machine() -> list[str]:
     except OSError:
         pass
     versions = []
-    for package in (
-        "retrotread",
-        "textual",
-        "pyftms",
-        "bleak",
-        "bleak-retry-connector",
-        "pyserial",
-    ):
+    for package in ("retrotread", "textual", "pyftms", "bleak", "pyserial", "garmin-fit-sdk"):
         try:
             versions.append(f"{package} {importlib.metadata.version(package)}")
         except importlib.metadata.PackageNotFoundError:
@@ -60,58 +80,115 @@ def machine() -> list[str]:
     ]
 
 
-def sections(quick: bool) -> dict[str, Callable[[], list[Row]]]:
-    found: dict[str, Callable[[], list[Row]]] = {
-        "scheduler": lambda: SECTIONS["scheduler"](30 if quick else 120),
-        "virtual": SECTIONS["virtual"],
-        "inprocess": SECTIONS["inprocess"],
-        "faults": lambda: SECTIONS["faults"](1 if quick else 3),
-        "headless": SECTIONS["headless"],
-    }
-    for name, (module_name, function) in OPTIONAL.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            continue
-        measure = getattr(module, function, None)
-        if callable(measure):
-            found[name] = lambda m=measure, q=quick: m(quick=q)  # type: ignore[misc]
-    return found
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
-def print_table(rows: list[Row]) -> None:
-    widths = [max(len(getattr(r, f)) for r in rows) for f in ("metric", "value", "target")]
+def text_table(rows: list[Row]) -> str:
     header = Row("metric", "measured", "target", "")
-    line = "-" * (sum(widths) + 16)
+    widths = [
+        max(len(getattr(r, f)) for r in [header, *rows]) for f in ("metric", "value", "target")
+    ]
+    lines = []
     for i, row in enumerate([header, *rows]):
-        print(
+        lines.append(
             f"{row.metric:<{widths[0]}}  {row.value:<{widths[1]}}  "
-            f"{row.target:<{widths[2]}}  {row.verdict}"
+            f"{row.target:<{widths[2]}}  {row.verdict}".rstrip()
         )
         if i == 0:
-            print(line)
+            lines.append("-" * (sum(widths) + 8))
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown(rows_by_section: dict[str, list[Row]], notes: list[str]) -> str:
+    lines = [*notes, "", "| section | metric | measured | target | |", "|---|---|---|---|---|"]
+    for name, rows in rows_by_section.items():
+        for row in rows:
+            lines.append(
+                f"| {name} | {_cell(row.metric)} | {_cell(row.value)} | {_cell(row.target)} "
+                f"| {row.verdict} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def splice(readme: Path = README, latest: Path = LATEST) -> None:
+    """Put ``latest`` into ``readme`` between the benchmark markers."""
+    text = readme.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{readme} has no {BEGIN} ... {END} markers")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    generated = (
+        f"{BEGIN}\n<!-- generated by `make bench` (bench/run.py --readme) from "
+        f"bench/latest.md; do not edit by hand -->\n\n{latest.read_text(encoding='utf-8')}\n{END}"
+    )
+    readme.write_text(head + generated + tail, encoding="utf-8")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples, faster")
-    parser.add_argument("--only", nargs="*", metavar="SECTION", help="run only these sections")
+    parser.add_argument("--only", nargs="+", metavar="SECTION", help="run only these sections")
+    parser.add_argument(
+        "--readme", action="store_true", help="after a full run, put the table into README.md"
+    )
+    parser.add_argument(
+        "--splice", action="store_true", help="only put bench/latest.md into README.md"
+    )
     args = parser.parse_args()
-    available = sections(args.quick)
-    chosen = args.only or list(available)
-    unknown = [name for name in chosen if name not in available]
+    if args.splice:
+        splice()
+        print(f"{LATEST.relative_to(ROOT)} -> {README.name}")
+        return 0
+    chosen = args.only or list(SECTIONS)
+    unknown = [name for name in chosen if name not in SECTIONS]
     if unknown:
-        parser.error(f"unknown section(s) {', '.join(unknown)}; available: {', '.join(available)}")
+        parser.error(f"unknown section(s) {', '.join(unknown)}; available: {', '.join(SECTIONS)}")
     for line in machine():
         print(line)
-    print()
-    rows: list[Row] = []
+    load_before = load_average()
+    print(f"load average before: {load_before}\n")
+    rows_by_section: dict[str, list[Row]] = {}
     began = time.perf_counter()
     for name in chosen:
-        rows.extend(available[name]())
-    print_table(rows)
-    print(f"\n({time.perf_counter() - began:.0f} s)")
-    return 0
+        what, measure = SECTIONS[name]
+        print(f"[{name}] {what} ...", flush=True)
+        section_began = time.perf_counter()
+        rows_by_section[name] = measure(args.quick)
+        print(f"[{name}] {time.perf_counter() - section_began:.0f} s", flush=True)
+    elapsed = time.perf_counter() - began
+    rows = [row for section in rows_by_section.values() for row in section]
+    print()
+    print(text_table(rows))
+    missed = [row.metric for row in rows if row.verdict == "MISSED"]
+    load_after = load_average()
+    print(f"\n({elapsed:.0f} s; load average before {load_before}, after {load_after})")
+    print(f"{len(rows) - len(missed)} of {sum(bool(r.verdict) for r in rows)} targets met")
+    if args.only is None:
+        when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        cores = os.cpu_count() or 1
+        notes = [
+            f"Measured {when}{' (--quick)' if args.quick else ''} in {elapsed:.0f} s on: "
+            + "; ".join(machine()),
+            "",
+            f"Load average (1, 5, 15 min) before {load_before}, after {load_after}, on "
+            f"{cores} cores: a load near or above the core count means the machine was "
+            "shared while these ran. Every row is one user-level operation; `p99` appears only "
+            "with n >= 100 samples (otherwise the maximum and n); A/B rows alternate rounds.",
+        ]
+        LATEST.write_text(markdown(rows_by_section, notes), encoding="utf-8")
+        print(f"wrote {LATEST.relative_to(ROOT)}")
+        if args.readme:
+            splice()
+            print(f"and put it into {README.name}")
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":
