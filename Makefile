@@ -44,7 +44,7 @@ soak-test: $(STAMP)
 	$(BIN)/python bench/suite_soak.py --runs $(RUNS)
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --readme
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
