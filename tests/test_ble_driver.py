@@ -528,8 +528,11 @@ def test_stop_when_already_stopped_is_a_stopped_belt() -> None:
     async def scenario(rig: BleRig) -> None:
         rig.driver.latest = None  # as after a reconnect: nothing known about the belt
         await rig.driver.stop()
-        write = rig.server.writes[-1]
-        assert (write.hex, write.result) == ("08 01", ResultCode.OPERATION_FAILED)
+        # 04 to the stop, and 04 to the pause that tells "already" from "not while moving"
+        assert [(w.hex, w.result) for w in rig.server.writes[-2:]] == [
+            ("08 01", ResultCode.OPERATION_FAILED),
+            ("08 02", ResultCode.OPERATION_FAILED),
+        ]
         latest = rig.driver.latest
         assert latest is not None
         assert latest.speed == kmh(0) and latest.belt is BeltStatus.STOPPED
@@ -650,3 +653,26 @@ def test_pyftms_keeps_its_bleak_client_where_pairing_reaches_it() -> None:
     assert "self._cli = await establish_connection(" in source, (
         "pyftms no longer keeps its BleakClient in _cli: fix _PyftmsTreadmill.pair_link"
     )
+
+
+def test_a_stop_refused_while_the_belt_runs_pauses_it() -> None:
+    """The pause-first machine (KingSmith R3) answers Stop 04 while its belt moves: the belt
+    reports running on, so the driver pauses it — and the stop returns once that is done."""
+
+    async def scenario(rig: BleRig) -> None:
+        await rig.driver.set_speed(retro(rig, "2.6"))
+        await rig.driver.start()
+        await asyncio.sleep(8)
+        await rig.driver.stop()
+        assert [(w.hex, w.result) for w in rig.server.writes[-2:]] == [
+            ("08 01", ResultCode.OPERATION_FAILED),
+            ("08 02", ResultCode.SUCCESS),
+        ]
+        await asyncio.sleep(3)
+        latest = rig.driver.latest
+        assert latest is not None and latest.speed == kmh(0)
+        assert latest.belt is not BeltStatus.RUNNING
+        assert rig.machine.snapshot().speed_kmh == 0
+        assert rig.events == []  # 02 02 announced by the machine was our own pause
+
+    play(scenario, kind="pause-first")

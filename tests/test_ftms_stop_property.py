@@ -16,7 +16,10 @@ the session lets go of the link — the strict machine would also stop it on the
 that follows), no write into a pending procedure (the machine counts its ATT 0xFE answers:
 none), and never more than one stop in flight.
 
-Trials: ``TRIALS`` per kind of moment (3 x 200 = 600).
+Trials: ``TRIALS`` per kind of moment on the strict machine (3 x 200 = 600), and
+``OTHER_TRIALS`` (100) at any of them on the pause-first machine, which refuses Stop while
+its belt moves. The belt must be stopped (on the pause-first machine, stopped or paused
+and still).
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ from retrotread.clock import LoopClock, run
 from retrotread.drivers.base import MachineEvent, MachineEventKind, Report
 from retrotread.events import StopReason
 from retrotread.session import Session
+from retrotread_sim.belt import BeltState
 from tests.ble_rig import BleRig, ble_rig, first_write
 from tests.helpers import retro_program
 
 TRIALS = 200
+#: Trials on the pause-first machine (any of the three moments).
+OTHER_TRIALS = 100
 #: Waits for the moment to press STOP (the rig, and an event set when the link is restored).
 Press = Callable[[BleRig, asyncio.Event], Coroutine[Any, Any, None]]
 PROGRAM = (20, 20)  # two retro blocks at different speeds: a ramp, then a speed change
@@ -78,18 +84,25 @@ def read_belt_on_release(rig: BleRig, trial: Trial) -> None:
 
     async def closing() -> None:
         if trial.stopped_at_release is None:
-            trial.stopped_at_release = rig.machine.belt_stopped
+            snap = rig.machine.snapshot()
+            # Stopped; on the pause-first machine paused and still is as good.
+            halted = rig.machine.belt_stopped or (
+                rig.server.options.stop_refused_while_moving
+                and snap.state is BeltState.PAUSED
+                and snap.speed_kmh == 0
+            )
+            trial.stopped_at_release = halted
         await close()
 
     driver.close = closing  # type: ignore[method-assign]
 
 
-def trial(press: Press) -> Trial:
-    """Play the program on the strict machine, with ``press`` pressing STOP."""
+def trial(press: Press, kind: str = "strict") -> Trial:
+    """Play the program on the ``kind`` machine, with ``press`` pressing STOP."""
     seen = Trial()
 
     async def main() -> None:
-        rig = ble_rig(kind="strict")
+        rig = ble_rig(kind=kind)
         count_stops(rig, seen)
         read_belt_on_release(rig, seen)
         session = Session(retro_program(list(PROGRAM)), rig.driver, LoopClock(), unattended=True)
@@ -132,15 +145,9 @@ _SETTINGS = settings(
 )
 
 
-@_SETTINGS
-@given(
-    late=st.floats(min_value=0.5, max_value=29.0),
-    share=st.floats(min_value=0.0, max_value=0.99),
-    which=st.integers(min_value=1, max_value=4),
-)
-def test_stop_during_a_pending_command_with_a_late_answer(
-    late: float, share: float, which: int
-) -> None:
+def pending(late: float, share: float, which: int) -> Press:
+    """STOP ``share`` of the way into the ``which``-th speed change, answered ``late``."""
+
     async def press(rig: BleRig, restored: asyncio.Event) -> None:
         rig.server.delay_answers(0x02, late, times=100)  # every speed change answered late
         sent = 0.0
@@ -149,25 +156,21 @@ def test_stop_during_a_pending_command_with_a_late_answer(
         loop = asyncio.get_running_loop()
         await asyncio.sleep(max(0.0, sent + share * late - loop.time()))
 
-    check(trial(press))
+    return press
 
 
-@_SETTINGS
-@given(at=st.floats(min_value=0.0, max_value=45.0))
-def test_stop_during_the_start_and_the_ramp(at: float) -> None:
+def during_ramp(at: float) -> Press:
+    """STOP ``at`` seconds into the session: start sequence, countdown, ramp, blocks."""
+
     async def press(rig: BleRig, restored: asyncio.Event) -> None:
         await asyncio.sleep(at)
 
-    check(trial(press))
+    return press
 
 
-@_SETTINGS
-@given(
-    drop_at=st.floats(min_value=2.0, max_value=35.0),
-    outage=st.floats(min_value=0.1, max_value=15.0),
-    after=st.floats(min_value=0.0, max_value=3.0),
-)
-def test_stop_right_after_a_reconnect(drop_at: float, outage: float, after: float) -> None:
+def after_reconnect(drop_at: float, outage: float, after: float) -> Press:
+    """The link drops at ``drop_at`` for ``outage`` s; STOP ``after`` s once it is back."""
+
     async def press(rig: BleRig, restored: asyncio.Event) -> None:
         await asyncio.sleep(drop_at)
         rig.peripheral.in_range = False
@@ -177,4 +180,47 @@ def test_stop_right_after_a_reconnect(drop_at: float, outage: float, after: floa
         await restored.wait()
         await asyncio.sleep(after)
 
-    check(trial(press))
+    return press
+
+
+LATE = st.floats(min_value=0.5, max_value=29.0)
+SHARE = st.floats(min_value=0.0, max_value=0.99)
+WHICH = st.integers(min_value=1, max_value=4)
+AT = st.floats(min_value=0.0, max_value=45.0)
+DROP_AT = st.floats(min_value=2.0, max_value=35.0)
+OUTAGE = st.floats(min_value=0.1, max_value=15.0)
+AFTER = st.floats(min_value=0.0, max_value=3.0)
+
+
+@_SETTINGS
+@given(late=LATE, share=SHARE, which=WHICH)
+def test_stop_during_a_pending_command_with_a_late_answer(
+    late: float, share: float, which: int
+) -> None:
+    check(trial(pending(late, share, which)))
+
+
+@_SETTINGS
+@given(at=AT)
+def test_stop_during_the_start_and_the_ramp(at: float) -> None:
+    check(trial(during_ramp(at)))
+
+
+@_SETTINGS
+@given(drop_at=DROP_AT, outage=OUTAGE, after=AFTER)
+def test_stop_right_after_a_reconnect(drop_at: float, outage: float, after: float) -> None:
+    check(trial(after_reconnect(drop_at, outage, after)))
+
+
+@settings(_SETTINGS, max_examples=OTHER_TRIALS)
+@given(
+    press=st.one_of(
+        st.builds(pending, LATE, SHARE, WHICH),
+        st.builds(during_ramp, AT),
+        st.builds(after_reconnect, DROP_AT, OUTAGE, AFTER),
+    )
+)
+def test_stop_at_any_moment_on_a_machine_that_must_be_paused_first(press: Press) -> None:
+    """The pause-first machine (KingSmith R3) refuses Stop while its belt moves: the belt
+    ends still (paused, or stopped), with the same guarantees."""
+    check(trial(press, kind="pause-first"))

@@ -23,9 +23,11 @@ needs on top:
   "Control not permitted" re-requests control once and retries; a second refusal publishes
   ``CONTROL_LOST`` (the session pauses the program) and fails. "Operation failed" (``04``)
   is also FTMS's answer to a request that finds the machine already there: Stop when
-  stopped is success for stop's purpose (if no fresh reading follows and none said the belt
-  moves, it becomes the still belt's zero reading), Pause likewise when the belt is known not
-  to run, Start when the belt is known to run; otherwise ``04`` is a refusal (docs/ftms.md).
+  stopped is success for stop's purpose — after a Pause, which a machine that refuses to
+  stop a moving belt (KingSmith R3) needs and any other answers 04 too; if no fresh reading
+  follows and none said the belt moves, it becomes the still belt's zero reading. Pause is
+  success likewise when the belt is known not to run, Start when the belt is known to run;
+  otherwise ``04`` is a refusal (docs/ftms.md).
 * **Encryption**: a machine whose control point needs an encrypted link answers a write
   with ATT "insufficient encryption/authentication"; the driver pairs (bleak ``pair()``)
   and writes once more — the write was refused at the ATT layer, so nothing had happened.
@@ -598,12 +600,22 @@ class FtmsBleDriver(Treadmill):
         )
 
     async def _do_stop(self) -> None:
-        # 04 to Stop: FTMS's "already stopped" — for a stop, success.
         result = await self._control(
             "stop", lambda c: c.stop(), BeltStatus.STOPPED, already=lambda: True
         )
         if result is ResultCode.FAILED:
-            await self._stopped_already()
+            # 04: FTMS's "already stopped" — or a machine that will not stop a belt that
+            # moves or counts down to start (the KingSmith R3; docs/ftms.md), which must be
+            # paused first. Pause settles which: a machine that is not running answers it 04
+            # too, one that runs halts its belt.
+            paused = await self._control(
+                "pause", lambda c: c.pause(), BeltStatus.PAUSED, already=lambda: True
+            )
+            if paused is ResultCode.FAILED:
+                self._belt = BeltStatus.STOPPED
+            else:
+                log.warning("%s refused stop while running; its belt was paused", self.name)
+        await self._settle_still()
 
     def _known_not_running(self) -> bool:
         latest = self.latest
@@ -611,16 +623,20 @@ class FtmsBleDriver(Treadmill):
             latest is not None and latest.speed.value == 0
         )
 
-    async def _stopped_already(self) -> None:
-        """The machine says its belt is already stopped ("operation failed" to Stop).
+    async def _settle_still(self) -> None:
+        """After a stop: make a belt that reads still say so with its new state.
 
-        That is the machine's state, not a reading: a belt that just started, or is winding
-        down, may still move. So a fresh reading is awaited first (a machine that reports
-        only changes sends one if the belt moves); if none comes, the belt is where the last
-        reading left it, and a zero (or no) reading becomes the still belt's reading — such
-        a machine never sends one for a belt that stays still.
+        The machine's answer is its state, not a reading. A belt last seen moving reports
+        its way down to zero. A belt last read at zero (or not read since a reconnect) may
+        send nothing more — pyftms passes on only changes, and some machines notify only
+        changes — so the last reading would keep its "running" state for ever. A fresh
+        reading is awaited first (a belt that has just started, or winds down, sends one);
+        if none comes, the belt is where the last reading left it, and that zero (or a zero,
+        when nothing was read) is published again with the belt's new state.
         """
-        log.info("%s: stop answered 'already stopped'", self.name)
+        latest = self.latest
+        if latest is not None and latest.speed.value != 0:
+            return  # moving: its readings follow it down
         self._fresh.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(min(REREAD_WAIT_S, self.command_timeout_s / 2)):

@@ -119,9 +119,9 @@ async def probe(strict: Rig) -> AsyncIterator[Probe]:
 
 
 def test_the_family_is_named() -> None:
-    assert set(PERSONALITIES) == {"strict", "lenient"}
+    assert set(PERSONALITIES) == {"strict", "lenient", "pause-first"}
     assert personality("strict", start_countdown_s=0).start_countdown_s == 0
-    with pytest.raises(ValueError, match="known: lenient, strict"):
+    with pytest.raises(ValueError, match="known: lenient, strict, pause-first"):
         personality("chatty")
 
 
@@ -343,3 +343,28 @@ async def test_lenient_announces_only_target_changes(lenient: Rig) -> None:
         await probe.command("07")
         await probe.command("08 01")
         assert probe.statuses == ["05 A3 01"]
+
+
+# -- pause-first: a Stop refused while the belt moves (KingSmith R3) ----------------------------
+
+
+async def test_pause_first_refuses_stop_while_the_belt_moves() -> None:
+    rig = make_rig("pause-first")
+    with rig.radio.routed():
+        async with BleakClient(rig.device()) as client:
+            probe = Probe(client)
+            await probe.listen()
+            await probe.command("00")
+            await probe.command("02 A3 01")
+            await probe.command("07")
+            await rig.run_for(1.0)
+            assert await probe.command("08 01") == bytes.fromhex("80 08 04")  # counting down
+            await rig.run_for(4.0)
+            assert await probe.command("08 01") == bytes.fromhex("80 08 04")  # running
+            assert rig.machine.state is BeltState.RUNNING
+            assert await probe.command("08 02") == bytes.fromhex("80 08 01")
+            assert await probe.command("08 01") == bytes.fromhex("80 08 01")  # paused: stops
+            await rig.run_for(3.0)
+            assert rig.machine.belt_stopped
+            assert probe.statuses[-2:] == ["02 02", "02 01"]
+    rig.server.close()

@@ -39,6 +39,12 @@ machines, chosen by :class:`FtmsOptions` (:data:`PERSONALITIES`, ``sim://?person
     pad (qdomyos-zwift issue #5100) and the KingSmith R3 (walkingpad-controller v0.6.0) do.
     Late answers (``late`` faults, :meth:`FtmsServer.delay_answers`) stay within FTMS's
     30 s.
+``pause-first``
+    The KingSmith R3 (WalkingPad) as mcdax/walkingpad-controller v0.6.0 describes it: it
+    answers STOP with 04 while the belt moves (also during its 3-2-1 countdown after
+    Start) and must be paused first; it announces a control point Stop with ``02 01``.
+    Otherwise lenient (no pairing, data every second, belt left running without the app).
+    Here the FTMS text and a real machine disagree on what 04 to Stop means.
 
 Every control point write is recorded in :attr:`FtmsServer.writes` (with when it was
 answered); :attr:`FtmsServer.busy_refusals` counts 0xFE answers. A small test-facing API
@@ -128,6 +134,8 @@ class FtmsOptions:
     echo_state_changes: bool = False
     #: After Start, the console counts down this long before the belt moves.
     start_countdown_s: float = 0.0
+    #: Stop is answered 04 while the belt moves (or counts down); Pause halts it.
+    stop_refused_while_moving: bool = False
     personality: str = "lenient"
     serial_number: str = "SIM-0001"
     hardware_revision: str = "1"
@@ -145,6 +153,12 @@ PERSONALITIES: dict[str, FtmsOptions] = {
         echo_state_changes=True,
         start_countdown_s=3.0,
         personality="strict",
+    ),
+    "pause-first": FtmsOptions(
+        stop_refused_while_moving=True,
+        echo_state_changes=True,
+        start_countdown_s=3.0,
+        personality="pause-first",
     ),
 }
 
@@ -567,8 +581,8 @@ class FtmsServer:
             if refused.reason is Refusal.OUT_OF_RANGE:
                 return ResultCode.INVALID_PARAMETER, None
             return ResultCode.OPERATION_FAILED, None
-        except _Redundant as redundant:
-            self.machine.note("link", str(redundant), "already so: answered operation failed")
+        except _Failed as failed:
+            self.machine.note("link", failed.name, f"{failed.why}: answered operation failed")
             return ResultCode.OPERATION_FAILED, None
         if request.op == OpCode.RESET:
             for each in self.connections:
@@ -604,8 +618,9 @@ class FtmsServer:
     def _procedure(self, request: codec.ControlRequest) -> bytes | None:
         """Act on one request; returns the Machine Status a real machine echoes, if any.
 
-        Raises :class:`_Redundant` when a strict machine answers "operation failed" because
-        it already is where the request would take it.
+        Raises :class:`_Failed` when the machine answers "operation failed": a strict one
+        because it already is where the request would take it, a pause-first one for a Stop
+        while its belt moves.
         """
         machine = self.machine
         strict = self.options.redundant_fails
@@ -634,7 +649,7 @@ class FtmsServer:
                 if request.parameter:
                     raise codec.DecodeError("start takes no parameter")
                 if strict and (state is BeltState.RUNNING or counting):
-                    raise _Redundant("start")
+                    raise _Failed("start", _ALREADY)
                 countdown = self.options.start_countdown_s
                 if countdown > 0 and state is not BeltState.RUNNING:
                     if state is BeltState.SAFETY_KEY:
@@ -648,13 +663,17 @@ class FtmsServer:
                 code = request.u8()
                 if code == codec.StopPause.STOP:
                     if strict and not counting and state in _STILL:
-                        raise _Redundant("stop")
+                        raise _Failed("stop", _ALREADY)
+                    if self.options.stop_refused_while_moving and (
+                        counting or state is BeltState.RUNNING
+                    ):
+                        raise _Failed("stop", "refused while the belt moves: pause first")
                     self._cancel_countdown()
                     machine.stop()
                     return codec.encode_status(StatusCode.STOPPED_OR_PAUSED_BY_USER, b"\x01")
                 if code == codec.StopPause.PAUSE:
                     if strict and not counting and state is not BeltState.RUNNING:
-                        raise _Redundant("pause")
+                        raise _Failed("pause", _ALREADY)
                     self._cancel_countdown()
                     machine.pause()
                     return codec.encode_status(StatusCode.STOPPED_OR_PAUSED_BY_USER, b"\x02")
@@ -765,8 +784,16 @@ class FtmsServer:
         return task
 
 
-class _Redundant(Exception):
-    """The machine already is where the request would take it (a strict machine's 0x04)."""
+class _Failed(Exception):
+    """The machine answers a procedure "operation failed" (04), for ``why``."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"{name}: {why}")
+        self.name = name
+        self.why = why
+
+
+_ALREADY = "already so"
 
 
 _STILL = (BeltState.IDLE, BeltState.STOPPED, BeltState.SAFETY_KEY)
