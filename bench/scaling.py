@@ -234,7 +234,7 @@ def measure_export(quick: bool = False) -> list[Row]:
         for fmt in Format:
             times = [
                 best_of(
-                    2 if h < 24 else 1,
+                    2,
                     partial(export_session, store, session_id, fmt, out / f"out.{fmt.value}"),
                 )
                 for h, session_id in zip(hours, sessions, strict=True)

@@ -19,8 +19,14 @@ from tcxreader.tcxreader import TCXReader
 
 from retrotread.clock import LoopClock, run
 from retrotread.drivers.registry import open_treadmill
-from retrotread.export import Format, export_session, load, render
-from retrotread.export.common import METERS_PER_SECOND_PER_MPH
+from retrotread.export import Format, export_session, load, render, tcx
+from retrotread.export.common import (
+    METERS_PER_SECOND_PER_MPH,
+    ExportData,
+    iso_utc,
+    meters_per_second,
+)
+from retrotread.export.fit import render_fit
 from retrotread.export.table import COLUMNS
 from retrotread.program import Program, find_program
 from retrotread.progression import OperatorOutcome
@@ -261,3 +267,39 @@ def test_laps_take_the_same_samples_as_a_scan_per_block(store: Store, first_week
         )
         assert lap.samples == scanned
     assert sum(len(lap.samples) for lap in data.laps) == len(data.samples)
+
+
+def reference_tcx(data: ExportData) -> bytes:
+    """The TCX file written with ElementTree alone, trackpoints included (the template for
+    trackpoints must give exactly these bytes)."""
+    root = ET.fromstring(render(data, Format.TCX))
+    for track in root.iter(f"{{{tcx.TCD}}}Track"):
+        track.clear()
+    laps = list(root.iter(f"{{{tcx.TCD}}}Lap"))
+    with_samples = [lap for lap in data.laps if lap.samples]
+    tracks = [element.find(f"{{{tcx.TCD}}}Track") for element in laps]
+    for track, lap in zip([t for t in tracks if t is not None], with_samples, strict=True):
+        for sample in lap.samples:
+            point = ET.SubElement(track, f"{{{tcx.TCD}}}Trackpoint")
+            ET.SubElement(point, f"{{{tcx.TCD}}}Time").text = iso_utc(sample.at)
+            distance = ET.SubElement(point, f"{{{tcx.TCD}}}DistanceMeters")
+            distance.text = f"{data.distance(sample):.1f}"
+            extensions = ET.SubElement(point, f"{{{tcx.TCD}}}Extensions")
+            tpx = ET.SubElement(extensions, f"{{{tcx.AX}}}TPX")
+            speed = ET.SubElement(tpx, f"{{{tcx.AX}}}Speed")
+            speed.text = f"{meters_per_second(sample.speed_mph):.3f}"
+    ET.indent(root)
+    body: bytes = ET.tostring(root, encoding="UTF-8", xml_declaration=True)
+    return body + b"\n"
+
+
+def test_tcx_trackpoints_are_what_elementtree_writes(store: Store, first_week: int) -> None:
+    data = load(store, first_week)
+    assert render(data, Format.TCX) == reference_tcx(data)
+
+
+def test_fit_records_are_what_the_sdk_writes(store: Store, first_week: int) -> None:
+    """Records after the first are packed with the SDK's own layout: the same bytes."""
+    data = load(store, first_week)
+    fast = render_fit(data)
+    assert fast == render_fit(data, fast_records=False)

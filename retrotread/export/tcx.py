@@ -11,6 +11,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from retrotread.export.common import ExportData, Lap, iso_utc, meters_per_second
+from retrotread.store import Sample
 
 TCD = "http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2"
 AX = "http://www.garmin.com/xmlschemas/ActivityExtension/v2"
@@ -27,7 +28,43 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, ns: str = TCD) -
     return element
 
 
-def _lap(activity: ET.Element, lap: Lap, data: ExportData) -> None:
+#: A Track's trackpoints, written as ``ET.indent`` lays them out at their depth (a Track is at
+#: depth 4). ElementTree takes ~25 µs a trackpoint (six elements); this template, ~2 µs, so a
+#: 24 h session (86,400 trackpoints) is written in well under a second. The values are
+#: timestamps and numbers: nothing to escape.
+_TRACKPOINT = (
+    "\n          <Trackpoint>"
+    "\n            <Time>{time}</Time>"
+    "\n            <DistanceMeters>{distance:.1f}</DistanceMeters>"
+    "\n            <Extensions>"
+    "\n              <ax:TPX>"
+    "\n                <ax:Speed>{speed:.3f}</ax:Speed>"
+    "\n              </ax:TPX>"
+    "\n            </Extensions>"
+    "\n          </Trackpoint>"
+)
+_TRACK_END = "\n        </Track>"
+
+
+def _placeholder(index: int) -> str:
+    return f"@retrotread-track-{index}@"
+
+
+def _trackpoints(samples: tuple[Sample, ...], data: ExportData) -> str:
+    return (
+        "".join(
+            _TRACKPOINT.format(
+                time=iso_utc(sample.at),
+                distance=data.distance(sample),
+                speed=meters_per_second(sample.speed_mph),
+            )
+            for sample in samples
+        )
+        + _TRACK_END
+    )
+
+
+def _lap(activity: ET.Element, lap: Lap, data: ExportData, index: int) -> None:
     element = _sub(activity, "Lap")
     element.set("StartTime", iso_utc(lap.start))
     fastest = max((s.speed_mph for s in lap.samples), default=0.0)
@@ -37,15 +74,8 @@ def _lap(activity: ET.Element, lap: Lap, data: ExportData) -> None:
     _sub(element, "Calories", "0")
     _sub(element, "Intensity", "Resting" if lap.block.kind in _RESTING_KINDS else "Active")
     _sub(element, "TriggerMethod", "Time")
-    if lap.samples:
-        track = _sub(element, "Track")
-        for sample in lap.samples:
-            point = _sub(track, "Trackpoint")
-            _sub(point, "Time", iso_utc(sample.at))
-            _sub(point, "DistanceMeters", f"{data.distance(sample):.1f}")
-            extensions = _sub(point, "Extensions")
-            tpx = _sub(extensions, "TPX", ns=AX)
-            _sub(tpx, "Speed", f"{meters_per_second(sample.speed_mph):.3f}", ns=AX)
+    if lap.samples:  # its trackpoints go in where the placeholder is, after indenting
+        _sub(element, "Track", _placeholder(index))
     block = lap.block
     _sub(
         element,
@@ -65,8 +95,8 @@ def render_tcx(data: ExportData) -> bytes:
     activity = _sub(activities, "Activity")
     activity.set("Sport", "Other")
     _sub(activity, "Id", iso_utc(data.start))
-    for lap in data.laps:
-        _lap(activity, lap, data)
+    for index, lap in enumerate(data.laps):
+        _lap(activity, lap, data, index)
     session = data.session
     who = f" for {session.client}" if session.client else ""
     outcome = f"; outcome: {session.outcome.value}" if session.outcome else ""
@@ -78,5 +108,18 @@ def render_tcx(data: ExportData) -> bytes:
         f"{outcome}{note}",
     )
     ET.indent(root)
-    body: bytes = ET.tostring(root, encoding="UTF-8", xml_declaration=True)
-    return body + b"\n"
+    text: str = ET.tostring(root, encoding="unicode", xml_declaration=False)
+    if any(lap.samples for lap in data.laps):  # declared where ElementTree would declare it
+        xsi = f' xmlns:xsi="{XSI}"'
+        text = text.replace(xsi, f' xmlns:ax="{AX}"{xsi}', 1)
+    pieces = ["<?xml version='1.0' encoding='UTF-8'?>\n"]
+    done = 0
+    for index, lap in enumerate(data.laps):
+        if not lap.samples:
+            continue
+        marker = _placeholder(index) + "</Track>"
+        at = text.index(marker, done)
+        pieces += [text[done:at], _trackpoints(lap.samples, data)]
+        done = at + len(marker)
+    pieces += [text[done:], "\n"]
+    return "".join(pieces).encode("utf-8")
