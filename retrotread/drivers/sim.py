@@ -12,7 +12,7 @@ after it, to a JSON-lines file; ``faults`` injects faults (a plan such as
 rest shape the simulated belt. ``link=ble`` serves the machine as an FTMS peripheral on an
 in-process radio and reaches it with the ``ble://`` driver, through pyftms and bleak
 (:mod:`retrotread.drivers.sim_ble`); ``personality`` picks which FTMS machine it plays there
-(``strict`` or ``lenient``; default: the one the profile describes, else lenient).
+(``strict``, ``lenient``, ``pause-first``; default: the profile's, else lenient).
 
 The simulator (``retrotread_sim``) is a separate distribution with its own model of the
 machine. This driver is the in-process *link* to it: it calls the machine's own API the way a
@@ -123,7 +123,7 @@ class SimDriver(Treadmill):
         "accel": "belt acceleration in km/h per second (2.0)",
         "decel": "belt deceleration in km/h per second (3.0)",
         "link": "inprocess (default), or ble: over FTMS, pyftms and bleak, in-process",
-        "personality": "with link=ble, the FTMS machine played: strict or lenient",
+        "personality": "with link=ble, the FTMS machine played: lenient, strict, pause-first",
     }
     default_profile: ClassVar[str] = "simulator"
 
