@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -43,6 +44,13 @@ EXIT_STOPPED = 3
 EXIT_FAULT = 4
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
+#: Each signal that ends a run stops the belt first; the exit status is 128 + its number.
+EXIT_SIGNALS = {
+    signal.SIGINT: StopReason.SIGNAL_INT,
+    signal.SIGTERM: StopReason.SIGNAL_TERM,
+    signal.SIGHUP: StopReason.SIGNAL_HUP,
+    signal.SIGQUIT: StopReason.SIGNAL_QUIT,
+}
 
 EXIT_CODES = f"""exit status of `run`:
   {EXIT_OK}    the program completed and the belt stopped
@@ -50,7 +58,9 @@ EXIT_CODES = f"""exit status of `run`:
   {EXIT_FAULT}    a device or safety fault ended the session
   {EXIT_USAGE}    bad program file, device URL or arguments
   {EXIT_SIGINT}  interrupted with Ctrl-C (the belt was stopped first)
-  {EXIT_SIGTERM}  terminated with SIGTERM (the belt was stopped first)"""
+  {EXIT_SIGTERM}  terminated with SIGTERM (the belt was stopped first)
+  129  hung up: SIGHUP, the terminal or SSH session closed (the belt was stopped first)
+  131  SIGQUIT (the belt was stopped first)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="play a program headless, printing blocks, cues and a summary",
         description="Play a program on a treadmill without the console. The belt is stopped "
-        "at the end, on STOP, on Ctrl-C or SIGTERM, and on any fault.",
+        "at the end, on STOP, on Ctrl-C, SIGTERM, SIGHUP or SIGQUIT, and on any fault.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -242,14 +252,23 @@ async def play(
         )
 
     loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-    signals = {signal.SIGINT: StopReason.SIGNAL_INT, signal.SIGTERM: StopReason.SIGNAL_TERM}
+    signals = EXIT_SIGNALS
+    told = False
 
     def on_signal(signum: signal.Signals) -> None:
+        nonlocal told
         if session.scheduler.stop_request is None:
             session.stop(signals[signum])
-        elif main_task is not None:  # asked twice: stop waiting (the belt stop still goes out)
-            main_task.cancel()
+        elif not told:
+            # Asked again: the stop is under way and nothing may cut it short (that is how a
+            # belt was left running). Only SIGKILL abandons it, and then nothing is sent.
+            told = True
+            with contextlib.suppress(OSError):
+                print(
+                    "Stopping the belt: waiting for the treadmill to confirm "
+                    "(only SIGKILL abandons this, and the belt may then keep running).",
+                    flush=True,
+                )
 
     for signum in signals:
         loop.add_signal_handler(signum, on_signal, signum)
@@ -282,14 +301,17 @@ def cmd_run(args: argparse.Namespace, program: Program | None = None) -> int:
     settings_from_args(args)
     recording = records.open_recording(args)
     summary = run(play(args, program, recording), virtual=args.rehearse)
-    print(format_summary(summary))
+    hung_up = summary.reason is StopReason.SIGNAL_HUP  # no terminal left to print to or ask
+    with contextlib.suppress(OSError):
+        print(format_summary(summary))
     if recording is not None:
-        attended = not args.unattended and sys.stdin.isatty()
+        attended = not args.unattended and sys.stdin.isatty() and not hung_up
         recording.conclude(summary, ask=attended)
     if summary.outcome is Outcome.COMPLETED:
         return EXIT_OK
     if summary.outcome is Outcome.INTERRUPTED:
-        return EXIT_SIGTERM if summary.reason is StopReason.SIGNAL_TERM else EXIT_SIGINT
+        by_reason = {reason: 128 + signum for signum, reason in EXIT_SIGNALS.items()}
+        return by_reason.get(summary.reason or StopReason.SIGNAL_INT, EXIT_SIGINT)
     if summary.outcome is Outcome.FAULT:
         return EXIT_FAULT
     return EXIT_STOPPED

@@ -20,6 +20,8 @@ class StopReason(enum.StrEnum):
     OPERATOR = "stopped by the operator"
     SIGNAL_INT = "interrupted (Ctrl-C)"
     SIGNAL_TERM = "terminated (SIGTERM)"
+    SIGNAL_HUP = "hung up (SIGHUP: the terminal or SSH session closed)"
+    SIGNAL_QUIT = "quit (SIGQUIT)"
     FAULT = "stopped by a fault"
     CONSOLE = "stopped at the treadmill console"
     SAFETY_KEY = "safety key pulled"

@@ -78,6 +78,12 @@ OVERSPEED_GRACE_S = 2.0
 STILL_GRACE_S = 2.0
 
 
+#: Stop reasons that a signal gave (the session ends "interrupted").
+SIGNAL_REASONS = frozenset(
+    {StopReason.SIGNAL_INT, StopReason.SIGNAL_TERM, StopReason.SIGNAL_HUP, StopReason.SIGNAL_QUIT}
+)
+
+
 class Outcome(enum.StrEnum):
     COMPLETED = "completed"
     STOPPED = "stopped"
@@ -285,7 +291,7 @@ class Session:
 
     @staticmethod
     def _outcome_for(reason: StopReason) -> Outcome:
-        if reason in (StopReason.SIGNAL_INT, StopReason.SIGNAL_TERM):
+        if reason in SIGNAL_REASONS:
             return Outcome.INTERRUPTED
         if reason in (StopReason.FAULT, StopReason.ERROR):
             return Outcome.FAULT

@@ -91,18 +91,12 @@ speed = 2.5
 """
 
 
-@pytest.mark.realtime
-@pytest.mark.parametrize(
-    ("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"]
-)
-def test_a_signal_mid_block_stops_the_belt_before_exit(
-    tmp_path: Path, signum: signal.Signals, status: int
-) -> None:
+def start_mid_block(tmp_path: Path, device: str, journal: Path) -> subprocess.Popen[str]:
+    """``retrotread run`` on a one-block program, returned once its belt is moving."""
     program = tmp_path / "short.toml"
     program.write_text(SHORT)
-    journal = tmp_path / "belt.jsonl"
     child = subprocess.Popen(
-        [*RETROTREAD, "run", str(program), "--unattended", "--device", f"sim://?record={journal}"],
+        [*RETROTREAD, "run", str(program), "--unattended", "--mute", "--device", device],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -121,7 +115,21 @@ def test_a_signal_mid_block_stops_the_belt_before_exit(
         if any(e.get("name") == "start" for e in entries):
             break
         time.sleep(0.05)
-    time.sleep(1.0)
+    time.sleep(1.0)  # well into the block, the belt up to speed
+    return child
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize(
+    ("signum", "status"),
+    [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129), (signal.SIGQUIT, 131)],
+    ids=["TERM", "INT", "HUP", "QUIT"],
+)
+def test_a_signal_mid_block_stops_the_belt_before_exit(
+    tmp_path: Path, signum: signal.Signals, status: int
+) -> None:
+    journal = tmp_path / "belt.jsonl"
+    child = start_mid_block(tmp_path, f"sim://?record={journal}", journal)
     child.send_signal(signum)
     out, err = child.communicate(timeout=20)
     assert child.returncode == status, err
@@ -132,6 +140,34 @@ def test_a_signal_mid_block_stops_the_belt_before_exit(
     assert entries[-1]["stopped"] is True  # halted and reading zero
     assert "belt      stopped" in out
     assert "Traceback" not in err
+
+
+@pytest.mark.realtime
+def test_a_second_ctrl_c_does_not_cut_the_stop_short(tmp_path: Path) -> None:
+    """Issue 13, finding 15: the second Ctrl-C used to cancel the stop (CancelledError
+    traceback, exit 1, no summary, session left running). It now only says what is going on."""
+    journal = tmp_path / "belt.jsonl"
+    child = start_mid_block(tmp_path, f"sim://?record={journal}", journal)
+    child.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 10
+    while not any(  # the stop is out; the belt is still slowing down
+        e.get("name") == "stop" for e in map(json.loads, journal.read_text().splitlines())
+    ):
+        assert time.monotonic() < deadline, "no stop after the first Ctrl-C"
+        time.sleep(0.02)
+    child.send_signal(signal.SIGINT)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=20)
+    assert child.returncode == 130, err
+    assert "Traceback" not in err
+    assert "only SIGKILL abandons this" in out
+    assert "belt      stopped" in out
+    entries = [json.loads(x) for x in journal.read_text().splitlines()]
+    assert entries[-1]["event"] == "closed" and entries[-1]["stopped"] is True
+    history = subprocess.run(
+        [*RETROTREAD, "history"], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert "interrupted" in history.stdout and "running" not in history.stdout
 
 
 ATTENDED = """\

@@ -68,6 +68,10 @@ def played(script: Callable[[Rig], Awaitable[Any]], device: str = "sim://") -> A
     async def main() -> tuple[Any, SessionSummary]:
         rig = Rig(device)
         task = asyncio.create_task(rig.session.run())
+        # As the server does: the view ends with the session's summary.
+        task.add_done_callback(
+            lambda t: None if t.cancelled() or t.exception() else rig.view.ended(t.result())
+        )
         try:
             result = await script(rig)
         finally:

@@ -12,8 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
-from collections.abc import Callable, Sequence
+import termios
+import threading
+import time
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -27,7 +31,7 @@ from retrotread.errors import RetrotreadError
 from retrotread.events import StopReason
 from retrotread.profiles import bundled_profiles
 from retrotread.program import Program, builtin_programs
-from retrotread.session import STOP_WAIT_S, Session, SessionSummary
+from retrotread.session import STOP_WAIT_S, UNATTENDED_HOLD_LIMIT_S, Session, SessionSummary
 from retrotread.speech import Speaker, SpeechSettings
 from retrotread.tui.devices import DeviceChoice, Scanner, offered_devices
 from retrotread.tui.messages import AwaitingGo, SessionFailed, SessionFinished
@@ -47,9 +51,10 @@ log = logging.getLogger(__name__)
 
 
 def default_grace_s() -> float:
-    """How long closing the console waits for a session to stop the belt and end."""
+    """How long closing the console waits for a session to stop the belt and end: past the
+    stop path's own bound (the hold limit), so the session always ends first."""
     longest_command = max(p.confirm.command_timeout_s for p in bundled_profiles())
-    return longest_command + STOP_WAIT_S + 1.0
+    return UNATTENDED_HOLD_LIMIT_S + longest_command + STOP_WAIT_S + 1.0
 
 
 class ConsoleApp(App[SessionSummary | None]):
@@ -308,20 +313,97 @@ class ConsoleApp(App[SessionSummary | None]):
         return self.last_summary
 
 
-async def run_console(app: ConsoleApp) -> SessionSummary | None:
-    """Run the console until it closes; SIGTERM stops the belt and quits like ``q``."""
-    loop = asyncio.get_running_loop()
+#: The signals that close the console, each after stopping the belt.
+CLOSING_SIGNALS = {
+    signal.SIGTERM: StopReason.SIGNAL_TERM,
+    signal.SIGHUP: StopReason.SIGNAL_HUP,
+    signal.SIGQUIT: StopReason.SIGNAL_QUIT,
+}
+#: After a hang-up, once the session has ended, the console gets this long to close.
+HANG_UP_EXIT_S = 5.0
+TERMINAL_CHECK_S = 1.0
 
-    def on_term() -> None:
+
+def _detach_from_terminal() -> None:
+    """The terminal is gone: every write to it fails from now on, and Textual's writer thread
+    dies on the first such failure, after which its exit blocks forever on a full queue.
+    Point the standard streams at /dev/null so the console can still close normally."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        with contextlib.suppress(OSError):
+            os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _leave_if_stuck(app: ConsoleApp) -> None:
+    """After a hang-up, make sure the process ends once the session has stopped the belt.
+
+    Textual's shutdown writes to the terminal and can block the event loop for good once the
+    terminal is gone, so this watches from a thread: when the session is over (or never
+    began) and the console has not closed a few seconds later, the process exits."""
+    task = app._session_task
+
+    def exit_when_stuck() -> None:
+        deadline = time.monotonic() + app.shutdown_grace_s
+        while task is not None and not task.done() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(HANG_UP_EXIT_S)
+        log.error("the console did not close after its terminal did: exiting")
+        logging.shutdown()
+        os._exit(128 + signal.SIGHUP)
+
+    threading.Thread(target=exit_when_stuck, name="hang-up exit", daemon=True).start()
+
+
+async def _watch_terminal(fd: int, hung_up: Callable[[], None]) -> None:
+    """A terminal can vanish without a SIGHUP (a console with no controlling terminal, a pty
+    whose other end was closed): then every terminal call fails with EIO. Look once a second."""
+    while True:
+        await asyncio.sleep(TERMINAL_CHECK_S)
+        try:
+            termios.tcgetattr(fd)
+        except (termios.error, OSError):
+            log.warning("the terminal is gone: stopping the belt and closing the console")
+            hung_up()
+            return
+
+
+async def run_console(app: ConsoleApp) -> SessionSummary | None:
+    """Run the console until it closes; SIGTERM, SIGHUP (the terminal or SSH session closed),
+    SIGQUIT and a terminal that vanishes stop the belt and quit like ``q``."""
+    loop = asyncio.get_running_loop()
+    background: set[asyncio.Task[None]] = set()
+    hung_up: list[signal.Signals] = []
+
+    def in_background(coroutine: Coroutine[object, object, None]) -> asyncio.Task[None]:
+        task = loop.create_task(coroutine)
+        background.add(task)
+        task.add_done_callback(background.discard)
+        return task
+
+    def on_signal(signum: signal.Signals) -> None:
+        if signum is signal.SIGHUP and not hung_up:
+            hung_up.append(signum)
+            _detach_from_terminal()
+            _leave_if_stuck(app)
+        if app.session is not None and app.session_live():
+            app.session.stop(CLOSING_SIGNALS[signum])
         app.call_later(app.action_quit)
 
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGTERM, on_term)
+    for signum in CLOSING_SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, on_signal, signum)
+    watch = None
+    if os.isatty(1):
+        watch = in_background(_watch_terminal(1, lambda: on_signal(signal.SIGHUP)))
     try:
         return await app.run_async()
     finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGTERM)
+        if watch is not None:
+            watch.cancel()
+        for signum in CLOSING_SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
         await app.end_session(StopReason.ERROR, "the console closed")
 
 

@@ -53,8 +53,8 @@ EXIT_FAULT = 4
 CLOSING_SIGNALS = {
     signal.SIGINT: (StopReason.SIGNAL_INT, "Ctrl-C"),
     signal.SIGTERM: (StopReason.SIGNAL_TERM, "SIGTERM"),
-    signal.SIGHUP: (StopReason.SIGNAL_TERM, "hang-up (SIGHUP): the terminal closed"),
-    signal.SIGQUIT: (StopReason.SIGNAL_TERM, "SIGQUIT"),
+    signal.SIGHUP: (StopReason.SIGNAL_HUP, "hang-up (SIGHUP): the terminal closed"),
+    signal.SIGQUIT: (StopReason.SIGNAL_QUIT, "SIGQUIT"),
 }
 
 

@@ -188,8 +188,8 @@ class SessionView:
                 self.phase = Phase.STOPPING
                 self.count = None
             case SessionEnded():
+                # "ended" goes out with the summary (``ended``), never before it.
                 self.link = Link.CLOSED
-                self.phase = Phase.ENDED
             case _:
                 pass
         self._bump()

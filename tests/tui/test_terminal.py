@@ -26,7 +26,11 @@ import pytest
 
 class Terminal:
     def __init__(
-        self, args: list[str], term: str = "xterm-256color", size: tuple[int, int] = (80, 24)
+        self,
+        args: list[str],
+        term: str = "xterm-256color",
+        size: tuple[int, int] = (80, 24),
+        controlling: bool = False,
     ) -> None:
         env = dict(os.environ, TERM=term)
         env.pop("NO_COLOR", None)
@@ -39,6 +43,9 @@ class Terminal:
             stderr=child,
             env=env,
             start_new_session=True,
+            # As a shell or sshd starts it: the pty is its controlling terminal, so closing the
+            # terminal sends it SIGHUP.
+            preexec_fn=(lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0)) if controlling else None,
         )
         os.close(child)
         self.pid = self.process.pid
@@ -75,19 +82,27 @@ class Terminal:
             f"the console did not exit; last output: {bytes(self.output[-400:])!r}"
         )
 
+    def hang_up(self) -> None:
+        """Close the terminal, as a closed window or a dropped SSH session does."""
+        os.close(self.fd)
+        self.fd = -1
+
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-        os.close(self.fd)
+        if self.fd >= 0:
+            os.close(self.fd)
 
 
 @pytest.fixture
 def terminals() -> Any:
     opened: list[Terminal] = []
 
-    def open_terminal(*args: str, term: str = "xterm-256color") -> Terminal:
-        terminal = Terminal(list(args), term)
+    def open_terminal(
+        *args: str, term: str = "xterm-256color", controlling: bool = False
+    ) -> Terminal:
+        terminal = Terminal(list(args), term, controlling=controlling)
         opened.append(terminal)
         return terminal
 
@@ -104,9 +119,17 @@ def link_commands(entries: list[dict[str, Any]]) -> list[str]:
     return [e["name"] for e in entries if e["event"] == "command" and e["source"] == "link"]
 
 
-def play_until_moving(terminals: Any, record: Path, term: str = "xterm-256color") -> Terminal:
+def play_until_moving(
+    terminals: Any, record: Path, term: str = "xterm-256color", controlling: bool = False
+) -> Terminal:
     console = terminals(
-        "tui", "first-week", "--mute", "--device", f"sim://?record={record}", term=term
+        "tui",
+        "first-week",
+        "--mute",
+        "--device",
+        f"sim://?record={record}",
+        term=term,
+        controlling=controlling,
     )
     console.read_until(b"press enter")
     console.press(b"\r")
@@ -139,10 +162,15 @@ def test_stop_key_in_a_terminal_stops_the_belt(terminals: Any, tmp_path: Path) -
     assert console.wait_exit() == 0
 
 
-def test_sigterm_stops_the_belt_before_the_console_exits(terminals: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT], ids=["TERM", "HUP", "QUIT"]
+)
+def test_a_signal_stops_the_belt_before_the_console_exits(
+    terminals: Any, tmp_path: Path, signum: signal.Signals
+) -> None:
     record = tmp_path / "belt.jsonl"
     console = play_until_moving(terminals, record)
-    os.kill(console.pid, signal.SIGTERM)
+    os.kill(console.pid, signum)
     assert console.wait_exit() == 0
     entries = journal(record)
     assert "stop" in link_commands(entries)
@@ -162,3 +190,19 @@ def test_quit_keys_stop_the_belt_before_the_console_exits(
     assert "stop" in link_commands(entries)
     assert entries[-1]["event"] == "closed"
     assert entries[-1]["stopped"] is True  # halted and reading zero, as the session saw it
+
+
+def test_closing_the_terminal_stops_the_belt(terminals: Any, tmp_path: Path) -> None:
+    """Issue 13, finding 11: a closed terminal or SSH session (the kernel's SIGHUP)."""
+    record = tmp_path / "belt.jsonl"
+    console = play_until_moving(terminals, record, controlling=True)
+    console.hang_up()
+    deadline = time.monotonic() + 20
+    while console.process.poll() is None:
+        assert time.monotonic() < deadline, "the console did not exit after its terminal closed"
+        time.sleep(0.05)
+    entries = journal(record)
+    commands = link_commands(entries)
+    assert commands.index("stop") > commands.index("start")
+    assert entries[-1]["event"] == "closed"
+    assert entries[-1]["stopped"] is True

@@ -107,7 +107,7 @@ def test_the_served_walker_view_shows_the_countdown_and_the_cue(serve: Any, tmp_
         wait_until(lambda: text_of(browser, "hint") == "Session over", "the session over")
         assert "How did it go" not in browser.page_source
     entries = served.entries()
-    assert entries[-1]["event"] == "closed" and entries[-1]["speed_kmh"] == 0
+    assert entries[-1]["event"] == "closed" and entries[-1]["stopped"] is True
 
 
 @pytest.mark.realtime
