@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -107,6 +108,19 @@ def spec_from_profile(profile: Profile, url: DeviceUrl, grammar: str) -> Machine
         decel_kmh_per_s=url.number("decel", grammar, spec.decel_kmh_per_s),
         speed_needs_running=url.flag("speed_needs_running", grammar, spec.speed_needs_running),
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _speed_reading(speed_kmh: float) -> Quantity:
+    """The belt's speed as a machine reports it (0.01 km/h). Cached: a belt at a steady speed
+    repeats the same reading every second, and an exact rational from text costs ~10 µs."""
+    return kmh(f"{speed_kmh:.2f}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _incline_reading(incline_pct: float) -> Quantity:
+    """The incline as a machine reports it (0.1 %), cached the same way."""
+    return percent(f"{incline_pct:.1f}")
 
 
 class SimDriver(Treadmill):
@@ -271,7 +285,7 @@ class SimDriver(Treadmill):
 
     # -- reports ------------------------------------------------------------------------------
 
-    def _publish_snapshot(self) -> None:
+    def _publish_snapshot(self) -> None:  # the whole-session rehearsal's hot path
         assert self.link is not None
         snap = self.link.telemetry()
         if snap is None:  # stale telemetry, or the link is down: nothing arrives
@@ -283,8 +297,8 @@ class SimDriver(Treadmill):
         self.publish(
             Telemetry(
                 at=self.clock.now(),
-                speed=kmh(f"{snap.speed_kmh:.2f}"),
-                incline=percent(f"{snap.incline_pct:.1f}"),
+                speed=_speed_reading(snap.speed_kmh),
+                incline=_incline_reading(snap.incline_pct),
                 distance_m=snap.distance_m,
                 elapsed_s=snap.elapsed_s,
                 belt=belt,
