@@ -100,8 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_speech_options(run_parser)
     records.add_recording_options(run_parser)
 
-    check = commands.add_parser("check", help="validate program files")
+    check = commands.add_parser(
+        "check",
+        help="validate program files",
+        description="Validate program files. With --device, also check that the treadmill "
+        "can play every block as written (connects, reads its ranges, moves nothing).",
+    )
     check.add_argument("files", nargs="+", metavar="FILE", help="program files (.toml)")
+    check.add_argument(
+        "--device",
+        metavar="URL",
+        help="check against this treadmill's profile and ranges (see `retrotread devices`)",
+    )
 
     commands.add_parser("programs", help="list the built-in programs")
     show = commands.add_parser("show", help="show a program's blocks")
@@ -129,14 +139,50 @@ def cmd_programs() -> int:
     return EXIT_OK
 
 
-def cmd_check(files: Sequence[str]) -> int:
+async def device_problems(url: str, programs: Sequence[Program]) -> list[list[str]]:
+    """What each program could only play on ``url`` by changing it (connects; moves nothing)."""
+    from retrotread.safety import Governor
+
+    async with open_treadmill(url, clock=LoopClock()) as treadmill:
+        governor = Governor(treadmill.profile, treadmill.capabilities)
+        return [governor.check(program.steps) for program in programs]
+
+
+def default_problems(program: Program) -> list[str]:
+    """Device-independent limits a program file cannot raise (the backward ceiling)."""
+    from retrotread.drivers.base import Capabilities, Range
+    from retrotread.profiles import get_profile
+    from retrotread.safety import Governor
+
+    profile = get_profile("simulator")
+    ranges = Capabilities(
+        speed=Range(profile.speed.min, profile.speed.max, profile.speed.increment),
+        incline=Range(profile.incline.min, profile.incline.max, profile.incline.increment),
+    )
+    backward = [step for step in program.steps if step.kind.is_retro]
+    return Governor(profile, ranges).check(backward)
+
+
+def cmd_check(files: Sequence[str], device: str | None = None) -> int:
     status = EXIT_OK
+    loaded: list[tuple[str, Program]] = []
     for name in files:
         try:
-            program = find_program(name)
+            loaded.append((name, find_program(name)))
         except ProgramError as err:
             for line in err.lines():
                 print(line, file=sys.stderr)
+            status = EXIT_USAGE
+    if device is not None:
+        problems = run(device_problems(device, [p for _, p in loaded]))
+    else:
+        problems = [default_problems(program) for _, program in loaded]
+    for (name, program), found in zip(loaded, problems, strict=True):
+        if found:
+            where = f"on {device}" if device else "backward"
+            print(f"{name}: cannot run as written {where}:", file=sys.stderr)
+            for line in found:
+                print(f"  {line}", file=sys.stderr)
             status = EXIT_USAGE
             continue
         print(
@@ -344,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args)
         if args.command == "check":
-            return cmd_check(args.files)
+            return cmd_check(args.files, args.device)
         if args.command == "programs":
             return cmd_programs()
         if args.command == "show":

@@ -34,6 +34,11 @@ class Quirks:
     status_query: bool = False  # Trackmaster: answers A5 (speed) / A6 (grade) queries
 
 
+#: Backward speeds stop here unless a profile says otherwise: the top of the default
+#: retro-run band (a walker facing backward cannot see where the belt ends).
+BACKWARD_CEILING_MPH = "5.0"
+
+
 @dataclass(frozen=True)
 class SpeedSpec:
     min: Quantity
@@ -41,6 +46,9 @@ class SpeedSpec:
     increment: Increment
     max_mph: Quantity  # retrotread never commands more than this
     max_change_mph: Quantity  # largest change in one command; larger changes are ramped
+    #: The hard ceiling for a walker facing backward: no program file can raise it, only a
+    #: profile (or a clinician's setting) can, explicitly.
+    max_backward_mph: Quantity = field(default_factory=lambda: mph(BACKWARD_CEILING_MPH))
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,12 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
         )
         if top["protocol"] not in PROTOCOLS:
             raise ProfileError(f"{source}: protocol must be one of {', '.join(PROTOCOLS)}")
-        s = _take(top["speed"], {"min", "max", "increment", "max_mph", "max_change_mph"}, source)
+        s = _take(
+            top["speed"],
+            {"min", "max", "increment", "max_mph", "max_change_mph", "max_backward_mph"},
+            source,
+            optional={"max_backward_mph"},
+        )
         increment = parse_speed(s["increment"])
         speed = SpeedSpec(
             min=parse_speed(s["min"]),
@@ -125,6 +138,7 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
             increment=Increment(increment.value, increment.unit),
             max_mph=mph(s["max_mph"]),
             max_change_mph=mph(s["max_change_mph"]),
+            max_backward_mph=mph(s.get("max_backward_mph", BACKWARD_CEILING_MPH)),
         )
         i = _take(top["incline"], {"min", "max", "increment"}, source)
         incline = InclineSpec(

@@ -21,6 +21,7 @@ but never above it, and never above the cap).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from retrotread.drivers.base import Capabilities
@@ -50,16 +51,75 @@ class Governor:
         self.profile = profile
         self.capabilities = capabilities
 
-    def speed_range(self, band: Band) -> Allowed:
+    def speed_range(self, band: Band, *, backward: bool = False) -> Allowed:
         """Where a speed for a step with ``band`` may lie (before quantization)."""
         machine = self.capabilities.speed
         low = max(band.low.to(Unit.MPH), machine.low.to(Unit.MPH))
         high = min(band.high.to(Unit.MPH), machine.high.to(Unit.MPH), self.profile.speed.max_mph)
+        if backward:
+            high = min(high, self.profile.speed.max_backward_mph)
         return Allowed(low, high, machine.increment)
+
+    def step_range(self, step: Step) -> Allowed:
+        return self.speed_range(step.band, backward=step.kind.is_retro)
+
+    def check(self, steps: Sequence[Step]) -> list[str]:
+        """Every block whose speed or incline this machine could only play by changing it
+        beyond quantization (the cap, the backward ceiling, the machine's range): each is a
+        reason to refuse the program before the belt moves. Empty when it can play as written.
+        """
+        problems: list[str] = []
+        for step in steps:
+            block = step.block
+            if block.speed is not None:
+                problems += self._speed_problem(step, block.speed)
+            try:
+                governed = self.incline(block.incline)
+            except SafetyError as err:
+                problems.append(f"block '{step.title}': {err}")
+                continue
+            increment = self.incline_range().increment
+            if abs(governed.value - block.incline.value) >= increment.size:
+                machine = self.capabilities.incline
+                problems.append(
+                    f"block '{step.title}': incline {_show(block.incline)} is outside this "
+                    f"machine's {_show(machine.low)}–{_show(machine.high)}"
+                )
+        return problems
+
+    def _speed_problem(self, step: Step, requested: Quantity) -> list[str]:
+        allowed = self.step_range(step)
+        wanted = requested.to(Unit.MPH)
+        try:
+            governed = self.speed(step, requested).to(Unit.MPH)
+        except SafetyError as err:
+            return [str(err)]
+        slack = Quantity(allowed.increment.size, allowed.increment.unit).to(Unit.MPH).value
+        if abs(governed.value - wanted.value) < slack:
+            return []  # quantization only
+        speed = self.profile.speed
+        limits = [
+            (speed.max_mph, f"this profile's cap {_show(speed.max_mph)}"),
+            (self.capabilities.speed.high, "this machine's top speed"),
+            (step.band.high, f"the block's band {step.band}"),
+        ]
+        if step.kind.is_retro:
+            limits.insert(0, (speed.max_backward_mph, "the ceiling for walking backward"))
+        if wanted > governed:
+            limit, what = min(limits, key=lambda pair: pair[0].to(Unit.MPH).value)
+            return [
+                f"block '{step.title}': {_show(wanted)} is above {what} "
+                f"({_show(limit.to(Unit.MPH))}); it would run at {_show(governed)}"
+            ]
+        return [
+            f"block '{step.title}': {_show(wanted)} is below what this machine runs "
+            f"({_show(self.capabilities.speed.low.to(Unit.MPH))}); it would run at "
+            f"{_show(governed)}"
+        ]
 
     def speed(self, step: Step, requested: Quantity) -> Quantity:
         """The speed to send for ``step`` when ``requested`` is asked for."""
-        allowed = self.speed_range(step.band)
+        allowed = self.step_range(step)
         if allowed.low > allowed.high:
             raise SafetyError(
                 f"block '{step.title}': its band {step.band} and this machine's range "

@@ -279,12 +279,16 @@ class Session:
         return summary
 
     def _check_program(self) -> None:
-        """Refuse before the belt moves if any block cannot be run safely on this machine."""
+        """Refuse before the belt moves if any block cannot be run as written on this machine:
+        nothing is changed silently (a target the governor would clamp is refused here)."""
         assert self.governor is not None
-        for step in self.program.steps:
-            if step.block.speed is not None:
-                self.governor.speed(step, step.block.speed)
-            self.governor.incline(step.block.incline)
+        problems = self.governor.check(self.program.steps)
+        if problems:
+            raise SafetyError(
+                "this program cannot run as written on this treadmill:\n  "
+                + "\n  ".join(problems)
+                + "\nnothing was sent: change the program, or use a profile that allows it"
+            )
 
     def _stop_reason(self) -> tuple[StopReason, str]:
         return self.scheduler.stop_request or (StopReason.OPERATOR, "")

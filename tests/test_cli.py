@@ -216,3 +216,51 @@ def test_attended_run_waits_for_enter_and_enter_resumes_after_a_console_pause(
     assert child.returncode == 0, err
     assert "paused-at-console" in text and "Resuming." in text
     assert "ended     completed" in text
+
+
+FAST_BACKWARD = """\
+name = "fast-backward"
+description = "widens the retro band and asks 10 mph backward"
+[defaults]
+retro_band = [2.6, 12]
+[[blocks]]
+kind = "warm-up"
+duration = "30s"
+speed = 2.5
+[[blocks]]
+kind = "turn-around"
+[[blocks]]
+kind = "retro"
+duration = "30s"
+speed = 10
+"""
+
+
+def test_check_refuses_a_backward_speed_a_program_file_cannot_raise(tmp_path: Path) -> None:
+    program = tmp_path / "fast.toml"
+    program.write_text(FAST_BACKWARD)
+    result = subprocess.run(
+        [*RETROTREAD, "check", str(program)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "10 mph is above the ceiling for walking backward (5 mph)" in result.stderr
+
+
+def test_check_against_a_device_names_what_it_would_change(tmp_path: Path) -> None:
+    program = tmp_path / "uphill.toml"
+    program.write_text(
+        'name = "steep"\ndescription = "d"\n[defaults]\nincline = 14.0\n'
+        '[[blocks]]\nkind = "warm-up"\nduration = "30s"\nspeed = 2.5\n'
+    )
+    ok = subprocess.run(
+        [*RETROTREAD, "check", str(program)], capture_output=True, text=True, timeout=30
+    )
+    assert ok.returncode == 0, ok.stderr  # no device named: the file itself is fine
+    refused = subprocess.run(
+        [*RETROTREAD, "check", str(program), "--device", "sim://?profile=generic-ftms"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert refused.returncode == 2
+    assert "incline 14 % is outside this machine's 0 %–12 %" in refused.stderr

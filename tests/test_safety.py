@@ -249,3 +249,79 @@ def test_whatever_is_asked_nothing_outside_the_allowed_set_reaches_the_driver(
     assert driver.violations == []
     assert driver.machine is not None
     assert [c.name for c in driver.machine.commands if c.source == "link"][-1] == "stop"
+
+
+# -- issue 13, finding 6: nothing is changed silently -----------------------------------------
+
+
+def fast_backward(speed: str, band: tuple[str, str] = ("2.6", "12")) -> Program:
+    defaults = Defaults(retro_band=Band(mph(band[0]), mph(band[1])))
+    warm = Block(BlockKind.WARM_UP, 30, mph("2.5"), percent(2), Handrail.HANDS_FREE)
+    turn = Block(BlockKind.TURN_AROUND, 5, defaults.turn_speed, percent(2), Handrail.BOTH_HANDS)
+    retro = Block(BlockKind.RETRO, 30, mph(speed), percent(2), Handrail.BOTH_HANDS)
+    return Program("fast", "", (warm, turn, retro), defaults)
+
+
+def test_a_backward_target_above_the_ceiling_is_refused_before_the_belt_moves() -> None:
+    """A program that widens the retro band to 12 mph and asks 10 mph used to get 8 mph
+    (the profile's cap) without a word; now nothing is sent and the reason is named."""
+
+    async def main() -> tuple[str, list[str]]:
+        clock = LoopClock()
+        driver = SimDriver(DeviceUrl.parse("sim://"), SIM, clock)
+        summary = await Session(fast_backward("10"), driver, clock, unattended=True).run()
+        assert driver.machine is not None
+        return summary.detail, [c.name for c in driver.machine.commands if c.source == "link"]
+
+    detail, sent = run(main(), virtual=True)
+    assert "10 mph is above the ceiling for walking backward (5 mph)" in detail
+    assert "stop" in sent and "start" not in sent and "set-speed" not in sent
+
+
+def test_a_target_the_machine_cannot_reach_names_the_limit() -> None:
+    slow_machine = governor(Increment.of("0.1", Unit.MPH), cap="3.0")
+    problems = slow_machine.check(fast_backward("3.2", band=("2.6", "3.2")).steps)
+    assert problems == [
+        "block 'Retro': 3.2 mph is above this profile's cap 3 mph (3 mph); it would run at 3 mph"
+    ]
+
+
+def test_quantization_alone_is_not_a_change() -> None:
+    ftms = governor(Increment.of("0.01", Unit.KMH))
+    assert ftms.check(fast_backward("2.6", band=("2.6", "3.2")).steps) == []
+    assert ftms.check(fast_backward("3.2", band=("2.6", "3.2")).steps) == []
+
+
+def test_a_profile_can_raise_the_backward_ceiling_explicitly() -> None:
+    coach = dataclasses.replace(SIM, speed=dataclasses.replace(SIM.speed, max_backward_mph=mph(6)))
+    caps = governor(Increment.of("0.1", Unit.MPH)).capabilities
+    assert Governor(coach, caps).check(fast_backward("5.5").steps) == []
+    assert Governor(SIM, caps).check(fast_backward("5.5").steps) != []
+
+
+@given(
+    turn_kmh=st.decimals(min_value="0.8", max_value="3.2", places=1),
+    block_mph=st.decimals(min_value="0.5", max_value="2.0", places=1),
+)
+def test_a_turn_speed_in_kmh_bounds_turn_arounds_in_kmh(
+    turn_kmh: object, block_mph: object
+) -> None:
+    """Finding 16: ``turn_speed = "3.2 km/h"`` was compared as 3.2 mph."""
+    from retrotread.program.loader import ProgramError, parse_program
+
+    text = (
+        f'name = "t"\ndescription = "d"\n[defaults]\nturn_speed = "{turn_kmh} km/h"\n'
+        '[[blocks]]\nkind = "warm-up"\nduration = "30s"\nspeed = 2.5\n'
+        f'[[blocks]]\nkind = "turn-around"\nspeed = {block_mph}\n'
+        '[[blocks]]\nkind = "retro"\nduration = "30s"\nspeed = 2.8\n'
+    )
+    allowed = mph(str(block_mph)) <= kmh(str(turn_kmh)).to(Unit.MPH)
+    try:
+        program = parse_program(text, "t.toml")
+    except ProgramError as err:
+        assert not allowed, err
+        assert "above the turn speed" in str(err)
+    else:
+        assert allowed
+        turn = program.steps[1]
+        assert turn.band.high == kmh(str(turn_kmh)).to(Unit.MPH)

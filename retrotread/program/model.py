@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
 
-from retrotread.units import Quantity, format_number, mph, percent
+from retrotread.units import Quantity, Unit, format_number, mph, percent
 
 
 class BlockKind(enum.StrEnum):
@@ -67,10 +67,15 @@ MIN_TURN_SECONDS = 5
 
 @dataclass(frozen=True)
 class Band:
-    """An allowed speed range in mph, both ends included."""
+    """An allowed speed range in mph, both ends included (ends given in km/h are converted,
+    so no comparison anywhere can mistake a km/h figure for mph)."""
 
     low: Quantity
     high: Quantity
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "low", self.low.to(Unit.MPH))
+        object.__setattr__(self, "high", self.high.to(Unit.MPH))
 
     def __str__(self) -> str:
         return f"{format_number(self.low.value)}–{format_number(self.high.value)} {self.high.unit}"
