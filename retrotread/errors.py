@@ -78,6 +78,7 @@ class Rejection(enum.Enum):
     OUT_OF_RANGE = "value out of range"
     ILLEGAL_COMMAND = "illegal command"
     READ_ONLY = "machine is read-only"
+    NOT_DURING_WORKOUT = "the console takes this only before a workout starts"
 
 
 class CommandRejected(DeviceError):

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from retrotread.drivers.base import MachineEvent, MachineEventKind, Report, Telemetry, Treadmill
+from retrotread.drivers.registry import open_treadmill
+from retrotread.events import BlockStarted, CommandUnconfirmed, Event, ProgramFinished
 from retrotread.profiles import Profile, get_profile
+from retrotread.program import find_program
+from retrotread.session import Session, SessionSummary
+from retrotread.units import Unit
+from retrotread_sim.belt import KMH_PER_MPH
 from retrotread_sim.serve import SimProcess
 
 POLL_COMMANDS = ["GET_STATUS", "GET_SPEED", "GET_GRADE", "GET_HORIZONTAL", "GET_TWORK"]
@@ -50,7 +58,7 @@ def commands_received(sim: SimProcess) -> list[str]:
     return [
         frame["rx"]
         for frame in sim.frames()
-        if frame["commands"] != POLL_COMMANDS and frame["commands"] not in (["A5"], ["A6"])
+        if frame["commands"] != POLL_COMMANDS and frame["commands"] not in (["C1"], ["C2"])
     ]
 
 
@@ -164,3 +172,172 @@ def in_order(wanted: list[str], received: list[str]) -> bool:
     """Whether ``wanted`` appear in ``received`` in this order (others may come between)."""
     remaining = iter(received)
     return all(any(item == got for got in remaining) for item in wanted)
+
+
+def written_into_pending_answers(records: list[dict[str, Any]], window_s: float = 1.0) -> list[str]:
+    """Frames the simulator received while the answer to the frame before was still due.
+
+    From the simulator's journal: an answer goes out when its frame is recorded, or later
+    (an ``answer`` entry, for a late one); a frame never answered keeps the wire for the reply
+    window. One frame in flight means this list is empty.
+    """
+    problems: list[str] = []
+    due: float | None = None  # when the wire was free again after the last frame
+    late: dict[str, list[float]] = {}
+    for entry in records:
+        if entry.get("event") == "answer":
+            late.setdefault(entry["to"], []).append(entry["t"])
+    for entry in records:
+        if entry.get("event") not in ("frame", "unheard"):
+            continue
+        at = entry["t"]
+        if due is not None and at < due:
+            problems.append(f"{entry['rx']} at {at:.3f} s, the answer before was due at {due:.3f}")
+        answered = entry.get("tx") is not None
+        if answered and "answered late" in entry.get("note", ""):
+            times = [t for t in late.get(entry["rx"], []) if t >= at]
+            due = min(times) if times else at + window_s
+        elif answered:
+            due = at
+        else:
+            due = at + window_s - 0.05  # the driver counts from its write, a moment earlier
+    return problems
+
+
+#: the status frame that follows every CSAFE command (and is the telemetry poll)
+STATUS_FRAME = "F1 80 A5 A8 A1 A0 8C F2"
+
+
+#: about 41 s: every kind of block a retro session has, each at its own speed
+PERSONALITY_PROGRAM = """\
+name = "serial-personalities"
+description = "Warm-up, turn-around, retro, turn-around, recovery, cool-down: about 40 s."
+
+[defaults]
+incline = 2.0
+retro_band = [2.6, 3.2]
+
+[[blocks]]
+kind = "warm-up"
+duration = "8s"
+speed = 2.6
+
+[[blocks]]
+kind = "turn-around"
+
+[[blocks]]
+kind = "retro"
+duration = "8s"
+speed = 3.0
+
+[[blocks]]
+kind = "turn-around"
+
+[[blocks]]
+kind = "recovery"
+duration = "8s"
+speed = 2.6
+
+[[blocks]]
+kind = "cool-down"
+duration = "7s"
+speed = 2.2
+"""
+
+
+@dataclass
+class Played:
+    """A program played over the wire: the session's summary and events, and the machine's
+    own state sampled through the simulator's console (the truth, whatever the link says)."""
+
+    summary: SessionSummary
+    events: list[Event]
+    samples: list[tuple[float, dict[str, Any]]]
+    asked_of_operator: list[str]
+
+    def off_target(self, tolerance_mph: float = 0.2) -> list[str]:
+        """Blocks whose belt was not at the block's speed (and in its band) as they ended."""
+        starts = [e for e in self.events if isinstance(e, BlockStarted)]
+        finished = [e.at for e in self.events if isinstance(e, ProgramFinished)]
+        ends = [s.at for s in starts[1:]] + finished[:1]
+        problems = []
+        for started, ended in zip(starts, ends, strict=False):
+            block = started.step.block
+            if block.speed is None:
+                continue
+            target = float(block.speed.to(Unit.MPH).value)
+            band = started.step.band
+            tail = [
+                state["speed_kmh"] / KMH_PER_MPH
+                for at, state in self.samples
+                if started.at + 0.7 * (ended - started.at) <= at <= ended
+            ]
+            low, high = (
+                float(band.low.value) - tolerance_mph,
+                float(band.high.value) + tolerance_mph,
+            )
+            wrong = [s for s in tail if abs(s - target) > tolerance_mph or not low <= s <= high]
+            if not tail or wrong:
+                problems.append(f"{started.step.title} at {target} mph: belt {tail}")
+        return problems
+
+
+async def play_program(
+    sim: SimProcess, url: str, chosen: Profile, folder: Path, *, operator: bool = False
+) -> Played:
+    """Play ``PERSONALITY_PROGRAM`` unattended; ``operator``: a person at the console sets
+    what the console will not take over the wire during a workout, as retrotread asks."""
+    treadmill = open_treadmill(url, profile=chosen)
+    program = find_program(str(write_program(folder, PERSONALITY_PROGRAM, "personalities.toml")))
+    session = Session(program, treadmill, treadmill.clock, unattended=True)
+    events: list[Event] = []
+    samples: list[tuple[float, dict[str, Any]]] = []
+    asked: list[str] = []
+    loop = asyncio.get_running_loop()
+    helping: set[asyncio.Future[str]] = set()
+
+    def on_event(event: Event) -> None:
+        events.append(event)
+        if (
+            operator
+            and isinstance(event, CommandUnconfirmed)
+            and event.rejected
+            and "on the treadmill console" in event.reason
+            and event.value is not None
+        ):
+            asked.append(event.reason)
+            what = "speed" if event.value.unit is not Unit.PERCENT else "grade"
+            amount = float(event.value.to(Unit.MPH).value if what == "speed" else event.value.value)
+            job = asyncio.ensure_future(asyncio.to_thread(sim.console, f"{what} {amount}"))
+            helping.add(job)
+
+    async def sample() -> None:
+        while True:
+            state = json.loads(await asyncio.to_thread(sim.console, "state"))
+            samples.append((loop.time(), state))
+            await asyncio.sleep(0.25)
+
+    session.subscribe(on_event)
+    sampler = asyncio.create_task(sample())
+    try:
+        summary = await asyncio.wait_for(session.run(), timeout=90)
+    finally:
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+        for job in helping:
+            await job
+    return Played(summary, events, samples, asked)
+
+
+async def belt_stopped_at_the_machine(sim: SimProcess, within: float = 5.0) -> bool:
+    """Whether the simulated belt is (or comes to) a standstill, asked at its console."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        state = json.loads(await asyncio.to_thread(sim.console, "state"))
+        if state["stopped"]:
+            return True
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.1)

@@ -1,34 +1,44 @@
-"""A whole program over a real pty to the simulated CSAFE treadmill in another process.
+"""Whole programs over a real pty to the simulated CSAFE console in another process, on every
+CSAFE personality (``retrotread_sim.csafe``).
 
-The wire runs at real CSAFE line rate (9600 baud, ``--line-rate``), on the real clock: a virtual
-clock cannot stand in for I/O to another process. So this plays a short program written here
-(11 s: warm-up, turn-around, retro) rather than a built-in one (the shortest takes minutes);
-the simulated belt accelerates at 6 km/h per second so the ramp steps settle within a 3 s
-block.
+The wire runs at real CSAFE line rate (9600 baud, ``--line-rate``) on the real clock: a virtual
+clock cannot stand in for I/O to another process. So the programs are short ones written here
+rather than built-in ones; the simulated belt accelerates at 6 km/h per second so ramp steps
+settle within a block.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from retrotread.events import CommandUnconfirmed
+from retrotread.session import Outcome
+from retrotread.units import mph
 from tests.serial_support import (
     RETRO_CHECK,
     SimFactory,
+    belt_stopped_at_the_machine,
     commands_received,
     in_order,
+    play_program,
+    profile,
     serve,
     write_program,
+    written_into_pending_answers,
 )
 
 __all__ = ["serve"]
 
+GO_IDLE = "F1 82 82 F2"
 GRADE_2 = "F1 28 03 14 00 4C 73 F2"
 SPEED_2_6 = "F1 25 03 1A 00 11 2D F2"
 SPEED_3_2 = "F1 25 03 20 00 11 17 F2"
+GO_IN_USE = "F1 85 85 F2"
 GO_FINISHED = "F1 86 86 F2"
 
 
@@ -47,8 +57,9 @@ def test_retrotread_run_plays_a_program_to_the_end_over_a_pty(
     assert "not confirmed" not in run.stdout  # every speed was seen in CSAFE telemetry
     assert "fault" not in run.stdout
     sent = commands_received(sim)
-    assert sent[0] == GRADE_2  # incline first, then a first ramp step, then GoIdle + GoInUse
-    assert in_order([GRADE_2, "F1 82 85 07 F2", SPEED_2_6, SPEED_3_2, GO_FINISHED], sent)
+    # Idle first, where presets hold; incline, a first ramp step, then GoInUse.
+    assert sent[:2] == [GO_IDLE, GRADE_2]
+    assert in_order([GO_IDLE, GRADE_2, GO_IN_USE, SPEED_2_6, SPEED_3_2, GO_FINISHED], sent)
     assert sent[-1] == GO_FINISHED
     sim.stop()
     final = sim.records()[-1]
@@ -56,3 +67,40 @@ def test_retrotread_run_plays_a_program_to_the_end_over_a_pty(
     assert final["state"]["belt"] == "stopped"
     assert final["state"]["speed_kmh"] == 0.0
     assert final["state"]["csafe_state"] == "finished"
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize("personality", ["matrix", "concept2"])
+async def test_a_retro_program_plays_to_the_end_on_every_console(
+    serve: SimFactory, tmp_path: Path, personality: str
+) -> None:
+    sim = serve("csafe", "--line-rate", "--accel", "6", "--personality", personality)
+    chosen = profile("generic-csafe")
+    if personality == "matrix":
+        # This console takes no speed during a workout, so retrotread cannot ramp: the workout
+        # starts at the first block's speed (the console's own acceleration ramps the belt),
+        # and every change during it is asked of the person at the console.
+        chosen = replace(chosen, speed=replace(chosen.speed, max_change_mph=mph(4)))
+    url = f"serial://{sim.address}?protocol=csafe"
+    played = await play_program(sim, url, chosen, tmp_path, operator=personality == "matrix")
+    assert played.summary.outcome is Outcome.COMPLETED
+    assert played.summary.belt_stopped
+    assert played.off_target() == []
+    refused = [e for e in played.events if isinstance(e, CommandUnconfirmed) and e.rejected]
+    if personality == "matrix":
+        # Every change after the first block is made at the console, as retrotread asks.
+        wanted = [mph(speed) for speed in ("1.0", "3.0", "1.0", "2.6", "2.2")]
+        assert [e.value for e in refused] == wanted
+        assert len(played.asked_of_operator) == len(wanted)
+    else:
+        assert refused == [] and played.asked_of_operator == []
+    assert await belt_stopped_at_the_machine(sim)
+    sim.stop()
+    records = sim.records()
+    assert written_into_pending_answers(records) == []
+    running = [s for _, s in played.samples if s["belt"] == "running" and s["speed_kmh"] > 1]
+    assert running and all(s["incline_pct"] == 2.0 for s in running[len(running) // 3 :])
+    assert {s["target_incline_pct"] for s in running} == {2.0}
+    final = records[-1]
+    assert final["event"] == "closed" and final["state"]["stopped"] is True
+    assert final["state"]["speed_kmh"] == 0.0

@@ -166,7 +166,8 @@ async def test_an_unplugged_pty_is_reopened(serve: SimFactory, tmp_path: Path) -
         after = reports.mark()
         await reports.wait_telemetry(lambda t: True, since=after, within=2)
         await driver.set_speed(mph("2.6"))
-    assert commands_received(sim) == ["F1 25 03 1A 00 11 2D F2"]
+    # Ready -> Idle, where the console holds a preset speed (docs/csafe.md)
+    assert commands_received(sim) == ["F1 82 82 F2", "F1 25 03 1A 00 11 2D F2"]
     replugged = [e for e in sim.records() if e["event"] == "replugged"]
     assert [e["address"] for e in replugged] == [sim.address]  # a new pty behind the same name
 
@@ -184,7 +185,11 @@ async def test_a_dropped_tcp_link_is_reconnected(serve: SimFactory) -> None:
         await driver.set_speed(mph("3.2"))
     events = [entry["event"] for entry in sim.records()]
     assert events.count("connected") == 2
-    assert commands_received(sim) == ["F1 25 03 1A 00 11 2D F2", "F1 25 03 20 00 11 17 F2"]
+    assert commands_received(sim) == [
+        "F1 82 82 F2",
+        "F1 25 03 1A 00 11 2D F2",
+        "F1 25 03 20 00 11 17 F2",
+    ]
 
 
 async def test_without_reconnect_the_link_stays_down(serve: SimFactory) -> None:

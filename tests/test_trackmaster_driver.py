@@ -1,4 +1,8 @@
-"""The Trackmaster driver over a real pty to ``retrotread-sim serve`` in another process."""
+"""The Trackmaster driver over a real pty to ``retrotread-sim serve`` in another process.
+
+The wire is the manual's hex codes as bytes (``A3`` then "0026"; answer ``B3``), as the public
+trackmaster-python library speaks it; see docs/trackmaster.md.
+"""
 
 from __future__ import annotations
 
@@ -28,12 +32,12 @@ def _driver(address: str, chosen: Profile | None = None) -> TrackmasterDriver:
 
 
 def _lines(sim: SimProcess) -> list[tuple[str, str | None]]:
-    """(command received, answer) pairs as text, queries left out."""
+    """(command received, answer) pairs as text, status requests left out."""
     out: list[tuple[str, str | None]] = []
     for frame in sim.frames():
-        if frame["text"] in ("A5", "A6"):
+        if frame["text"] in ("C1", "C2"):
             continue
-        answer = frame["tx"] and bytes.fromhex(frame["tx"]).decode("ascii", "replace").strip()
+        answer = frame["tx"] and frame["tx"].split()[0]
         out.append((frame["text"], answer))
     return out
 
@@ -49,13 +53,14 @@ async def test_commands_and_acknowledgements(serve: SimFactory) -> None:
         await driver.set_speed(mph("3.2"))
         await driver.stop()
     assert _lines(sim) == [
-        ("A40020", "B4"),
-        ("A30026", "B3"),
+        ("A4 0020", "B4"),
+        ("A3 0026", "B3"),
         ("A1", "B1"),
-        ("A30032", "B3"),
+        ("A3 0032", "B3"),
         ("A2", "B2"),
     ]
-    assert sim.frames()[0]["rx"] == "41 34 30 30 32 30 0D"  # "A40020\r" on the wire
+    assert sim.frames()[0]["rx"] == "A4 30 30 32 30"  # the A4 byte, then "0020"
+    assert sim.frames()[0]["tx"] == "B4"
 
 
 async def test_out_of_range_and_illegal_are_typed_and_not_repeated(serve: SimFactory) -> None:
@@ -69,7 +74,7 @@ async def test_out_of_range_and_illegal_are_typed_and_not_repeated(serve: SimFac
         with pytest.raises(CommandRejected) as illegal:
             await driver.start()  # no start without the safety key
         assert illegal.value.reason is Rejection.ILLEGAL_COMMAND
-    assert _lines(sim) == [("A30130", "BE"), ("A1", "BF")]
+    assert _lines(sim) == [("A3 0130", "BE"), ("A1", "BF")]
 
 
 async def test_garbled_and_missing_answers_are_asked_again(serve: SimFactory) -> None:
@@ -82,8 +87,8 @@ async def test_garbled_and_missing_answers_are_asked_again(serve: SimFactory) ->
         with pytest.raises(CommandTimeout):
             await driver.set_incline(percent("2.0"))
     lines = _lines(sim)
-    assert [text for text, _ in lines[:2]] == ["A30026", "A30026"]
-    assert {text for text, _ in lines[2:]} == {"A40020"} and len(lines[2:]) == 3
+    assert [text for text, _ in lines[:2]] == ["A3 0026", "A3 0026"]
+    assert {text for text, _ in lines[2:]} == {"A4 0020"} and len(lines[2:]) == 2  # sent again once
 
 
 async def test_speed_and_grade_queries_give_telemetry(serve: SimFactory) -> None:
@@ -108,7 +113,7 @@ async def test_speed_and_grade_queries_give_telemetry(serve: SimFactory) -> None
 async def test_without_queries_the_driver_carries_on_without_telemetry(
     serve: SimFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sim = serve("trackmaster")  # answers A5 with BF
+    sim = serve("trackmaster")  # answers C1 with BF
     driver = _driver(sim.address, QUERYING)
     reports = Reports(driver)
     with caplog.at_level(logging.WARNING, logger="retrotread.drivers.trackmaster"):
@@ -119,4 +124,38 @@ async def test_without_queries_the_driver_carries_on_without_telemetry(
     assert "carrying on without telemetry" in caplog.text
     assert reports.telemetry() == []
     first = sim.frames()[0]
-    assert (first["text"], first["tx"]) == ("A5", "42 46 0D")  # BF
+    assert (first["text"], first["tx"]) == ("C1", "BF")
+
+
+async def test_a_stale_acknowledgement_is_not_taken_for_the_next_command(
+    serve: SimFactory,
+) -> None:
+    sim = serve("trackmaster", "--faults", "duplicate")
+    driver = _driver(sim.address)
+    async with driver:
+        for speed in ("2.0", "2.6", "2.0"):
+            await driver.set_speed(mph(speed))
+        await driver.stop()  # a B3 copy arriving now is not the B2
+    assert [text for text, _ in _lines(sim)] == ["A3 0020", "A3 0026", "A3 0020", "A2"]
+
+
+async def test_without_status_requests_nothing_is_confirmed_even_with_the_key_out(
+    serve: SimFactory,
+) -> None:
+    # Issue 13, finding 5: a generic Trackmaster cannot see its belt. The driver says so
+    # (reports_belt is False), publishes nothing that could confirm a speed or a stop, and a
+    # command refused while the safety key is out is reported as refused.
+    sim = serve("trackmaster")
+    driver = _driver(sim.address)
+    reports = Reports(driver)
+    async with driver:
+        assert not driver.reports_belt
+        await driver.set_speed(mph("2.6"))
+        await driver.start()
+        await asyncio.to_thread(sim.console, "key-out")
+        with pytest.raises(CommandRejected) as refused:
+            await driver.set_speed(mph("3.0"))
+        assert refused.value.reason is Rejection.ILLEGAL_COMMAND
+        assert "safety key" in str(refused.value)
+        await driver.stop()  # acknowledged: that is all a Trackmaster without status can say
+    assert reports.items == []  # no telemetry, no events: nothing claims the belt stopped

@@ -15,7 +15,17 @@ from retrotread.events import CommandConfirmed, CommandUnconfirmed, Event
 from retrotread.program import find_program
 from retrotread.session import Outcome, Session
 from retrotread.units import mph
-from tests.serial_support import TWO_SPEEDS, SimFactory, in_order, profile, serve, write_program
+from tests.serial_support import (
+    TWO_SPEEDS,
+    SimFactory,
+    belt_stopped_at_the_machine,
+    in_order,
+    play_program,
+    profile,
+    serve,
+    write_program,
+    written_into_pending_answers,
+)
 
 __all__ = ["serve"]
 
@@ -32,7 +42,7 @@ incline = 2.0
 
 
 def _texts(frames: list[dict[str, object]]) -> list[str]:
-    return [str(f["text"]) for f in frames if f["text"] not in ("A5", "A6")]
+    return [str(f["text"]) for f in frames if f["text"] not in ("C1", "C2")]
 
 
 @pytest.mark.realtime
@@ -56,7 +66,7 @@ async def test_a_program_plays_to_the_end_with_polled_telemetry(
     confirmed = [e.value for e in events if isinstance(e, CommandConfirmed)]
     assert mph("2.6") in confirmed and mph("3.2") in confirmed
     sent = _texts(sim.frames())
-    assert in_order(["A40020", "A1", "A30026", "A30032", "A2"], sent)
+    assert in_order(["A4 0020", "A1", "A3 0026", "A3 0032", "A2"], sent)
     assert sent[-1] == "A2"
     sim.stop()
     final = sim.records()[-1]
@@ -84,8 +94,32 @@ async def test_without_telemetry_speeds_and_the_stop_stay_unconfirmed(
     sent = _texts(sim.frames())
     # The first ramp step goes out before start; the next waits for the belt to get there,
     # and without telemetry only its timeout ends that wait: 2.6 mph is not reached in 2 s.
-    assert in_order(["A40020", "A30015", "A1", "A2"], sent)
-    assert "A30026" not in sent
+    assert in_order(["A4 0020", "A3 0015", "A1", "A2"], sent)
+    assert "A3 0026" not in sent
     sim.stop()
     assert sim.records()[-1]["state"]["belt"] == "stopped"  # the belt did stop
     assert all(not isinstance(e, CommandUnconfirmed) or "telemetry" in e.reason for e in events)
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize("personality", ["trackmaster", "trackmaster-query"])
+async def test_a_retro_program_plays_to_the_end_on_every_trackmaster(
+    serve: SimFactory, tmp_path: Path, personality: str
+) -> None:
+    sim = serve("trackmaster", "--line-rate", "--accel", "6", "--personality", personality)
+    querying = personality == "trackmaster-query"
+    chosen = profile("trackmaster-query" if querying else "generic-trackmaster")
+    url = f"serial://{sim.address}?protocol=trackmaster"
+    played = await play_program(sim, url, chosen, tmp_path)
+    assert played.summary.outcome is Outcome.COMPLETED
+    # Only a machine that answers status requests can confirm its belt stopped.
+    assert played.summary.belt_stopped is querying
+    assert played.off_target() == []
+    assert await belt_stopped_at_the_machine(sim)
+    sim.stop()
+    records = sim.records()
+    assert written_into_pending_answers(records) == []
+    running = [s for _, s in played.samples if s["belt"] == "running" and s["speed_kmh"] > 1]
+    assert running and {s["target_incline_pct"] for s in running} == {2.0}
+    final = records[-1]
+    assert final["event"] == "closed" and final["state"]["stopped"] is True

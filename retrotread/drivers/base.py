@@ -82,6 +82,8 @@ class MachineEventKind(enum.StrEnum):
     RESET = "machine reset"
     LINK_LOST = "link lost"
     LINK_RESTORED = "link restored"
+    #: a speed or incline the machine accepted but did not reach in time (value: the reading)
+    TARGET_NOT_REACHED = "target not reached"
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,20 @@ thread reads the port and hands bytes to the event loop (``call_soon_threadsafe`
 go through :func:`asyncio.to_thread`: this works the same for every URL handler pyserial has
 (``loop://`` and ``rfc2217://`` have no file descriptor an event loop could watch).
 
-The machine is asked one thing at a time. Each request gets at most ``REPLY_WITHIN_S`` (the
-CSAFE 1 s rule) and is retried up to ``ATTEMPTS`` times inside the profile's
-``confirm.command_timeout_s``; what is still unanswered is a
-:class:`~retrotread.errors.CommandTimeout`. When the port disappears (a USB adapter pulled out)
-the driver reports ``LINK_LOST`` and reopens the same URL until it is back; telemetry older
-than ``confirm.telemetry_stale_s`` is reported the same way.
+One frame in flight, always. A frame is written only when the answer to the previous one has
+arrived or its reply window (``REPLY_WITHIN_S``, the CSAFE 1 s rule) has passed — also when the
+caller that wrote it gave up or was cancelled — and the first answer that arrives while a
+frame is in flight is that frame's answer. Answers are never paired with frames by their
+content; a protocol may only say that an answer cannot be this frame's (a stale duplicate,
+:attr:`Fit.SKIP`) or may not be (:attr:`Fit.HOLD`: kept unless a fitting one follows within
+``HELD_ANSWER_GRACE_S``). A frame nobody answers is written once more
+(``UNANSWERED_RESENDS``), then the command is a :class:`~retrotread.errors.CommandTimeout`; the
+base class bounds the whole command by the profile's ``confirm.command_timeout_s``.
+
+When the port disappears (a USB adapter pulled out) the driver reports ``LINK_LOST`` and
+reopens the same URL until it is back; a console that stops answering shows as telemetry older
+than ``confirm.telemetry_stale_s`` and is reported the same way. The first answer after either
+reports ``LINK_RESTORED``.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import enum
 import errno
 import importlib
 import logging
@@ -63,8 +72,9 @@ from retrotread.units import Quantity
 log = logging.getLogger(__name__)
 
 REPLY_WITHIN_S = 1.0  # CSAFE: an answer is expected within 1 s
-ATTEMPTS = 3
-BUDGET_SHARE = 0.9  # finish retrying before the session's own command timeout fires
+UNANSWERED_RESENDS = 1  # a frame nobody answered goes out once more
+GARBLED_RESENDS = 2  # a frame whose answer could not be read goes out again, up to this
+HELD_ANSWER_GRACE_S = 0.2  # how long a doubtful answer waits for a fitting one to follow
 RETRY_PAUSE_S = 0.05
 READ_POLL_S = 0.05  # how often the reader thread looks up to see if it should stop
 WRITE_TIMEOUT_S = 2.0
@@ -107,6 +117,32 @@ def pyserial_port(url: DeviceUrl, grammar: str) -> str:
     if url.scheme in ("socket", "rfc2217") and ":" not in url.location:
         raise DeviceUrlError(f"{url.text!r}: expected HOST:PORT\n  grammar: {grammar}")
     return f"{url.scheme}://{url.location}"
+
+
+class Fit(enum.Enum):
+    """Whether an answer that arrived while a frame is in flight is that frame's answer."""
+
+    TAKE = "take"  # it is
+    HOLD = "hold"  # perhaps (kept unless a fitting answer follows within the grace)
+    SKIP = "skip"  # it cannot be (a stale duplicate of an earlier answer): keep waiting
+
+
+class Totals:
+    """A console's running counter (distance, work time) as an amount since it was first read.
+
+    A counter that goes back (the console began a new workout) is followed on from zero, so a
+    session's distance never starts at the machine's odometer and never goes backward.
+    """
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._last: float | None = None
+
+    def update(self, reading: float) -> float:
+        if self._last is not None:
+            self.total += reading - self._last if reading >= self._last else reading
+        self._last = reading
+        return self.total
 
 
 # -- the transport ----------------------------------------------------------------------------
@@ -287,8 +323,6 @@ class SerialTreadmill[Message](Treadmill):
     supports_pause: ClassVar[bool] = False  # neither protocol has a pause command
     protocol: ClassVar[str]
     default_baud: ClassVar[int]
-    #: rejected requests are asked again (CSAFE's rule), or reported at once (Trackmaster)
-    retry_rejections: ClassVar[bool] = True
 
     def __init__(self, url: DeviceUrl, profile: Profile, clock: Clock) -> None:
         super().__init__(url, profile, clock)
@@ -322,6 +356,8 @@ class SerialTreadmill[Message](Treadmill):
         self._last_telemetry_at: float | None = None
         self._link_reported_lost = False
         self._commands_waiting = 0
+        #: loop time until which the last frame written may still be answered (None: answered)
+        self._answer_due: float | None = None
 
     @classmethod
     def from_url(cls, url: DeviceUrl, *, clock: Clock, profile: Profile | None = None) -> Self:
@@ -460,81 +496,102 @@ class SerialTreadmill[Message](Treadmill):
             stale = self._inbox.get_nowait()
             log.debug("%s: discarding %r", self.port, stale)
 
-    async def _exchange(
-        self, request: bytes, matches: Callable[[Message], bool], within_s: float
-    ) -> Message:
-        """Send ``request``; the first message ``matches`` accepts, within ``within_s``.
+    def _lost_track(self) -> None:
+        """An answer went missing or could not be read (protocols that count frames reset)."""
 
-        The wait for an exchange already under way is not counted (callers bound it).
-        Raises TimeoutError, ProtocolError (a garbled answer) or LinkLost.
+    async def _settle(self) -> None:
+        """Wait out a frame written earlier whose answer is still due (its caller gave up)."""
+        due = self._answer_due
+        if due is None:
+            return
+        loop = asyncio.get_running_loop()
+        remaining = due - loop.time()
+        if remaining > 0:
+            try:
+                async with asyncio.timeout(remaining):
+                    late = await self._inbox.get()
+                log.info("%s: late answer to an abandoned frame: %r", self.port, late)
+            except TimeoutError:
+                pass
+        self._answer_due = None
+        self._lost_track()
+
+    async def _exchange(
+        self, request: bytes, fit: Callable[[Message], Fit]
+    ) -> tuple[Message, bool]:
+        """Write ``request`` and return its answer, and whether it was a held (doubtful) one.
+
+        Raises TimeoutError (no answer within the reply window), ProtocolError (a garbled
+        answer) or LinkLost. A cancelled exchange leaves its frame in flight until it is
+        answered or its window passes: the next exchange waits for that first.
         """
         async with self._lock:
+            await self._settle()
             link = self._link
             if link is None or not self._link_up.is_set():
                 raise LinkLost(f"{self.port}: the port is not open")
-            self._drain()  # answers to earlier, abandoned requests
-            async with asyncio.timeout(within_s):
-                await link.write(request)
-                while True:
-                    message = await self._inbox.get()
-                    if isinstance(message, LinkLost | ProtocolError):
-                        raise message
-                    if matches(message):
-                        return message
-                    log.info("%s: ignoring unexpected answer %r", self.port, message)
+            self._drain()  # nothing was in flight: whatever came is nobody's answer
+            loop = asyncio.get_running_loop()
+            self._answer_due = due = loop.time() + REPLY_WITHIN_S
+            await link.write(request)
+            held: Message | None = None
+            until = due
+            while True:
+                try:
+                    async with asyncio.timeout(max(0.0, until - loop.time())):
+                        message = await self._inbox.get()
+                except TimeoutError:
+                    if held is None:
+                        self._answer_due = None
+                        self._lost_track()
+                        raise
+                    self._answered()
+                    return held, True
+                if isinstance(message, LinkLost):
+                    raise message
+                if isinstance(message, ProtocolError):
+                    self._answered()  # it was the answer, garbled
+                    self._lost_track()
+                    raise message
+                verdict = fit(message)
+                if verdict is Fit.TAKE:
+                    self._answered()
+                    return message, False
+                if verdict is Fit.HOLD and held is None:
+                    held, until = message, min(due, loop.time() + HELD_ANSWER_GRACE_S)
+                else:
+                    log.info("%s: not an answer to this frame: %r", self.port, message)
 
-    @property
-    def command_budget_s(self) -> float:
-        """How long one command may take, retries included (inside the session's timeout)."""
-        return self.profile.confirm.command_timeout_s * BUDGET_SHARE
-
-    @property
-    def reply_timeout(self) -> float:
-        """How long one answer may take: the 1 s rule, or less to leave room for retries."""
-        return min(REPLY_WITHIN_S, self.command_budget_s / ATTEMPTS)
+    def _answered(self) -> None:
+        self._answer_due = None
+        self._report_restored()
 
     async def _request(
-        self,
-        command: str,
-        request: bytes,
-        matches: Callable[[Message], bool],
-        verdict: Callable[[Message], CommandRejected | None],
-    ) -> Message:
-        """Ask until answered and accepted, within the profile's command timeout."""
-        budget = self.command_budget_s
-        failure: DeviceError | None = None
+        self, command: str, request: bytes, fit: Callable[[Message], Fit]
+    ) -> tuple[Message, bool]:
+        """One frame until it is answered readably: an unanswered frame goes out once more,
+        a garbled answer is asked again; then CommandTimeout or ProtocolError."""
         self._commands_waiting += 1  # polls step aside until this is done
+        unanswered = garbled = 0
         try:
-            async with asyncio.timeout(budget):
-                for attempt in range(1, ATTEMPTS + 1):
-                    if not self._link_up.is_set():
-                        failure = LinkLost(f"{command}: {self.port} is gone")
-                        await self._link_up.wait()
-                    try:
-                        answer = await self._exchange(request, matches, self.reply_timeout)
-                    except TimeoutError:
-                        failure = CommandTimeout(command, budget)
-                        log.info("%s: no answer to %s (try %d)", self.port, command, attempt)
-                        continue
-                    except (ProtocolError, LinkLost) as err:
-                        failure = err
-                        log.info("%s: %s (try %d)", self.port, err, attempt)
-                        continue
-                    rejection = verdict(answer)
-                    if rejection is None:
-                        return answer
-                    log.info("%s: %s (try %d)", self.port, rejection, attempt)
-                    if not self.retry_rejections:
-                        raise rejection
-                    failure = rejection
+            while True:
+                if not self._link_up.is_set():
+                    raise LinkLost(f"{command}: {self.port} is gone; nothing was sent")
+                try:
+                    return await self._exchange(request, fit)
+                except TimeoutError:
+                    unanswered += 1
+                    log.info("%s: no answer to %s (try %d)", self.port, command, unanswered)
+                    if unanswered > UNANSWERED_RESENDS:
+                        raise CommandTimeout(command, REPLY_WITHIN_S * unanswered) from None
+                except ProtocolError as err:
+                    garbled += 1
+                    log.info("%s: %s (try %d)", self.port, err, garbled)
+                    if garbled > GARBLED_RESENDS:
+                        raise ProtocolError(f"{command}: no readable answer ({err})") from err
                     await asyncio.sleep(RETRY_PAUSE_S)
-        except TimeoutError:
-            failure = failure or CommandTimeout(command, budget)
         finally:
             self._commands_waiting -= 1
-        if isinstance(failure, ProtocolError):
-            raise ProtocolError(f"{command}: no readable answer ({failure})") from failure
-        raise failure or CommandTimeout(command, budget)
 
     def _refuse_read_only(self, command: str, instruction: str) -> None:
         if self.profile.quirks.read_only:

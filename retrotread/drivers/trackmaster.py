@@ -1,20 +1,28 @@
 """Trackmaster treadmills (clinical and research) over RS-232, 4800 baud.
 
-Reached through any pyserial URL with ``?protocol=trackmaster``. Commands are ``A<n>`` plus
-ASCII digits, each acknowledged ``B<n>``: ``A1`` start, ``A2`` stop, ``A3dddd`` speed in
-0.1 mph (2.6 mph is ``A30026``), ``A4dddd`` grade in 0.1 % (2.0 % is ``A40020``). ``BE`` (value
-out of range) and ``BF`` (illegal command) become
-:class:`~retrotread.errors.CommandRejected` with reason ``OUT_OF_RANGE`` / ``ILLEGAL_COMMAND``
-and are not retried; a missing or garbled answer is asked again within the profile's command
-timeout. Messages end with a carriage return (a line feed is accepted too).
+Reached through any pyserial URL with ``?protocol=trackmaster``. The wire, as the Trackmaster
+manual lists it "in HEX" (read the way the public trackmaster-python library speaks it; the
+readings we took are in ``docs/trackmaster.md``):
 
-Telemetry is not part of the core command set. Many units answer a speed and a grade query;
-a profile that sets ``quirks.status_query`` has the driver poll ``A5`` (answer ``B5dddd``, belt
-speed in 0.1 mph) and ``A6`` (``B6dddd``, grade in 0.1 %). If the machine calls those illegal,
-the driver says so in the log and carries on without telemetry, as it does for a profile
-without the quirk: commands are still sent and acknowledged, but nothing confirms the belt got
-there, so the session reports every speed as unconfirmed and cannot confirm the final stop.
-Distance is estimated from the polled speed (``reports_distance`` is False).
+* a command is one byte ``A<n>`` — ``A1`` start, ``A2`` stop, ``A3`` speed, ``A4`` grade —
+  followed for ``A3``/``A4`` by four ASCII digits, in 0.1 mph and 0.1 % (2.6 mph is
+  ``A3 30 30 32 36``, "0026"), with no terminator;
+* the machine acknowledges with the one byte ``B<n>``, or ``BE`` (data out of range) / ``BF``
+  (illegal command), which become :class:`~retrotread.errors.CommandRejected` with reason
+  ``OUT_OF_RANGE`` / ``ILLEGAL_COMMAND`` and are not asked again;
+* a profile with ``quirks.status_query`` also polls the status requests ``C1`` (answer ``D1``
+  and four digits: the belt's actual speed in 0.1 mph) and ``C2`` (``D2``: the actual grade in
+  0.1 %). A machine that calls them illegal is said so in the log and run without telemetry.
+
+One frame is in flight at a time (:mod:`retrotread.drivers.serial_link`); an answer that cannot
+belong to it (a ``B3`` while a stop is in flight) is a stale copy and skipped. A missing or
+garbled answer is asked again within the profile's command timeout.
+
+Without status requests nothing tells what the belt does: :attr:`reports_belt` is False, no
+telemetry is ever published (so nothing is confirmed, and a stop is never reported as a
+confirmed one), and a command the machine refuses while it should take it — a speed while the
+safety key is out — is reported as refused, never as done. Distance and time are counted from
+connecting, from the polled speed (``reports_distance`` is False).
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from typing import ClassVar
 
 from retrotread.clock import Clock
 from retrotread.drivers.base import BeltStatus, Telemetry
-from retrotread.drivers.serial_link import SerialTreadmill, grammar_for
+from retrotread.drivers.serial_link import Fit, SerialTreadmill, grammar_for
 from retrotread.drivers.url import DeviceUrl
 from retrotread.errors import (
     CommandRejected,
@@ -39,58 +47,61 @@ from retrotread.units import Increment, Quantity, Unit, mph, percent
 
 log = logging.getLogger(__name__)
 
-TERMINATOR = b"\r"
-LONGEST_ANSWER = 16
 SPEED_RESOLUTION = Increment.of("0.1", Unit.MPH)
 GRADE_RESOLUTION = Increment.of("0.1", Unit.PERCENT)
 OUT_OF_RANGE = "BE"
 ILLEGAL = "BF"
+DIGITS = 4
 
 
-class LineDecoder:
-    """Bytes in, answers out (CR or LF ends one). Never raises: broken lines become errors."""
+class AnswerDecoder:
+    """Bytes in, answers out: ``"B3"``, ``"BE"``, ``"D10026"``. Never raises."""
 
     def __init__(self) -> None:
-        self._line = bytearray()
-        self._overflow = False
+        self._status: int | None = None  # a D<n> byte whose digits are still coming
+        self._digits = bytearray()
 
     def feed(self, data: bytes) -> list[str | ProtocolError]:
         out: list[str | ProtocolError] = []
         for byte in data:
-            if byte in (0x0D, 0x0A):
-                if not self._overflow and self._line:
-                    out.append(self._finish(bytes(self._line)))
-                self._line.clear()
-                self._overflow = False
-            elif not self._overflow:
-                self._line.append(byte)
-                if len(self._line) > LONGEST_ANSWER:
-                    out.append(ProtocolError(f"Trackmaster: answer longer than {LONGEST_ANSWER}"))
-                    self._line.clear()
-                    self._overflow = True
+            if self._status is not None:
+                if 0x30 <= byte <= 0x39:
+                    self._digits.append(byte)
+                    if len(self._digits) == DIGITS:
+                        out.append(f"{self._status:02X}{self._digits.decode('ascii')}")
+                        self._status = None
+                    continue
+                out.append(ProtocolError(f"Trackmaster: {self._status:02X} answer cut short"))
+                self._status = None
+            if 0xB0 <= byte <= 0xBF:
+                out.append(f"{byte:02X}")
+            elif 0xD0 <= byte <= 0xDF:
+                self._status, self._digits = byte, bytearray()
+            else:
+                out.append(ProtocolError(f"Trackmaster: unexpected byte {byte:02X}"))
         return out
-
-    @staticmethod
-    def _finish(line: bytes) -> str | ProtocolError:
-        if not all(0x20 <= byte <= 0x7E for byte in line):
-            return ProtocolError(f"Trackmaster: unreadable answer {line!r}")
-        return line.decode("ascii").strip()
 
 
 def encode(code: str, value: int | None = None) -> bytes:
-    """``encode("A3", 26)`` -> ``b"A30026\\r"``."""
+    """``encode("A3", 26)`` -> ``A3 30 30 32 36`` (the command byte, then "0026")."""
+    try:
+        command = bytes.fromhex(code)
+    except ValueError:
+        command = b""
+    if len(command) != 1:
+        raise ValueError(f"{code!r} is not one hex byte")
     if value is None:
-        return code.encode("ascii") + TERMINATOR
+        return command
     if not 0 <= value <= 9999:
-        raise ValueError(f"{code}: {value} does not fit in 4 digits")
-    return f"{code}{value:04d}".encode("ascii") + TERMINATOR
+        raise ValueError(f"{code}: {value} does not fit in {DIGITS} digits")
+    return command + f"{value:0{DIGITS}d}".encode("ascii")
 
 
 def read_value(answer: str, code: str) -> int:
-    """The 4-digit value of an answer such as ``B50026`` (for ``code`` ``"B5"``)."""
+    """The 4-digit value of a status answer such as ``D10026`` (for ``code`` ``"D1"``)."""
     digits = answer[len(code) :]
-    if not answer.startswith(code) or len(digits) != 4 or not digits.isdigit():
-        raise ProtocolError(f"Trackmaster: {answer!r} is not {code} and 4 digits")
+    if not answer.startswith(code) or len(digits) != DIGITS or not digits.isdigit():
+        raise ProtocolError(f"Trackmaster: {answer!r} is not {code} and {DIGITS} digits")
     return int(digits)
 
 
@@ -105,7 +116,6 @@ class TrackmasterDriver(SerialTreadmill[str]):
     default_profile: ClassVar[str] = "generic-trackmaster"
     protocol: ClassVar[str] = "trackmaster"
     default_baud: ClassVar[int] = 4800
-    retry_rejections: ClassVar[bool] = False  # BE and BF say the same thing every time
     reports_distance: ClassVar[bool] = False
 
     def __init__(self, url: DeviceUrl, profile: Profile, clock: Clock) -> None:
@@ -124,7 +134,7 @@ class TrackmasterDriver(SerialTreadmill[str]):
                     f"number of Trackmaster's {resolution}"
                 )
         self.status_query = profile.quirks.status_query
-        self._decoder = LineDecoder()
+        self._decoder = AnswerDecoder()
         self._elapsed_s = 0.0
         self._distance_m = 0.0
         self._last_sample: tuple[float, Quantity] | None = None
@@ -138,26 +148,32 @@ class TrackmasterDriver(SerialTreadmill[str]):
 
     # -- asking -------------------------------------------------------------------------------
 
-    async def _command(self, command: str, request: bytes, ack: str) -> str:
-        def matches(answer: str) -> bool:
-            return answer in (OUT_OF_RANGE, ILLEGAL) or answer[:2] == ack
+    async def _command(self, command: str, request: bytes) -> str:
+        answers = "D" if request[0] >> 4 == 0xC else "B"
+        expected = f"{answers}{request[0] & 0x0F:X}"
 
-        def verdict(answer: str) -> CommandRejected | None:
-            if answer == OUT_OF_RANGE:
-                return CommandRejected(command, Rejection.OUT_OF_RANGE, "the machine answered BE")
-            if answer == ILLEGAL:
-                return CommandRejected(
-                    command, Rejection.ILLEGAL_COMMAND, "the machine answered BF"
-                )
-            return None
+        def fit(answer: str) -> Fit:
+            if answer in (OUT_OF_RANGE, ILLEGAL) or answer.startswith(expected):
+                return Fit.TAKE
+            return Fit.SKIP  # another command's acknowledgement: a stale copy
 
-        return await self._request(command, request, matches, verdict)
+        answer, _ = await self._request(command, request, fit)
+        if answer == OUT_OF_RANGE:
+            raise CommandRejected(command, Rejection.OUT_OF_RANGE, "the machine answered BE")
+        if answer == ILLEGAL:
+            raise CommandRejected(
+                command,
+                Rejection.ILLEGAL_COMMAND,
+                "the machine answered BF (a command it knows: stopped at the console, or the "
+                "safety key out?)",
+            )
+        return answer
 
     async def _handshake(self) -> None:
         if not self.status_query:
             return  # no harmless command to ask with: opening the port is all we can check
         try:
-            await self._command("speed query", encode("A5"), "B5")
+            await self._command("speed query", encode("C1"))
         except CommandRejected as err:
             log.warning(
                 "%s: the machine does not answer the speed query (%s); carrying on without "
@@ -168,10 +184,10 @@ class TrackmasterDriver(SerialTreadmill[str]):
             self.status_query = False
 
     async def _poll(self) -> Telemetry:
-        speed_answer = await self._command("speed query", encode("A5"), "B5")
-        grade_answer = await self._command("grade query", encode("A6"), "B6")
-        speed = mph(Fraction(read_value(speed_answer, "B5"), 10))
-        incline = percent(Fraction(read_value(grade_answer, "B6"), 10))
+        speed_answer = await self._command("speed query", encode("C1"))
+        grade_answer = await self._command("grade query", encode("C2"))
+        speed = mph(Fraction(read_value(speed_answer, "D1"), 10))
+        incline = percent(Fraction(read_value(grade_answer, "D2"), 10))
         now = self.clock.now()
         if self._last_sample is not None:
             then, before = self._last_sample
@@ -187,11 +203,11 @@ class TrackmasterDriver(SerialTreadmill[str]):
 
     async def _do_start(self) -> None:
         self._refuse_read_only("start", "start the belt on the treadmill console")
-        await self._command("start", encode("A1"), "B1")
+        await self._command("start", encode("A1"))
 
     async def _do_stop(self) -> None:
         self._refuse_read_only("stop", "STOP the belt on the treadmill console now")
-        await self._command("stop", encode("A2"), "B2")
+        await self._command("stop", encode("A2"))
 
     async def _do_pause(self) -> None:
         """Trackmaster has no pause: the belt stops."""
@@ -199,11 +215,11 @@ class TrackmasterDriver(SerialTreadmill[str]):
 
     async def _do_set_speed(self, speed: Quantity) -> None:
         self._refuse_read_only("set speed", f"set {speed} on the treadmill console")
-        await self._command("set speed", self._encoded("A3", speed, SPEED_RESOLUTION), "B3")
+        await self._command("set speed", self._encoded("A3", speed, SPEED_RESOLUTION))
 
     async def _do_set_incline(self, incline: Quantity) -> None:
         self._refuse_read_only("set incline", f"set the incline to {incline} on the console")
-        await self._command("set incline", self._encoded("A4", incline, GRADE_RESOLUTION), "B4")
+        await self._command("set incline", self._encoded("A4", incline, GRADE_RESOLUTION))
 
     @staticmethod
     def _encoded(code: str, value: Quantity, resolution: Increment) -> bytes:
@@ -218,4 +234,4 @@ class TrackmasterDriver(SerialTreadmill[str]):
             ) from err
 
 
-__all__ = ["LineDecoder", "TrackmasterDriver", "encode", "read_value"]
+__all__ = ["AnswerDecoder", "TrackmasterDriver", "encode", "read_value"]

@@ -7,8 +7,11 @@ A pure codec (no I/O). Byte-level rules, from the CSAFE specification:
 * Between the start and stop flags, any byte F0–F3 (contents, addresses and checksum alike)
   travels as ``F3 <byte & 0x03>``. A frame is at most 96 bytes on the wire.
 * Commands: short ones (id >= 0x80) carry no data; long ones are ``<id> <len> <data>``.
-* A response is a status byte, then ``<id> <len> <data>`` for each command answered. Status
-  bits 0–3 are the machine state, bits 4–5 how the previous frame went, bit 7 a toggle.
+* A response is a status byte, then ``<id> <len> <data>`` only for the commands that return
+  data (the Get commands): a Set or Go command is answered by the status byte alone, and
+  ``GetStatus`` either adds nothing (Matrix console firmware) or ``80 01 <status>`` (Concept2 PM
+  CSAFE definition). Status bits 0–3 are the machine state, bits 4–5 how a frame went, bit 7
+  the frame toggle. What the driver makes of the bits, and why: ``docs/csafe.md``.
 
 Everything that does not decode raises :class:`~retrotread.errors.ProtocolError` and nothing
 else; :class:`FrameDecoder` never raises at all — it hands errors back in line with frames, and
@@ -50,6 +53,10 @@ class PreviousFrame(enum.IntEnum):
     REJECTED = 1
     BAD = 2
     NOT_READY = 3
+
+
+#: what a frame's bits say when the console did not carry it out
+REFUSED = frozenset((PreviousFrame.REJECTED, PreviousFrame.NOT_READY))
 
 
 class CommandId(enum.IntEnum):
@@ -445,3 +452,38 @@ def read_elapsed_s(reply: Reply) -> float:
     if minutes > 59 or seconds > 59:
         raise ProtocolError(f"CSAFE: {reply.name} {hours}:{minutes}:{seconds} is not a time")
     return float(hours * 3600 + minutes * 60 + seconds)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one answer to ``GetStatus GetSpeed GetGrade GetHorizontal GetTWork`` says."""
+
+    state: MachineState
+    speed: Quantity
+    grade: Quantity
+    grade_step: Increment  # what one count of the grade the console reports is worth
+    distance_m: float  # the console's counter, as it stands
+    elapsed_s: float
+
+
+def read_status(response: Response) -> Reading:
+    """Read the status frame's answer; ``80 01 <status>`` for GetStatus is allowed, not needed."""
+    found = {}
+    for ident in (CommandId.GET_SPEED, CommandId.GET_GRADE, CommandId.GET_HORIZONTAL):
+        reply = response.reply(ident)
+        if reply is None:
+            raise ProtocolError(f"CSAFE: the answer carries no {_name(ident)}")
+        found[ident] = reply
+    work = response.reply(CommandId.GET_TWORK)
+    if work is None:
+        raise ProtocolError("CSAFE: the answer carries no GET_TWORK")
+    grade = found[CommandId.GET_GRADE]
+    unit = GRADE_UNITS.get(_sized(grade, 3)[2])
+    return Reading(
+        state=response.status.state,
+        speed=read_speed(found[CommandId.GET_SPEED]),
+        grade=read_grade(grade),
+        grade_step=unit.resolution if unit else Increment.of("0.1", Unit.PERCENT),
+        distance_m=read_distance_m(found[CommandId.GET_HORIZONTAL]),
+        elapsed_s=read_elapsed_s(work),
+    )

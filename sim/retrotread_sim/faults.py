@@ -6,6 +6,7 @@ A fault plan is a comma-separated list, given as ``sim://?faults=...`` (or ``--f
     ITEM    = NAME [":" COMMAND] ["=" VALUE] ["@" AT ["+" FOR]]
     NAME    = drop | reject | ignore | late | stale | freeze | safety-key | console-stop
             | console-pause | console-speed | garble | split | duplicate | slow-ramp | mph-field
+            | silent
     COMMAND = start | stop | pause | set-speed | set-incline | any
     AT, FOR = seconds on the simulator's clock (from when it was created)
 
@@ -16,7 +17,8 @@ invalid-parameter@20`` (the first speed command from 20 s on is refused with tha
 ``safety-key@25``, ``console-stop@25``, ``console-pause@25``, ``console-speed=6.0@25`` (km/h),
 ``garble=0.01`` (serial byte error rate), ``split`` (split frames or notifications),
 ``duplicate`` (duplicated frames), ``slow-ramp=0.3`` (belt acceleration, km/h per s),
-``mph-field`` (the machine reads the speed field as mph).
+``mph-field`` (the machine reads the speed field as mph), ``silent@30+8`` (a serial console
+that neither answers nor acts on anything it receives for 8 s, then answers again).
 
 Machine-level faults act in :class:`SimLink` and :func:`run_console_faults`; link-level ones
 (``garble``, ``split``, ``duplicate``, ``drop``) are read by each protocol front end.
@@ -54,6 +56,7 @@ class FaultKind(enum.StrEnum):
     DUPLICATE = "duplicate"
     SLOW_RAMP = "slow-ramp"
     MPH_FIELD = "mph-field"
+    SILENT = "silent"
 
 
 class ResultCode(enum.StrEnum):
@@ -143,6 +146,8 @@ def _parse_item(item: str) -> Fault:
             raise FaultPlanError(item, f"{kind.value} needs a number: {kind.value}=N") from None
     if kind is FaultKind.DROP and duration is None:
         duration = 5.0
+    if kind is FaultKind.SILENT and duration is None:
+        duration = 8.0
     return Fault(kind, command, value, at, duration)
 
 
@@ -215,6 +220,10 @@ class FaultPlan:
 
     def link_down(self, now: float) -> bool:
         return any(f.kind is FaultKind.DROP and f.active(now) for f in self.faults)
+
+    def silent(self, now: float) -> bool:
+        """Whether the console neither hears nor answers anything now (``silent@AT+FOR``)."""
+        return any(f.kind is FaultKind.SILENT and f.active(now) for f in self.faults)
 
     def link_changes(self) -> list[float]:
         """Times at which the link goes down or comes back."""

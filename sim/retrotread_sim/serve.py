@@ -5,6 +5,13 @@ through the responders in :mod:`retrotread_sim.csafe` and :mod:`retrotread_sim.t
 The first line on stdout is where to reach it: a pty path (``/dev/pts/7``) or ``HOST:PORT``.
 It serves until SIGTERM or SIGINT.
 
+``--personality`` picks which console answers (each written from public sources, see
+:mod:`retrotread_sim.csafe` and :mod:`retrotread_sim.trackmaster`): ``matrix`` or ``concept2``
+for CSAFE (``concept2`` by default), ``trackmaster`` (no status requests, the default) or
+``trackmaster-query`` for Trackmaster. ``--profile FILE`` takes it from a retrotread device
+profile instead: its protocol, its quirks (speed unit, read-only, status queries) and the
+console its name says (``matrix-...``, ``concept2-...``).
+
 ``--line-rate`` makes the link as slow as the wire it stands for: a byte takes 10 bit times (8N1)
 at ``--baud`` (CSAFE 9600, Trackmaster 4800 by default) to arrive, both ways, so round trips
 measure what a real RS-232 link would give.
@@ -43,6 +50,7 @@ import stat
 import subprocess
 import sys
 import time
+import tomllib
 import tty
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,8 +59,14 @@ from types import TracebackType
 from typing import IO, Any, Protocol
 
 from retrotread_sim.belt import KMH_PER_MPH, MachineSpec, SimTreadmill
+from retrotread_sim.csafe import (
+    DEFAULT_PERSONALITY,
+    PERSONALITIES,
+    SPEED_UNIT_NAMES,
+    CsafeOptions,
+    CsafeResponder,
+)
 from retrotread_sim.csafe import KMH_PER_SPEED_COUNT as CSAFE_KMH_PER_COUNT
-from retrotread_sim.csafe import SPEED_UNIT_NAMES, CsafeOptions, CsafeResponder
 from retrotread_sim.faults import (
     FaultKind,
     FaultPlan,
@@ -60,7 +74,8 @@ from retrotread_sim.faults import (
     refusal_hook,
     run_console_faults,
 )
-from retrotread_sim.trackmaster import TrackmasterResponder
+from retrotread_sim.trackmaster import PERSONALITIES as TRACKMASTER_PERSONALITIES
+from retrotread_sim.trackmaster import TrackmasterResponder, describe
 
 DEFAULT_BAUD = {"csafe": 9600, "trackmaster": 4800}
 #: What each protocol's commands are, in the fault plan's words.
@@ -74,7 +89,7 @@ PLAN_COMMANDS = {
     "A3": "set-speed",
     "A4": "set-incline",
 }
-POLLS = {"GET_STATUS", "GET_SPEED", "GET_GRADE", "GET_HORIZONTAL", "GET_TWORK", "A5", "A6"}
+POLLS = {"GET_STATUS", "GET_SPEED", "GET_GRADE", "GET_HORIZONTAL", "GET_TWORK", "C1", "C2"}
 SPLIT_GAP_S = 0.003
 BITS_PER_BYTE = 10  # 8N1: start bit, 8 data bits, stop bit
 
@@ -139,9 +154,39 @@ def make_responder(args: argparse.Namespace, machine: SimTreadmill) -> Responder
             speed_unit=SPEED_UNIT_NAMES[args.speed_unit],
             read_only=args.read_only,
             address=args.address,
+            personality=PERSONALITIES[args.personality or DEFAULT_PERSONALITY],
+            odometer_m=args.odometer,
         )
         return CsafeResponder(machine, options)
-    return TrackmasterResponder(machine, status_query=args.status_query)
+    query = args.status_query or args.personality == "trackmaster-query"
+    return TrackmasterResponder(machine, status_query=query)
+
+
+def apply_profile(args: argparse.Namespace) -> str | None:
+    """Shape the console as a retrotread device profile (a TOML file) describes it.
+
+    Read with the standard library only (the simulator never imports retrotread): the
+    protocol, the quirks a console answers by, and the personality the profile's name says.
+    Returns a problem, or None.
+    """
+    try:
+        data = tomllib.loads(args.profile.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        return f"cannot read profile {args.profile}: {err}"
+    protocol, name = data.get("protocol"), str(data.get("name", ""))
+    if protocol != args.protocol:
+        return f"profile {name!r} is for {protocol}, not {args.protocol}"
+    quirks = data.get("quirks", {})
+    if args.protocol == "csafe":
+        unit = str(quirks.get("speed_unit") or "0.1 mph").replace(" ", "").replace("/", "")
+        if unit in SPEED_UNIT_NAMES:
+            args.speed_unit = unit
+        args.read_only = args.read_only or bool(quirks.get("read_only", False))
+        named = next((p for p in PERSONALITIES if name.startswith(p)), None)
+        args.personality = args.personality or named
+    else:
+        args.status_query = args.status_query or bool(quirks.get("status_query", False))
+    return None
 
 
 def machine_state(machine: SimTreadmill, responder: Responder) -> dict[str, object]:
@@ -398,13 +443,20 @@ class SerialServer:
         return reply, 0.0, ""
 
     def _process(self, data: bytes) -> None:
+        if self.plan.silent(self._elapsed()):
+            # A console gone quiet: it neither acts on nor answers what it receives.
+            unheard = {"event": "unheard", "rx": hex_bytes(data), "note": "fault plan: silent"}
+            self.recorder.write({**unheard, "state": self.state()})
+            return
         for exchange in self.responder.feed(data):
             reply, delay, planned_note = self._planned_reply(exchange)
             sent: bytes | None = None
             if reply is not None and not self.muted:
                 sent = self._garble(reply) if self.corrupt_next else self._noisy(reply)
                 if delay:
-                    asyncio.get_running_loop().call_later(delay, self._send, sent)
+                    asyncio.get_running_loop().call_later(
+                        delay, self._send_late, sent, exchange.request
+                    )
                 else:
                     self._send(sent)
             entry: dict[str, object] = {
@@ -416,8 +468,12 @@ class SerialServer:
                 "commands": list(exchange.commands),
             }
             if self.responder.protocol == "trackmaster":
-                entry["text"] = exchange.request.decode("ascii", errors="replace").strip()
+                entry["text"] = describe(exchange.request)
             self.recorder.write({**entry, "state": self.state()})
+
+    def _send_late(self, reply: bytes, request: bytes) -> None:
+        self.recorder.write({"event": "answer", "tx": hex_bytes(reply), "to": hex_bytes(request)})
+        self._send(reply)
 
     def _garble(self, reply: bytes) -> bytes:
         self.corrupt_next -= 1
@@ -600,6 +656,15 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--protocol", required=True, choices=("csafe", "trackmaster"))
+    serve.add_argument(
+        "--personality",
+        choices=(*PERSONALITIES, *TRACKMASTER_PERSONALITIES),
+        help=f"which console answers (csafe: {', '.join(PERSONALITIES)}, "
+        f"default {DEFAULT_PERSONALITY}; trackmaster: {', '.join(TRACKMASTER_PERSONALITIES)})",
+    )
+    serve.add_argument(
+        "--profile", type=Path, metavar="FILE", help="a retrotread device profile (TOML) to be"
+    )
     serve.add_argument("--tcp", type=_address, metavar="HOST:PORT", help="serve on TCP, not a pty")
     serve.add_argument("--link", type=Path, metavar="PATH", help="keep a symlink to the pty here")
     serve.add_argument(
@@ -622,6 +687,12 @@ def add_parser(commands: Any) -> None:
         "--read-only", action="store_true", help="console in manual mode: answers Get only"
     )
     csafe.add_argument("--address", type=_byte, default=1, help="extended-frame address (1)")
+    csafe.add_argument(
+        "--odometer",
+        type=float,
+        metavar="M",
+        help="GetHorizontal is a running total from M metres that never resets",
+    )
     serve.add_argument(
         "--faults",
         type=_fault_plan,
@@ -641,6 +712,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.link is not None and args.tcp:
         print("retrotread-sim: --link is for the pty, not --tcp", file=sys.stderr)
+        return 2
+    if args.profile is not None and (problem := apply_profile(args)):
+        print(f"retrotread-sim: {problem}", file=sys.stderr)
+        return 2
+    known = PERSONALITIES if args.protocol == "csafe" else TRACKMASTER_PERSONALITIES
+    if args.personality is not None and args.personality not in known:
+        print(
+            f"retrotread-sim: --personality {args.personality} is not a {args.protocol} console; "
+            f"known: {', '.join(known)}",
+            file=sys.stderr,
+        )
         return 2
     try:
         return asyncio.run(SerialServer(args).serve())

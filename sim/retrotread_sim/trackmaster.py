@@ -1,23 +1,27 @@
-"""The treadmill's side of the Trackmaster ASCII protocol (the simulator's own reader).
+"""The treadmill's side of the Trackmaster serial protocol (the simulator's own reader).
 
-Commands are ``A<n>`` plus ASCII digits; each is answered ``B<n>``, or ``BE`` when a value is out
-of range and ``BF`` when the command is not one the machine knows:
+Written from the Trackmaster manual's command tables as the public trackmaster-python library
+(hsharrison/trackmaster-python, ``src/trackmaster/raw.py``) uses them: the codes are listed
+"in HEX", and each is one byte on the wire. A command is the byte ``A<n>``, followed for
+``A3``/``A4`` by four ASCII digits; there is no terminator. The machine answers one byte:
 
-==========  ========================================  ==========
-command     meaning                                   answer
-==========  ========================================  ==========
-``A1``      start the belt                            ``B1``
-``A2``      stop the belt                             ``B2``
-``A3dddd``  set speed, 4 digits in 0.1 mph            ``B3``
-``A4dddd``  set grade, 4 digits in 0.1 %              ``B4``
-``A5``      *optional:* report belt speed             ``B5dddd``
-``A6``      *optional:* report grade                  ``B6dddd``
-==========  ========================================  ==========
+==============  ========================================  ==========
+command         meaning                                   answer
+==============  ========================================  ==========
+``A1``          start the belt                            ``B1``
+``A2``          stop the belt                             ``B2``
+``A3`` dddd     set speed, 4 ASCII digits in 0.1 mph      ``B3``
+``A4`` dddd     set grade, 4 ASCII digits in 0.1 %        ``B4``
+``C1``          status: actual belt speed                 ``D1`` dddd
+``C2``          status: actual grade                      ``D2`` dddd
+``C3``, ``C4``  status: the speed and grade set           ``D3``/``D4`` dddd
+==============  ========================================  ==========
 
-Every message ends with a carriage return; the reader also accepts a line feed. ``A5``/``A6``
-are not in every unit's command set: the simulator answers them only when started with
-``--status-query`` (otherwise they are illegal, ``BF``), so a controller can be tested both
-with and without telemetry.
+``BE`` answers a value out of range, ``BF`` a command the machine does not know or cannot carry
+out now (the safety key out, or bytes that are not a command). Two machines
+(``PERSONALITIES``): ``trackmaster`` answers only the A commands (the status requests are
+illegal, ``BF``), so a controller can see nothing of its belt; ``trackmaster-query`` also
+answers the C status requests.
 """
 
 from __future__ import annotations
@@ -27,8 +31,23 @@ from dataclasses import dataclass, field
 
 from retrotread_sim.belt import KMH_PER_MPH, Refusal, SimRefused, SimTreadmill
 
-TERMINATOR = b"\r"
-LONGEST_LINE = 32
+DIGITS = 4
+TAKES_DIGITS = frozenset((0xA3, 0xA4))
+PERSONALITIES = {
+    "trackmaster": "Trackmaster that answers the A commands only (no status requests)",
+    "trackmaster-query": "Trackmaster that also answers the C status requests (C1-C4)",
+}
+ACK = {0xA1: b"\xb1", 0xA2: b"\xb2", 0xA3: b"\xb3", 0xA4: b"\xb4"}
+OUT_OF_RANGE = b"\xbe"
+ILLEGAL = b"\xbf"
+
+
+def describe(request: bytes) -> str:
+    """``A3 30 30 32 36`` -> ``"A3 0026"`` (for journals and notes)."""
+    if not request:
+        return ""
+    digits = request[1:].decode("ascii", errors="replace")
+    return f"{request[0]:02X} {digits}".rstrip()
 
 
 @dataclass(frozen=True)
@@ -39,30 +58,34 @@ class Handled:
     commands: tuple[str, ...] = field(default_factory=tuple)
 
 
-class LineSplitter:
-    """Cuts a byte stream into lines at CR or LF; overlong lines are dropped, never raised."""
+class CommandSplitter:
+    """Cuts the byte stream into commands: a command byte, and its digits where it takes some.
+
+    A command byte arriving before the digits of the one before are complete cuts that one
+    short; it comes out as incomplete (answered ``BF``), as does any byte that starts nothing.
+    """
 
     def __init__(self) -> None:
         self._partial = bytearray()
-        self._overflowed = False
 
     def feed(self, data: bytes) -> list[tuple[bytes, bool]]:
-        """(line, complete) pairs; ``complete`` is False for a line cut short by overflow."""
-        lines: list[tuple[bytes, bool]] = []
-        for value in data:
-            if value in (0x0D, 0x0A):
-                if self._overflowed:
-                    self._overflowed = False
-                elif self._partial:
-                    lines.append((bytes(self._partial), True))
+        """(command bytes, complete) pairs."""
+        out: list[tuple[bytes, bool]] = []
+        for byte in data:
+            if self._partial:
+                if 0x30 <= byte <= 0x39:
+                    self._partial.append(byte)
+                    if len(self._partial) == 1 + DIGITS:
+                        out.append((bytes(self._partial), True))
+                        self._partial.clear()
+                    continue
+                out.append((bytes(self._partial), False))
                 self._partial.clear()
-            elif not self._overflowed:
-                self._partial.append(value)
-                if len(self._partial) > LONGEST_LINE:
-                    lines.append((bytes(self._partial), False))
-                    self._partial.clear()
-                    self._overflowed = True
-        return lines
+            if byte in TAKES_DIGITS:
+                self._partial.append(byte)
+            else:
+                out.append((bytes((byte,)), 0xA0 <= byte <= 0xCF))
+        return out
 
 
 class TrackmasterResponder:
@@ -73,51 +96,53 @@ class TrackmasterResponder:
     def __init__(self, machine: SimTreadmill, *, status_query: bool = False) -> None:
         self.machine = machine
         self.status_query = status_query
-        self.splitter = LineSplitter()
+        self.splitter = CommandSplitter()
+
+    @property
+    def personality(self) -> str:
+        return "trackmaster-query" if self.status_query else "trackmaster"
 
     def feed(self, data: bytes) -> list[Handled]:
-        return [self.handle(line, complete) for line, complete in self.splitter.feed(data)]
+        return [self.handle(request, complete) for request, complete in self.splitter.feed(data)]
 
-    def handle(self, line: bytes, complete: bool = True) -> Handled:
+    def handle(self, request: bytes, complete: bool = True) -> Handled:
+        name = f"{request[0]:02X}"
         if not complete:
-            return Handled(line, b"BF" + TERMINATOR, "line too long", ("?",))
-        text = line.decode("ascii", errors="replace").strip()
-        answer, note = self._answer(text)
-        return Handled(line + TERMINATOR, answer.encode("ascii") + TERMINATOR, note, (text[:2],))
+            return Handled(request, ILLEGAL, f"incomplete or unknown: {describe(request)}", (name,))
+        answer, note = self._answer(request[0], request[1:].decode("ascii"))
+        return Handled(request, answer, note, (name,))
 
     def snapshot(self) -> dict[str, object]:
-        return {}
+        return {"personality": self.personality}
 
-    def _answer(self, text: str) -> tuple[str, str]:
-        code, digits = text[:2], text[2:]
-        if code in ("A1", "A2", "A5", "A6") and digits:
-            return "BF", f"{code} takes no value"
-        if code == "A1":
-            return self._call("B1", self.machine.start)
-        if code == "A2":
+    def _answer(self, code: int, digits: str) -> tuple[bytes, str]:
+        if code == 0xA1:
+            return self._call(code, self.machine.start)
+        if code == 0xA2:
             self.machine.stop()
-            return "B2", "ok"
-        if code in ("A3", "A4"):
-            if len(digits) != 4 or not digits.isdigit() or not digits.isascii():
-                return "BF", f"{code} needs 4 digits, got {digits!r}"
+            return ACK[code], "ok"
+        if code in TAKES_DIGITS:
             tenths = int(digits)
-            if code == "A3":
+            if code == 0xA3:
                 kmh = tenths / 10 * KMH_PER_MPH
-                return self._call("B3", lambda: self.machine.set_target_speed(kmh))
-            return self._call("B4", lambda: self.machine.set_target_incline(tenths / 10))
-        if self.status_query and code == "A5":
-            mph = self.machine.snapshot().speed_kmh / KMH_PER_MPH
-            return f"B5{min(round(mph * 10), 9999):04d}", "ok"
-        if self.status_query and code == "A6":
-            pct = self.machine.snapshot().incline_pct
-            return f"B6{min(max(round(pct * 10), 0), 9999):04d}", "ok"
-        return "BF", f"illegal command {text!r}"
+                return self._call(code, lambda: self.machine.set_target_speed(kmh))
+            return self._call(code, lambda: self.machine.set_target_incline(tenths / 10))
+        if self.status_query and 0xC1 <= code <= 0xC4:
+            snap = self.machine.snapshot()
+            mph = (snap.speed_kmh if code == 0xC1 else snap.target_speed_kmh) / KMH_PER_MPH
+            pct = snap.incline_pct if code == 0xC2 else snap.target_incline_pct
+            value = mph if code in (0xC1, 0xC3) else pct
+            count = min(max(round(value * 10), 0), 9999)
+            return bytes((0xD0 | (code & 0x0F),)) + f"{count:04d}".encode("ascii"), "ok"
+        return ILLEGAL, f"illegal command {code:02X}"
 
     @staticmethod
-    def _call(ack: str, action: Callable[[], None]) -> tuple[str, str]:
+    def _call(code: int, action: Callable[[], None]) -> tuple[bytes, str]:
         try:
             action()
         except SimRefused as refusal:
             # The protocol has two refusals: a value out of range, or "illegal" for the rest.
-            return ("BE" if refusal.reason is Refusal.OUT_OF_RANGE else "BF"), str(refusal)
-        return ack, "ok"
+            return (OUT_OF_RANGE if refusal.reason is Refusal.OUT_OF_RANGE else ILLEGAL), str(
+                refusal
+            )
+        return ACK[code], "ok"

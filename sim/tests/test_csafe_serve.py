@@ -50,11 +50,11 @@ def test_serves_on_a_pty_at_line_rate_and_records_every_frame(sim: SimProcess) -
     port = Port(sim.address)
     try:
         answer, took = port.ask("F1 25 03 1A 00 11 2D F2")
-        assert answer == bytes.fromhex("F1 81 25 00 A4 F2")
-        floor = (8 + 6) * 10 / 9600  # both ways at 9600 baud, 10 bits a byte
+        assert answer == bytes.fromhex("F1 81 81 F2")  # the status byte alone
+        floor = (8 + 4) * 10 / 9600  # both ways at 9600 baud, 10 bits a byte
         assert took >= floor
         answer, _ = port.ask("F1 82 85 07 F2")
-        assert answer == bytes.fromhex("F1 05 82 00 85 00 02 F2")
+        assert answer == bytes.fromhex("F1 05 05 F2")
         assert sim.console("stop") == "stop"
         answer, _ = port.ask("F1 80 80 F2")
         assert answer[1] & 0x0F == 7  # Finished: stopped at the console
@@ -71,7 +71,7 @@ def test_serves_on_a_pty_at_line_rate_and_records_every_frame(sim: SimProcess) -
         "closed",
     ]
     assert records[1]["rx"] == "F1 25 03 1A 00 11 2D F2"
-    assert records[1]["tx"] == "F1 81 25 00 A4 F2"
+    assert records[1]["tx"] == "F1 81 81 F2"
     assert records[2]["state"]["belt"] == "running"
     assert records[-1]["state"]["belt"] == "stopped"
 
@@ -81,13 +81,13 @@ def test_mute_and_corrupt_from_the_console(sim: SimProcess) -> None:
     try:
         sim.console("corrupt 1")
         garbled, _ = port.ask("F1 80 80 F2")
-        assert garbled != bytes.fromhex("F1 81 80 00 01 F2")
+        assert garbled != bytes.fromhex("F1 81 80 01 81 81 F2")
         sim.console("mute")
         with pytest.raises(TimeoutError):
             port.ask("F1 80 80 F2", timeout=0.3)
         sim.console("unmute")
         answer, _ = port.ask("F1 80 80 F2")
-        assert answer == bytes.fromhex("F1 81 80 00 01 F2")
+        assert answer == bytes.fromhex("F1 81 80 01 81 81 F2")
     finally:
         port.close()
     notes = [r["note"] for r in sim.frames()]
@@ -122,7 +122,7 @@ def test_without_a_console_on_stdin_it_serves_quietly() -> None:
         path = process.stdout.readline().decode().strip()
         port = Port(path)
         try:
-            assert port.ask("F1 80 80 F2")[0] == bytes.fromhex("F1 81 80 00 01 F2")
+            assert port.ask("F1 80 80 F2")[0] == bytes.fromhex("F1 81 80 01 81 81 F2")
         finally:
             port.close()
     finally:
@@ -130,3 +130,43 @@ def test_without_a_console_on_stdin_it_serves_quietly() -> None:
         _, errors = process.communicate(timeout=10)
     assert process.returncode == 0
     assert b"Traceback" not in errors
+
+
+def test_a_silent_console_neither_hears_nor_answers_then_comes_back(tmp_path: Path) -> None:
+    record = tmp_path / "wire.jsonl"
+    args = ("--personality", "matrix", "--faults", "silent@0+1.5")
+    with SimProcess("csafe", *args, record=record) as sim:
+        port = Port(sim.address)
+        try:
+            with pytest.raises(TimeoutError):
+                port.ask("F1 82 85 07 F2", timeout=0.5)  # GoIdle + GoInUse into the silence
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    answer, _ = port.ask("F1 80 80 F2", timeout=0.3)
+                    break
+                except TimeoutError:
+                    assert time.monotonic() < deadline, "the console never answered again"
+            assert answer[1] & 0x0F == 1  # still Ready: nothing it did not hear was done
+        finally:
+            port.close()
+        assert sim.stop() == 0
+        events = [r["event"] for r in sim.records()]
+    assert "unheard" in events and events[-1] == "closed"
+
+
+def test_personalities_by_option_and_by_profile(tmp_path: Path) -> None:
+    profile = tmp_path / "matrix-csafe.toml"
+    profile.write_text('name = "matrix-csafe"\nprotocol = "csafe"\n', encoding="utf-8")
+    for args in (("--personality", "matrix"), ("--profile", str(profile))):
+        with SimProcess("csafe", *args, record=tmp_path / "wire.jsonl") as sim:
+            port = Port(sim.address)
+            try:
+                assert port.ask("F1 80 80 F2")[0] == bytes.fromhex("F1 81 81 F2")  # bare status
+            finally:
+                port.close()
+    command = [sys.executable, "-m", "retrotread_sim", "serve", "--protocol", "trackmaster"]
+    run = subprocess.run([*command, "--personality", "matrix"], capture_output=True, text=True)
+    assert run.returncode == 2 and "not a trackmaster console" in run.stderr
+    run = subprocess.run([*command, "--profile", str(profile)], capture_output=True, text=True)
+    assert run.returncode == 2 and "is for csafe" in run.stderr

@@ -9,11 +9,11 @@ from pathlib import Path
 from retrotread_sim.serve import SimProcess
 
 
-def _ask(connection: socket.socket, line: bytes) -> tuple[bytes, float]:
+def _ask(connection: socket.socket, command: bytes, size: int = 1) -> tuple[bytes, float]:
     began = time.perf_counter()
-    connection.sendall(line)
+    connection.sendall(command)
     answer = b""
-    while not answer.endswith(b"\r"):
+    while len(answer) < size:
         chunk = connection.recv(64)
         assert chunk, "the simulator hung up"
         answer += chunk
@@ -26,17 +26,27 @@ def test_serves_on_tcp_at_line_rate(tmp_path: Path) -> None:
         host, _, port = sim.address.rpartition(":")
         assert host == "127.0.0.1" and int(port) > 0
         with socket.create_connection((host, int(port)), timeout=3) as connection:
-            answer, took = _ask(connection, b"A30026\r")
-            assert answer == b"B3\r"
-            assert took >= (7 + 3) * 10 / 4800  # 4800 baud both ways
-            assert _ask(connection, b"A40020\r")[0] == b"B4\r"
-            assert _ask(connection, b"A1\r")[0] == b"B1\r"
-            assert _ask(connection, b"A5\r")[0] == b"BF\r"  # no --status-query
-            assert _ask(connection, b"A2\r")[0] == b"B2\r"
+            answer, took = _ask(connection, b"\xa30026")
+            assert answer == b"\xb3"
+            assert took >= (5 + 1) * 10 / 4800  # 4800 baud both ways
+            assert _ask(connection, b"\xa40020")[0] == b"\xb4"
+            assert _ask(connection, b"\xa1")[0] == b"\xb1"
+            assert _ask(connection, b"\xc1")[0] == b"\xbf"  # the plain personality
+            assert _ask(connection, b"\xa2")[0] == b"\xb2"
         assert sim.stop() == 0
         frames = sim.frames()
-    assert [f["text"] for f in frames] == ["A30026", "A40020", "A1", "A5", "A2"]
-    assert frames[0]["rx"] == "41 33 30 30 32 36 0D"
+    assert [f["text"] for f in frames] == ["A3 0026", "A4 0020", "A1", "C1", "A2"]
+    assert frames[0]["rx"] == "A3 30 30 32 36"
     events = [r["event"] for r in sim.records()]
     assert events[:2] == ["serving", "connected"] and "disconnected" in events
     assert events[-1] == "closed"
+
+
+def test_the_query_personality_answers_status_requests(tmp_path: Path) -> None:
+    args = ("--tcp", "127.0.0.1:0", "--personality", "trackmaster-query")
+    with SimProcess("trackmaster", *args, record=tmp_path / "wire.jsonl") as sim:
+        host, _, port = sim.address.rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=3) as connection:
+            assert _ask(connection, b"\xc1", 5)[0] == b"\xd10000"
+            assert _ask(connection, b"\xc2", 5)[0] == b"\xd20000"
+        assert sim.frames()[-1]["state"]["personality"] == "trackmaster-query"
