@@ -42,6 +42,7 @@ from retrotread.events import (
     CommandConfirmed,
     CommandIssued,
     CommandUnconfirmed,
+    Countdown,
     Event,
     Fault,
     Listener,
@@ -54,9 +55,9 @@ from retrotread.events import (
     StopState,
     TelemetryReceived,
 )
-from retrotread.program.model import Program, Step
+from retrotread.program.model import BlockKind, Program, Step
 from retrotread.safety import Governor
-from retrotread.scheduler import EngineState, Scheduler
+from retrotread.scheduler import COUNTDOWN_FROM, EngineState, Scheduler
 from retrotread.units import Quantity, Unit, format_number
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,7 @@ class Session:
         self.link_up = True
         self._held_at: float | None = None
         self._resume_when_stopped = False  # unattended, after the link came back
+        self._stop_accepted = False  # the machine took our last stop (nothing sent since)
         self._telemetry_moved_at: float | None = None  # last record that differed
         self._overspeed_since: float | None = None
         self._seen_moving = False  # the belt has moved since the last start
@@ -324,6 +326,12 @@ class Session:
 
         if treadmill.busy:
             show(StopState.WAITING_FOR_MACHINE)
+        # The worker's stop was accepted already (the session ended while the belt slowed):
+        # watch it halt before asking again.
+        already = self._stop_accepted and self.link_up and treadmill.reports_belt
+        if already and await self._belt_still_within(STOP_WAIT_S):
+            show(StopState.CONFIRMED)
+            return True
         while True:
             issued = self.clock.now()
             self.emit(CommandIssued(issued, Command.STOP, None))
@@ -355,6 +363,7 @@ class Session:
                     )
                 )
                 self._record_applied(Command.STOP, None)
+                self._stop_accepted = True
                 if not treadmill.reports_belt:
                     show(StopState.UNCONFIRMABLE)
                     return False
@@ -417,6 +426,16 @@ class Session:
             self._block_elapsed_start = self.scheduler.program_elapsed()
             self.nudge = Quantity.of(0, Unit.MPH)
             self._apply_step(event.step)
+        elif (
+            isinstance(event, Countdown)
+            and event.count == COUNTDOWN_FROM
+            and event.step is not None
+            and event.step.kind is BlockKind.TURN_AROUND
+        ):
+            # The belt is at the turn speed (or paused) before the turn cue, not ramping down
+            # while the walker is told to turn: slow down over the 3-2-1 instead.
+            self.nudge = Quantity.of(0, Unit.MPH)
+            self._apply_step(event.step)
         elif isinstance(event, ProgramFinished | ProgramStopped):
             self._retro_s += self._current_retro()
             self._current = None
@@ -472,7 +491,8 @@ class Session:
 
     async def _execute(self, command: Command, value: Quantity | None) -> None:
         if command is Command.STOP:
-            await self._stop_belt()  # the one stop path, mid-session as at the end
+            if await self._stop_belt():  # the one stop path, mid-session as at the end
+                self._restart_once_stopped(self.clock.now())
             return
         treadmill = self.treadmill
         issued = self.clock.now()
@@ -504,18 +524,42 @@ class Session:
             return
         self._record_applied(command, value)
         if command is Command.SET_SPEED and value is not None:
-            if value != self.desired.speed:
-                # A ramp step: let the belt get there before the next one goes out (a first
-                # step sent before start is reached once the belt runs).
-                if self.applied.belt is Belt.RUNNING:
-                    # Without any telemetry (a Trackmaster with no status query) nothing can
-                    # confirm a step: give the belt a fixed moment instead of the full timeout.
-                    wait = self.profile.confirm.timeout_s if self.telemetry else BLIND_RAMP_STEP_S
-                    await self._until_reached(value, issued + wait, interruptible=True)
-            else:
+            if value == self.desired.speed:
                 self._watch_speed(value, issued)
-        else:
-            self.emit(CommandConfirmed(self.clock.now(), command, value, self.clock.now() - issued))
+            elif self.applied.belt is Belt.RUNNING:
+                # A ramp step: the belt gets there before the next one goes out.
+                await self._ramp_step_reached(value, issued)
+            return
+        self.emit(CommandConfirmed(self.clock.now(), command, value, self.clock.now() - issued))
+        first_step = self.applied.speed
+        if command is Command.START and first_step is not None and first_step != self.desired.speed:
+            # The first ramp step went out before the start: the belt reaches it before the
+            # next step, as for every other step (never two steps back to back).
+            await self._ramp_step_reached(first_step, self.clock.now())
+
+    async def _ramp_step_reached(self, step: Quantity, since: float) -> None:
+        """Wait until the belt reaches a ramp step; a belt too slow to get there in time is
+        reported (not fought), and the ramp goes on."""
+        deadline = since + self._ramp_wait_s()
+        if await self._until_reached(step, deadline, interruptible=True):
+            return
+        if self.clock.now() >= deadline and self.treadmill.reports_belt:
+            seen = f"{format_number(self.telemetry.speed.mph)} mph" if self.telemetry else "?"
+            self.emit(
+                CommandUnconfirmed(
+                    self.clock.now(),
+                    Command.SET_SPEED,
+                    step,
+                    f"belt at {seen}, expected {format_number(step.mph)} mph within "
+                    f"{self._ramp_wait_s():g} s",
+                )
+            )
+
+    def _ramp_wait_s(self) -> float:
+        """How long a ramp step may take to be reached before the next goes out. Without any
+        telemetry (a Trackmaster with no status query) nothing can confirm a step: the belt
+        gets a fixed moment instead of the full confirmation timeout."""
+        return self.profile.confirm.timeout_s if self.treadmill.reports_belt else BLIND_RAMP_STEP_S
 
     def _record_applied(self, command: Command, value: Quantity | None) -> None:
         applied = self.applied
@@ -532,7 +576,13 @@ class Session:
             if command is not Command.START:
                 # A stopped or paused belt restarts from standstill: ramp again from the bottom.
                 applied.speed = None
-                self._seen_moving, self._still_since = False, None
+            self._stop_accepted = False
+            if command is Command.START:
+                # Readings of a still or paused belt do not change: staleness counts from here.
+                self._telemetry_moved_at = self.clock.now()
+            # Whether the belt stopped without a command is judged afresh from each start,
+            # stop or pause: readings of a pause must not count against the next start.
+            self._seen_moving, self._still_since = False, None
 
     def _rejected(self, command: Command, value: Quantity | None, err: CommandRejected) -> None:
         self.emit(CommandUnconfirmed(self.clock.now(), command, value, str(err), rejected=True))
@@ -657,16 +707,15 @@ class Session:
             self._reached.set()
             if report.speed.value > 0:
                 self._seen_moving, self._still_since = True, None
-            elif self._seen_moving and self._still_since is None:
+            elif (
+                self._seen_moving
+                and self._still_since is None
+                and self.applied.belt is Belt.RUNNING
+            ):
                 self._still_since = report.at
             self._check_overspeed(report)
-            if self._resume_when_stopped and report.speed.value == 0:
-                # Unattended: the belt is confirmed stopped after the link came back, so the
-                # program restarts through the normal start sequence.
-                self._resume_when_stopped = False
-                self.emit(Notice(report.at, "belt confirmed stopped: restarting the program"))
-                self.applied.belt = Belt.STOPPED
-                self.resume()
+            if report.speed.value == 0:
+                self._restart_once_stopped(report.at)
             self.emit(
                 TelemetryReceived(
                     report.at, report.speed, report.incline, report.distance_m, report.elapsed_s
@@ -674,6 +723,17 @@ class Session:
             )
         elif isinstance(report, MachineEvent):
             self._on_machine_event(report)
+
+    def _restart_once_stopped(self, at: float) -> None:
+        """Unattended, after the link came back: once the belt is confirmed stopped (a still
+        reading, or the stop path's confirmation: a still belt may send no new reading), the
+        program restarts through the normal start sequence."""
+        if not self._resume_when_stopped:
+            return
+        self._resume_when_stopped = False
+        self.emit(Notice(at, "belt confirmed stopped: restarting the program"))
+        self.applied.belt = Belt.STOPPED
+        self.resume()
 
     def _check_overspeed(self, report: Telemetry) -> None:
         step = self.scheduler.current

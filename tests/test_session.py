@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
+import json
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,7 +117,7 @@ def test_speed_commands_are_confirmed_by_telemetry() -> None:
 
 
 def test_a_belt_that_never_gets_there_is_reported() -> None:
-    _, _, events = play(retro_program([30]), url="sim://?accel=0.2")
+    _, _, events = play(retro_program([30]), url="sim://?accel=0.1")
     unconfirmed = [e for e in events if isinstance(e, CommandUnconfirmed)]
     assert [e.reason for e in unconfirmed if "expected 2.8 mph" in e.reason]
 
@@ -209,3 +212,71 @@ def test_an_internal_error_still_stops_the_belt() -> None:
     assert summary.outcome is Outcome.FAULT
     assert summary.belt_stopped and machine_stopped(driver)
     assert link_commands(driver)[-1].name == "stop"
+
+
+# -- issue 13, finding 7: ramps never cross the turn cap, and are paced -------------------------
+
+TURNS = """\
+name = "turns"
+description = "forward, turn, retro, turn, forward: every turn from a faster belt"
+[defaults]
+turn = "slow"
+turn_speed = 1.0
+[[blocks]]
+kind = "warm-up"
+duration = "30s"
+speed = 3.5
+[[blocks]]
+kind = "turn-around"
+[[blocks]]
+kind = "retro"
+duration = "30s"
+speed = 3.2
+[[blocks]]
+kind = "turn-around"
+[[blocks]]
+kind = "recovery"
+duration = "20s"
+speed = 3.0
+"""
+
+
+def test_the_belt_is_at_the_turn_speed_before_the_turn_cue() -> None:
+    from retrotread.events import BlockStarted
+    from retrotread.program.loader import parse_program
+    from retrotread.program.model import BlockKind
+
+    at_turn: list[float] = []
+
+    async def script(session: Session, driver: SimDriver) -> None:
+        machine = driver.machine
+        assert machine is not None
+
+        def on_event(event: Event) -> None:
+            if isinstance(event, BlockStarted) and event.step.kind is BlockKind.TURN_AROUND:
+                at_turn.append(machine.snapshot().speed_kmh)
+
+        session.subscribe(on_event)
+
+    summary, _, _ = play(parse_program(TURNS, "turns.toml"), script)
+    assert summary.outcome is Outcome.COMPLETED
+    turn_kmh = 1.609344  # 1.0 mph
+    tolerance_kmh = float(get_profile("simulator").confirm.tolerance_mph.value) * 1.609344
+    assert len(at_turn) == 2
+    # When the turn cue comes, the belt already runs at the turn speed (it used to be at
+    # 1.8 mph for a second, the walker told to turn on a fast belt).
+    assert all(speed <= turn_kmh + tolerance_kmh for speed in at_turn), at_turn
+
+
+def test_every_ramp_step_is_reached_before_the_next_goes_out(tmp_path: Path) -> None:
+    """From standstill a block used to write 2.40 then 4.00 km/h 55 ms apart, unpaced."""
+    journal = tmp_path / "belt.jsonl"
+    summary, _, _ = play(retro_program([40]), url=f"sim://?record={journal}")
+    assert summary.outcome is Outcome.COMPLETED
+    entries = [json.loads(line) for line in journal.read_text().splitlines()]
+    speeds = [e for e in entries if e.get("source") == "link" and e.get("name") == "set-speed"]
+    assert len(speeds) >= 3  # 2.8 mph from standstill takes a ramp of steps
+    tolerance = float(get_profile("simulator").confirm.tolerance_mph.value) * 1.609344
+    for earlier, later in itertools.pairwise(speeds):
+        # By the time a step goes out, the belt reads the step before it.
+        assert later["speed_kmh"] >= earlier["value"] - tolerance, (earlier, later)
