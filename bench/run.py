@@ -170,7 +170,8 @@ def main() -> int:
     missed = [row.metric for row in rows if row.verdict == "MISSED"]
     load_after = load_average()
     print(f"\n({elapsed:.0f} s; load average before {load_before}, after {load_after})")
-    print(f"{len(rows) - len(missed)} of {sum(bool(r.verdict) for r in rows)} targets met")
+    judged = [row for row in rows if row.verdict]
+    print(f"{len(judged) - len(missed)} of {len(judged)} targets met")
     if args.only is None:
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         cores = os.cpu_count() or 1
