@@ -203,7 +203,6 @@ FAULTS: dict[str, str] = {
     "paused-at-console": "Paused at the treadmill console. Hold both handrails.",
     "link-lost": f"Link to the treadmill lost. {_HOLD_ON}",
     "telemetry-stale": f"The treadmill stopped reporting. {_HOLD_ON}",
-    "telemetry-frozen": f"The treadmill stopped reporting. {_HOLD_ON}",
     "command-timeout": f"The treadmill did not answer. {_HOLD_ON}",
     "start-rejected": "The treadmill refused to start. Program paused.",
     "stop-rejected": f"The treadmill refused to stop. {_USE_THE_MACHINE}",

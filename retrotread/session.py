@@ -148,6 +148,7 @@ class Session:
         self.desired = Desired()
         self.applied = Desired()
         self.holding: str | None = None  # why nothing may be sent (console stop, key, link)
+        self.hold_kind: str | None = None  # the fault kind that began the hold
         self.nudge = Quantity.of(0, Unit.MPH)
         self.telemetry: Telemetry | None = None
         self._wake = asyncio.Event()
@@ -195,6 +196,7 @@ class Session:
         if not self._started:
             return
         self.holding = None
+        self.hold_kind = None
         self._held_at = None
         self._telemetry_moved_at = self.clock.now()
         self._seen_moving, self._still_since = False, None
@@ -600,6 +602,10 @@ class Session:
         """Pause the program and send nothing but stop until a person resumes."""
         fault = Fault(self.clock.now(), kind, f"{message}: program paused", fatal=False)
         self.last_fault = fault
+        if self.holding is None or kind != "link-lost":
+            # A link lost during another hold keeps that hold: when the link returns, only
+            # the hold that the link itself caused may end without a person.
+            self.hold_kind = kind
         self.holding = message
         self._held_at = self.clock.now()
         self._seen_moving, self._still_since = False, None
@@ -626,10 +632,11 @@ class Session:
                     "safety key pulled?)",
                 )
             elif moving and last is not None and now - last > confirm.telemetry_stale_s:
+                # One fault whether records stop or repeat one value: a link that passes on
+                # only changed values (pyftms) cannot tell the two apart.
                 fresh = self.telemetry is not None and now - self.telemetry.at < 1.5
-                kind = "telemetry-frozen" if fresh else "telemetry-stale"
                 what = "repeats one value" if fresh else "stopped arriving"
-                self.hold(kind, f"telemetry {what} for {now - last:.0f} s")
+                self.hold("telemetry-stale", f"telemetry {what} for {now - last:.0f} s")
             if (
                 self.unattended
                 and self.holding
@@ -768,9 +775,13 @@ class Session:
         self.applied.belt = Belt.RUNNING
         self.applied.speed = None
         self._telemetry_moved_at = at
-        if self.unattended:
+        if self.unattended and self.hold_kind == "link-lost":
             self._resume_when_stopped = True
             self.emit(Notice(at, "link restored: stopping the belt, then restarting"))
+        elif self.unattended:
+            # Held for something else (a command never answered, a stop at the console): the
+            # same hold on every link, whether or not the protocol dropped the link meanwhile.
+            self.emit(Notice(at, f"link restored: belt being stopped; still held ({self.holding})"))
         else:
             self.emit(Notice(at, "link restored: belt being stopped; resume when ready"))
         self._wake.set()

@@ -84,7 +84,10 @@ def test_stale_telemetry_pauses_sends_stop_and_tells() -> None:
 
 def test_frozen_telemetry_is_a_fault_too() -> None:
     played = play("freeze@30")
-    assert "telemetry-frozen" in played.faults()
+    assert "telemetry-stale" in played.faults()  # one fault: records that stop or repeat
+    assert any(
+        "telemetry repeats one value" in e.message for e in played.events if isinstance(e, Fault)
+    )
     assert played.belt_stopped
 
 
