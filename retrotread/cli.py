@@ -12,28 +12,23 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from retrotread import __version__
 from retrotread.clock import LoopClock, run
 from retrotread.commands import records, scan
 from retrotread.drivers.registry import DEFAULT_DEVICE, DRIVERS, driver_class, open_treadmill
 from retrotread.errors import DeviceError, ProfileError, RetrotreadError, SafetyError
-from retrotread.events import StopReason
-from retrotread.headless import HeadlessPrinter, describe_step, format_summary
-from retrotread.paths import log_file
-from retrotread.profiles import bundled_profiles
-from retrotread.program import (
-    Program,
-    ProgramError,
-    builtin_programs,
-    find_program,
-    format_duration,
-)
 from retrotread.program.formats import command as program_files
-from retrotread.scheduler import EngineState
-from retrotread.session import Outcome, Session, SessionSummary
 from retrotread.speech.options import add_speech_options, settings_from_args, speaker_for_run
 from retrotread.tui.command import add_tui_parser, cmd_tui, default_tui_args
+
+# The session, its events and the headless printer load with the command that needs them:
+# `retrotread --help`, `programs` and `check` start without them.
+if TYPE_CHECKING:
+    from retrotread.events import StopReason
+    from retrotread.program import Program
+    from retrotread.session import Session, SessionSummary
 
 log = logging.getLogger("retrotread")
 
@@ -44,13 +39,19 @@ EXIT_STOPPED = 3
 EXIT_FAULT = 4
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
-#: Each signal that ends a run stops the belt first; the exit status is 128 + its number.
-EXIT_SIGNALS = {
-    signal.SIGINT: StopReason.SIGNAL_INT,
-    signal.SIGTERM: StopReason.SIGNAL_TERM,
-    signal.SIGHUP: StopReason.SIGNAL_HUP,
-    signal.SIGQUIT: StopReason.SIGNAL_QUIT,
-}
+
+
+def exit_signals() -> dict[signal.Signals, StopReason]:
+    """Each signal that ends a run stops the belt first; the exit status is 128 + its number."""
+    from retrotread.events import StopReason
+
+    return {
+        signal.SIGINT: StopReason.SIGNAL_INT,
+        signal.SIGTERM: StopReason.SIGNAL_TERM,
+        signal.SIGHUP: StopReason.SIGNAL_HUP,
+        signal.SIGQUIT: StopReason.SIGNAL_QUIT,
+    }
+
 
 EXIT_CODES = f"""exit status of `run`:
   {EXIT_OK}    the program completed and the belt stopped
@@ -128,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_programs() -> int:
+    from retrotread.program import builtin_programs, format_duration
+
     programs = builtin_programs()
     width = max(len(p.name) for p in programs)
     for program in programs:
@@ -164,6 +167,8 @@ def default_problems(program: Program) -> list[str]:
 
 
 def cmd_check(files: Sequence[str], device: str | None = None) -> int:
+    from retrotread.program import ProgramError, find_program, format_duration
+
     status = EXIT_OK
     loaded: list[tuple[str, Program]] = []
     for name in files:
@@ -194,6 +199,9 @@ def cmd_check(files: Sequence[str], device: str | None = None) -> int:
 
 def program_lines(program: Program) -> list[str]:
     """A program's blocks as `show` prints them (and `import` previews them)."""
+    from retrotread.headless import describe_step
+    from retrotread.program import format_duration
+
     lines = [
         f"{program.name} — {format_duration(program.total_s)} total, "
         f"{format_duration(program.retro_s)} retro",
@@ -208,12 +216,16 @@ def program_lines(program: Program) -> list[str]:
 
 
 def cmd_show(spec: str) -> int:
+    from retrotread.program import find_program
+
     for line in program_lines(find_program(spec)):
         print(line)
     return EXIT_OK
 
 
 def cmd_devices() -> int:
+    from retrotread.profiles import bundled_profiles
+
     print("Device profiles (devices/*.toml):")
     profiles = bundled_profiles()
     width = max(len(p.name) for p in profiles)
@@ -252,6 +264,8 @@ class TerminalOperator:
             if self._go is not None and not self._go.done():
                 self._go.set_result(False)
             return
+        from retrotread.scheduler import EngineState
+
         if self._go is not None and not self._go.done():
             self._go.set_result(True)
         elif self.session.holding or self.session.scheduler.state is EngineState.PAUSED:
@@ -275,6 +289,10 @@ async def play(
     program: Program | None = None,
     recording: records.Recording | None = None,
 ) -> SessionSummary:
+    from retrotread.headless import HeadlessPrinter
+    from retrotread.program import find_program
+    from retrotread.session import Session
+
     program = program or find_program(args.program)
     clock = LoopClock()
     treadmill = open_treadmill(args.device, clock=clock)
@@ -298,7 +316,7 @@ async def play(
         )
 
     loop = asyncio.get_running_loop()
-    signals = EXIT_SIGNALS
+    signals = exit_signals()
     told = False
 
     def on_signal(signum: signal.Signals) -> None:
@@ -331,6 +349,11 @@ async def play(
 
 
 def cmd_run(args: argparse.Namespace, program: Program | None = None) -> int:
+    from retrotread.events import StopReason
+    from retrotread.headless import format_summary
+    from retrotread.program import find_program
+    from retrotread.session import Outcome
+
     if args.rehearse and not args.device.startswith("sim://"):
         raise RetrotreadError(
             f"--rehearse runs on the virtual clock and needs the in-process simulator "
@@ -356,7 +379,7 @@ def cmd_run(args: argparse.Namespace, program: Program | None = None) -> int:
     if summary.outcome is Outcome.COMPLETED:
         return EXIT_OK
     if summary.outcome is Outcome.INTERRUPTED:
-        by_reason = {reason: 128 + signum for signum, reason in EXIT_SIGNALS.items()}
+        by_reason = {reason: 128 + signum for signum, reason in exit_signals().items()}
         return by_reason.get(summary.reason or StopReason.SIGNAL_INT, EXIT_SIGINT)
     if summary.outcome is Outcome.FAULT:
         return EXIT_FAULT
@@ -371,6 +394,8 @@ def _setup_logging(verbose: bool) -> Path | None:
     root.setLevel(logging.INFO)
     path = None
     try:
+        from retrotread.paths import log_file
+
         path = log_file()
         handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -385,6 +410,8 @@ def _setup_logging(verbose: bool) -> Path | None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from retrotread.program import ProgramError
+
     log_path = _setup_logging(args.verbose)
     try:
         if args.command == "run":

@@ -22,8 +22,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from retrotread.program import format_duration
-
 if TYPE_CHECKING:
     from retrotread.progression import NextSession, OperatorOutcome
     from retrotread.session import Session, SessionSummary
@@ -221,6 +219,8 @@ def cmd_clients(args: argparse.Namespace) -> int:
 
 
 def describe_next(client: Client, planned: NextSession) -> str:
+    from retrotread.program import format_duration
+
     program = planned.program
     return "\n".join(
         [
@@ -365,6 +365,7 @@ def open_recording(args: argparse.Namespace) -> Recording | None:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from retrotread.program import format_duration
     from retrotread.store import Status
 
     with open_store(args) as store:

@@ -7,13 +7,14 @@ pyserial.
 from __future__ import annotations
 
 import importlib
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from retrotread.clock import Clock, LoopClock
-from retrotread.drivers.base import Treadmill
-from retrotread.drivers.url import DeviceUrl
 from retrotread.errors import DeviceUrlError
-from retrotread.profiles import Profile
+
+if TYPE_CHECKING:  # the CLI reads the registry to build its options; a driver loads when opened
+    from retrotread.clock import Clock
+    from retrotread.drivers.base import Treadmill
+    from retrotread.profiles import Profile
 
 #: scheme -> (module, class). Add a driver here and it is reachable from every front end.
 DRIVERS: dict[str, tuple[str, str]] = {
@@ -36,13 +37,16 @@ def driver_class(scheme: str) -> type[Treadmill]:
         known = ", ".join(f"{s}://" for s in DRIVERS)
         raise DeviceUrlError(f"unknown device scheme {scheme + '://'!r}; known: {known}") from None
     module = importlib.import_module(module_name)
-    return cast(type[Treadmill], getattr(module, class_name))
+    return cast("type[Treadmill]", getattr(module, class_name))
 
 
 def open_treadmill(
     url: str, *, clock: Clock | None = None, profile: Profile | None = None
 ) -> Treadmill:
     """A driver for ``url``, not yet connected (use ``async with``)."""
+    from retrotread.clock import LoopClock
+    from retrotread.drivers.url import DeviceUrl
+
     parsed = DeviceUrl.parse(url)
     cls = driver_class(parsed.scheme)
     parsed.check_options(cls.url_options, cls.url_grammar)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from retrotread.clock import Clock
 from retrotread.speech.engine import RATE_RANGE, VOLUME_RANGE, SpeechSettings, parse_player
-from retrotread.speech.speaker import Speaker, Subscribable
+
+if TYPE_CHECKING:  # the options build the command line; the speaker loads when a run speaks
+    from retrotread.clock import Clock
+    from retrotread.speech.speaker import Speaker, Subscribable
 
 DEFAULTS = SpeechSettings()
 
@@ -102,6 +104,8 @@ async def speaker_for_run(
     on the virtual clock in a blink; there is no one on the belt to hear it)."""
     if args.mute or args.rehearse:
         return None
+    from retrotread.speech.speaker import Speaker
+
     speaker = await Speaker.open(settings_from_args(args), clock, notice=print_notice)
     speaker.attach(session)
     return speaker
