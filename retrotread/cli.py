@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start the belt without a person's go (every change is still announced)",
     )
+    run_parser.add_argument(
+        "--allow-blind",
+        action="store_true",
+        help="with --unattended: play on a machine that cannot report its belt (nothing would "
+        "notice it stop or run on)",
+    )
     run_parser.add_argument("--quiet", action="store_true", help="print only the summary")
     add_speech_options(run_parser)
     records.add_recording_options(run_parser)
@@ -297,7 +303,9 @@ async def play(
     clock = LoopClock()
     treadmill = open_treadmill(args.device, clock=clock)
     attended = not (args.unattended or args.rehearse)
-    session = Session(program, treadmill, clock, unattended=not attended)
+    session = Session(
+        program, treadmill, clock, unattended=not attended, allow_blind=args.allow_blind
+    )
     operator = TerminalOperator(session) if attended else None
     if operator is not None:
         session.go = operator.go
@@ -376,7 +384,7 @@ def cmd_run(args: argparse.Namespace, program: Program | None = None) -> int:
     if recording is not None:
         attended = not args.unattended and sys.stdin.isatty() and not hung_up
         recording.conclude(summary, ask=attended)
-    if summary.outcome is Outcome.COMPLETED:
+    if summary.outcome in (Outcome.COMPLETED, Outcome.UNCONFIRMED):
         return EXIT_OK
     if summary.outcome is Outcome.INTERRUPTED:
         by_reason = {reason: 128 + signum for signum, reason in exit_signals().items()}

@@ -85,8 +85,16 @@ SIGNAL_REASONS = frozenset(
 )
 
 
+BLIND_NOTICE = (
+    "this treadmill cannot report its belt (speed, stopped): retrotread cannot see a stop at "
+    "the machine or confirm any block; watch the belt yourself"
+)
+BLIND_DETAIL = "played to the end; this treadmill cannot report its belt, so nothing confirmed it"
+
+
 class Outcome(enum.StrEnum):
     COMPLETED = "completed"
+    UNCONFIRMED = "unconfirmed"  # played to the end on a machine that cannot report its belt
     STOPPED = "stopped"
     INTERRUPTED = "interrupted"
     FAULT = "fault"
@@ -133,11 +141,14 @@ class Session:
         unattended: bool = False,
         go: Go | None = None,
         hold_limit_s: float = UNATTENDED_HOLD_LIMIT_S,
+        allow_blind: bool = False,
     ) -> None:
         self.program = program
         #: How long an unattended hold lasts before the session ends, and how long the stop
         #: path keeps trying: a stop outlasts any silence the session itself would sit through.
         self.hold_limit_s = hold_limit_s
+        #: Play unattended on a machine that cannot report its belt (an explicit opt-in).
+        self.allow_blind = allow_blind
         self.treadmill = treadmill
         self.clock = clock
         self.profile = treadmill.profile
@@ -250,6 +261,7 @@ class Session:
         try:
             self.governor = Governor(self.profile, treadmill.capabilities)
             self._check_program()
+            self._check_feedback()
             if not self.unattended and self.go is not None and not await self.go():
                 self.scheduler.stop(StopReason.OPERATOR, "no go given: the belt was not started")
             else:
@@ -258,6 +270,9 @@ class Session:
             if state is EngineState.STOPPED:
                 reason, detail = self._stop_reason()
                 outcome = self._outcome_for(reason)
+            elif not treadmill.reports_belt:
+                # Played to the end, but no block could be confirmed: never "completed".
+                outcome, detail = Outcome.UNCONFIRMED, BLIND_DETAIL
         except asyncio.CancelledError:
             outcome, reason, detail = Outcome.INTERRUPTED, StopReason.SIGNAL_INT, "cancelled"
             raise
@@ -281,6 +296,18 @@ class Session:
             summary = self._summary(outcome, reason, detail, belt_stopped)
             self.emit(SessionEnded(self.clock.now(), outcome.value, summary.detail, belt_stopped))
         return summary
+
+    def _check_feedback(self) -> None:
+        """A machine that cannot report its belt is said so before the start; unattended, it
+        needs an explicit opt-in (nobody would notice a pulled safety key)."""
+        if self.treadmill.reports_belt:
+            return
+        self.emit(Notice(self.clock.now(), BLIND_NOTICE))
+        if self.unattended and not self.allow_blind:
+            raise SafetyError(
+                "this treadmill cannot report its belt, so nothing would notice it stop (a "
+                "pulled safety key) or run on: run it attended, or opt in with --allow-blind"
+            )
 
     def _check_program(self) -> None:
         """Refuse before the belt moves if any block cannot be run as written on this machine:
@@ -631,7 +658,12 @@ class Session:
                     "the belt stopped without a command (stopped at the console, or the "
                     "safety key pulled?)",
                 )
-            elif moving and last is not None and now - last > confirm.telemetry_stale_s:
+            elif (
+                moving
+                and last is not None
+                and self.treadmill.reports_belt  # a machine that never reports cannot go quiet
+                and now - last > confirm.telemetry_stale_s
+            ):
                 # One fault whether records stop or repeat one value: a link that passes on
                 # only changed values (pyftms) cannot tell the two apart.
                 fresh = self.telemetry is not None and now - self.telemetry.at < 1.5
@@ -664,16 +696,16 @@ class Session:
         timeout = self.profile.confirm.timeout_s
         if await self._until_reached(target, issued + timeout):
             now = self.clock.now()
-            self.emit(CommandConfirmed(now, "set speed", target, now - issued))
+            self.emit(CommandConfirmed(now, Command.SET_SPEED, target, now - issued))
             return
         actual = self.telemetry.speed if self.telemetry else None
-        seen = f"{format_number(actual.mph)} mph" if actual else "no telemetry"
+        seen = f"belt at {format_number(actual.mph)} mph" if actual else "no telemetry"
         self.emit(
             CommandUnconfirmed(
                 self.clock.now(),
-                "set speed",
+                Command.SET_SPEED,
                 target,
-                f"belt at {seen}, expected {format_number(target.mph)} mph within {timeout:g} s",
+                f"{seen}, expected {format_number(target.mph)} mph within {timeout:g} s",
             )
         )
 

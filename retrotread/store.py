@@ -95,6 +95,7 @@ class Status(enum.StrEnum):
 
     RUNNING = "running"
     COMPLETED = "completed"
+    UNCONFIRMED = "unconfirmed"  # played to the end; the machine could not confirm it
     STOPPED = "stopped"
     INTERRUPTED = "interrupted"
     FAULT = "fault"
@@ -1097,6 +1098,7 @@ def _rolled_back(db: sqlite3.Connection) -> bool:
 
 _STATUS_FOR_OUTCOME = {
     "completed": Status.COMPLETED,
+    "unconfirmed": Status.UNCONFIRMED,
     "stopped": Status.STOPPED,
     "interrupted": Status.INTERRUPTED,
     "fault": Status.FAULT,

@@ -38,6 +38,7 @@ FEEDBACK_IDS = {feedback_id(outcome): outcome for outcome in OperatorOutcome}
 
 ENDINGS = {
     Outcome.COMPLETED: "Completed",
+    Outcome.UNCONFIRMED: "Played to the end, unconfirmed",
     Outcome.STOPPED: "Stopped early",
     Outcome.INTERRUPTED: "Interrupted",
     Outcome.FAULT: "Ended by a fault",
