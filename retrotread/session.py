@@ -173,6 +173,7 @@ class Session:
         self._held_at: float | None = None
         self._resume_when_stopped = False  # unattended, after the link came back
         self._stop_accepted = False  # the machine took our last stop (nothing sent since)
+        self._identity: str | None = None  # which machine we connected to, where it can say
         self._telemetry_moved_at: float | None = None  # last record that differed
         self._overspeed_since: float | None = None
         self._seen_moving = False  # the belt has moved since the last start
@@ -255,6 +256,7 @@ class Session:
             self.emit(Fault(self.clock.now(), "connect", str(err), fatal=True))
             raise
         self.profile = treadmill.profile  # a driver may pick it on connect, by device name
+        self._identity = treadmill.identity  # which machine this is, where it can say
         unsubscribe = treadmill.subscribe(self._on_report)
         worker = asyncio.create_task(self._command_worker(), name="command-worker")
         watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
@@ -807,9 +809,29 @@ class Session:
         self.applied.belt = Belt.RUNNING
         self.applied.speed = None
         self._telemetry_moved_at = at
-        if self.unattended and self.hold_kind == "link-lost":
+        now_identity = self.treadmill.identity
+        if self._identity is not None and now_identity not in (None, self._identity):
+            # Another treadmill answered where ours was: stop it and end, never drive it.
+            self._fault(
+                "different-machine",
+                f"the link came back to a different treadmill ({now_identity}, not "
+                f"{self._identity}): stopping it and ending the session",
+            )
+            self._wake.set()
+            return
+        same = self._identity is not None and now_identity == self._identity
+        if self.unattended and self.hold_kind == "link-lost" and same:
             self._resume_when_stopped = True
             self.emit(Notice(at, "link restored: stopping the belt, then restarting"))
+        elif self.unattended and self.hold_kind == "link-lost":
+            # Nothing tells this machine from another at the same port: a person must confirm.
+            self.emit(
+                Notice(
+                    at,
+                    "link restored: belt being stopped; this machine cannot say which treadmill "
+                    "it is, so the program stays held until a person resumes",
+                )
+            )
         elif self.unattended:
             # Held for something else (a command never answered, a stop at the console): the
             # same hold on every link, whether or not the protocol dropped the link meanwhile.

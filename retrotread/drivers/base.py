@@ -183,6 +183,13 @@ class Treadmill(abc.ABC):
         return self.connected
 
     @property
+    def identity(self) -> str | None:
+        """Which machine this is (serial number, device information, console ID), read from
+        the machine itself; None where the protocol cannot tell one machine from another.
+        A session resumes after a reconnect on its own only if this is known and unchanged."""
+        return None
+
+    @property
     def reports_belt(self) -> bool:
         """Whether the machine tells what its belt does (speed, stopped); some cannot."""
         return True

@@ -387,6 +387,7 @@ class FtmsBleDriver(Treadmill):
         self._routing = routing
         self.profile = self._with_url_quirks(profile)
         self.device_info: dict[str, str] = {}
+        self._address: str | None = None
         self._client: _PyftmsTreadmill | None = None
         self._capabilities: Capabilities | None = None
         self._exit = contextlib.ExitStack()
@@ -457,6 +458,17 @@ class FtmsBleDriver(Treadmill):
         return self._capabilities
 
     @property
+    def identity(self) -> str | None:
+        """The Bluetooth address we reconnect to, and the serial number the machine reads out
+        (Device Information 0x2A25) where it has one."""
+        if self._address is None:
+            return None
+        client = self._client
+        info = {k: str(v) for k, v in client.device_info.items()} if client else self.device_info
+        serial = info.get("serial_number", "")
+        return f"{self._address} {serial}".strip()
+
+    @property
     def connected(self) -> bool:
         return self._link_up
 
@@ -469,6 +481,7 @@ class FtmsBleDriver(Treadmill):
             if self._profile_from_name:
                 self.profile = self._with_url_quirks(profile_for_device(sighting.name, "ftms"))
             self.name = f"{sighting.name} ({sighting.address})"
+            self._address = sighting.address
             client = _PyftmsTreadmill(
                 sighting.device,
                 sighting.advertisement,

@@ -188,6 +188,13 @@ class SimDriver(Treadmill):
         )
 
     @property
+    def identity(self) -> str | None:
+        if self.ble is not None:
+            return self.ble.driver.identity
+        # The in-process machine is this very object: its identity cannot change under us.
+        return None if self.machine is None else f"simulator #{id(self.machine):x}"
+
+    @property
     def connected(self) -> bool:
         if self.ble is not None:
             return self.ble.driver.connected
