@@ -17,6 +17,7 @@ from retrotread.errors import (
     CommandRejected,
     CommandTimeout,
     DeviceUnavailable,
+    LinkLost,
     ProfileError,
     Rejection,
     Unavailable,
@@ -198,10 +199,9 @@ async def test_a_refused_set_is_reported_at_once(serve: SimFactory) -> None:
     assert "refused" in refusals[0]["note"]
 
 
-async def test_silence_is_a_timeout_and_stale_telemetry_a_lost_link(serve: SimFactory) -> None:
+async def test_a_console_that_answers_nothing_is_a_lost_link(serve: SimFactory) -> None:
     sim = serve("csafe")
-    quick = profile("generic-csafe", telemetry_stale_s=1.0)
-    driver = _driver(sim.address, profile=quick)
+    driver = _driver(sim.address)
     reports = Reports(driver)
     async with driver:
         await driver.set_speed(mph("2.0"))
@@ -209,15 +209,30 @@ async def test_silence_is_a_timeout_and_stale_telemetry_a_lost_link(serve: SimFa
         mark = reports.mark()
         loop = asyncio.get_running_loop()
         began = loop.time()
-        with pytest.raises(CommandTimeout, match="outcome unknown"):
+        # No answer to the frame, none to the status frame asked after it: not this command
+        # unanswered but a silent console, said at once (the outcome stays unknown).
+        with pytest.raises(LinkLost, match="stopped answering; outcome unknown"):
             await driver.set_speed(mph("2.6"))
-        assert loop.time() - began < 2.5  # each answer waited for 1 s, one frame sent again
-        await reports.wait_event(MachineEventKind.LINK_LOST, since=mark, within=3)
+        assert loop.time() - began < 2.5  # each answer waited for 1 s
+        assert reports.events(mark) == [MachineEventKind.LINK_LOST]
         await asyncio.to_thread(sim.console, "unmute")
         await reports.wait_event(MachineEventKind.LINK_RESTORED, since=mark, within=3)
         await driver.set_speed(mph("2.6"))
     asked = [f for f in sim.frames() if f["rx"] == SPEED_2_6]
-    assert [f["note"] for f in asked] == ["muted", "muted", "ok"]
+    assert [f["note"] for f in asked] == ["muted", "ok"]
+    assert written_into_pending_answers(sim.records()) == []
+
+
+async def test_a_command_alone_unanswered_is_a_timeout(serve: SimFactory) -> None:
+    sim = serve("csafe", "--faults", "ignore:set-speed@0+30")
+    driver = _driver(sim.address)
+    reports = Reports(driver)
+    async with driver:
+        with pytest.raises(CommandTimeout, match="outcome unknown"):
+            await driver.set_speed(mph("2.6"))
+        assert MachineEventKind.LINK_LOST not in reports.events()  # the console answers polls
+    asked = [f for f in sim.frames() if f["rx"] == SPEED_2_6]
+    assert len(asked) == 2  # once more after the status frame showed the console alive
     assert written_into_pending_answers(sim.records()) == []
 
 

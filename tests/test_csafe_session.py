@@ -9,6 +9,7 @@ settle within a block.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from dataclasses import replace
@@ -16,11 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from retrotread.events import CommandUnconfirmed
-from retrotread.session import Outcome
+from retrotread.drivers.base import MachineEventKind
+from retrotread.drivers.registry import open_treadmill
+from retrotread.events import CommandUnconfirmed, Event, StopProgress, StopState
+from retrotread.program import find_program
+from retrotread.session import Outcome, Session
 from retrotread.units import mph
 from tests.serial_support import (
     RETRO_CHECK,
+    Reports,
     SimFactory,
     belt_stopped_at_the_machine,
     commands_received,
@@ -101,6 +106,71 @@ async def test_a_retro_program_plays_to_the_end_on_every_console(
     running = [s for _, s in played.samples if s["belt"] == "running" and s["speed_kmh"] > 1]
     assert running and all(s["incline_pct"] == 2.0 for s in running[len(running) // 3 :])
     assert {s["target_incline_pct"] for s in running} == {2.0}
+    final = records[-1]
+    assert final["event"] == "closed" and final["state"]["stopped"] is True
+    assert final["state"]["speed_kmh"] == 0.0
+
+
+SHORT_RETRO = """\
+name = "short-retro"
+description = "Backward, two speeds: the program ends while the console is silent."
+
+[defaults]
+incline = 2.0
+start_facing = "rear"
+
+[[blocks]]
+kind = "retro"
+duration = "3s"
+speed = 2.6
+
+[[blocks]]
+kind = "retro"
+duration = "4s"
+speed = 2.8
+"""
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize("personality", ["matrix", "concept2"])
+async def test_the_stop_goes_out_when_a_silent_console_answers_again(
+    serve: SimFactory, tmp_path: Path, personality: str
+) -> None:
+    # Issue 13, finding 3: the console stops answering for 8 s mid-retro; the program ends
+    # in the silence. The old driver sent GoFinished into the silence six times, gave up, and
+    # sent nothing when the console answered again (2.8 mph, InUse): the belt kept running.
+    silence = (6.0, 8.0)  # seconds after the simulator starts
+    plan = f"silent@{silence[0]:g}+{silence[1]:g}"
+    sim = serve("csafe", "--accel", "6", "--personality", personality, "--faults", plan)
+    chosen = profile("generic-csafe")
+    if personality == "matrix":
+        chosen = replace(chosen, speed=replace(chosen.speed, max_change_mph=mph(4)))
+    treadmill = open_treadmill(f"serial://{sim.address}?protocol=csafe", profile=chosen)
+    program = find_program(str(write_program(tmp_path, SHORT_RETRO)))
+    session = Session(program, treadmill, treadmill.clock, unattended=True, hold_limit_s=60)
+    events: list[Event] = []
+    session.subscribe(events.append)
+    reports = Reports(treadmill)
+    summary = await asyncio.wait_for(session.run(), timeout=60)
+    assert summary.belt_stopped
+    kinds = reports.events()
+    assert MachineEventKind.LINK_LOST in kinds and MachineEventKind.LINK_RESTORED in kinds
+    # A console that answers nothing is a lost link (docs/csafe.md): the stop says so, waits
+    # paced, and keeps trying.
+    down = [e for e in events if isinstance(e, StopProgress) and e.state is StopState.LINK_DOWN]
+    assert down, "the stop met the silence and kept trying"
+    assert await belt_stopped_at_the_machine(sim)
+    sim.stop()
+    records = sim.records()
+    assert written_into_pending_answers(records) == []
+    unheard = [r for r in records if r["event"] == "unheard"]
+    assert any(r["rx"].startswith(GO_FINISHED) for r in unheard)  # stops into the silence
+    back = unheard[-1]["t"]
+    heard = [r for r in records if r["event"] == "frame" and r["t"] > back]
+    stops = [r for r in heard if r["rx"] == GO_FINISHED and r["note"] == "ok"]
+    assert stops, "a stop was carried out after the silence"
+    assert stops[0]["t"] - back < 8.0  # the paced retries reach it within one backoff
+    assert stops[0]["state"]["target_speed_kmh"] == 0.0
     final = records[-1]
     assert final["event"] == "closed" and final["state"]["stopped"] is True
     assert final["state"]["speed_kmh"] == 0.0

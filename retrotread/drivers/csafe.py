@@ -224,6 +224,9 @@ class CsafeDriver(SerialTreadmill[Response]):
     def _lost_track(self) -> None:
         self.toggle = None  # a frame may have been taken without our seeing its answer
 
+    def _probe(self) -> tuple[bytes, Callable[[Response], Fit]]:
+        return self._status_frame, self._fit
+
     async def _ask(self, name: str, frame: bytes) -> tuple[Response, bool]:
         """One frame, answered: the answer, and whether the console took the frame."""
         response, held = await self._request(name, frame, self._fit)

@@ -25,9 +25,11 @@ content; a protocol may only say that an answer cannot be this frame's (a stale 
 base class bounds the whole command by the profile's ``confirm.command_timeout_s``.
 
 When the port disappears (a USB adapter pulled out) the driver reports ``LINK_LOST`` and
-reopens the same URL until it is back; a console that stops answering shows as telemetry older
-than ``confirm.telemetry_stale_s`` and is reported the same way. The first answer after either
-reports ``LINK_RESTORED``.
+reopens the same URL until it is back; a console that stops answering (``SILENT_FRAMES`` frames
+in a row unanswered — a command that goes unanswered is followed by a status frame to tell —
+or telemetry older than ``confirm.telemetry_stale_s``) is reported the same way, and a command
+caught in the silence ends in :class:`~retrotread.errors.LinkLost`. The first answer after
+either reports ``LINK_RESTORED``.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ UNANSWERED_RESENDS = 1  # a frame nobody answered goes out once more
 GARBLED_RESENDS = 2  # a frame whose answer could not be read goes out again, up to this
 HELD_ANSWER_GRACE_S = 0.2  # how long a doubtful answer waits for a fitting one to follow
 RETRY_PAUSE_S = 0.05
+SILENT_FRAMES = 2  # frames in a row unanswered (polls, commands) that make a console silent
 READ_POLL_S = 0.05  # how often the reader thread looks up to see if it should stop
 WRITE_TIMEOUT_S = 2.0
 RECONNECT_EVERY_S = 0.25
@@ -358,6 +361,8 @@ class SerialTreadmill[Message](Treadmill):
         self._commands_waiting = 0
         #: loop time until which the last frame written may still be answered (None: answered)
         self._answer_due: float | None = None
+        #: frames in a row that went unanswered (any answer, even garbled, starts again)
+        self._unanswered = 0
 
     @classmethod
     def from_url(cls, url: DeviceUrl, *, clock: Clock, profile: Profile | None = None) -> Self:
@@ -506,13 +511,13 @@ class SerialTreadmill[Message](Treadmill):
             return
         loop = asyncio.get_running_loop()
         remaining = due - loop.time()
-        if remaining > 0:
-            try:
-                async with asyncio.timeout(remaining):
-                    late = await self._inbox.get()
-                log.info("%s: late answer to an abandoned frame: %r", self.port, late)
-            except TimeoutError:
-                pass
+        try:
+            async with asyncio.timeout(max(0.0, remaining)):
+                late = await self._inbox.get()
+            log.info("%s: late answer to an abandoned frame: %r", self.port, late)
+            self._unanswered = 0
+        except TimeoutError:
+            self._unanswered += 1
         self._answer_due = None
         self._lost_track()
 
@@ -543,6 +548,7 @@ class SerialTreadmill[Message](Treadmill):
                 except TimeoutError:
                     if held is None:
                         self._answer_due = None
+                        self._unanswered += 1
                         self._lost_track()
                         raise
                     self._answered()
@@ -564,6 +570,7 @@ class SerialTreadmill[Message](Treadmill):
 
     def _answered(self) -> None:
         self._answer_due = None
+        self._unanswered = 0
         self._report_restored()
 
     async def _request(
@@ -584,6 +591,14 @@ class SerialTreadmill[Message](Treadmill):
                     log.info("%s: no answer to %s (try %d)", self.port, command, unanswered)
                     if unanswered > UNANSWERED_RESENDS:
                         raise CommandTimeout(command, REPLY_WITHIN_S * unanswered) from None
+                    if self._unanswered >= SILENT_FRAMES or not await self._answers():
+                        # Nothing at all answers: the console is silent, not this command
+                        # unanswered (one meaning per fault: a lost link, as when polls go
+                        # unanswered). What it did with the frame is unknown.
+                        self._report_lost(f"{self.port}: the console stopped answering")
+                        raise LinkLost(
+                            f"{command}: the console stopped answering; outcome unknown"
+                        ) from None
                 except ProtocolError as err:
                     garbled += 1
                     log.info("%s: %s (try %d)", self.port, err, garbled)
@@ -592,6 +607,23 @@ class SerialTreadmill[Message](Treadmill):
                     await asyncio.sleep(RETRY_PAUSE_S)
         finally:
             self._commands_waiting -= 1
+
+    def _probe(self) -> tuple[bytes, Callable[[Message], Fit]] | None:
+        """A harmless frame that any live console of this protocol answers (None: none)."""
+        return None
+
+    async def _answers(self) -> bool:
+        """Whether the console answers anything at all now (True when it cannot be asked)."""
+        probe = self._probe()
+        if probe is None:
+            return True
+        try:
+            await self._exchange(*probe)
+        except TimeoutError:
+            return False
+        except ProtocolError:
+            return True  # garbled, but an answer
+        return True
 
     def _refuse_read_only(self, command: str, instruction: str) -> None:
         if self.profile.quirks.read_only:
@@ -607,7 +639,13 @@ class SerialTreadmill[Message](Treadmill):
             if self._link_up.is_set() and not self._commands_waiting:
                 try:
                     telemetry = await self._poll()
-                except (DeviceError, TimeoutError) as err:
+                except (CommandTimeout, TimeoutError) as err:
+                    log.debug("%s: poll unanswered: %r", self.port, err)
+                    if self._unanswered >= SILENT_FRAMES:
+                        # The port is there but the console answers nothing: as good as gone,
+                        # and said so before the telemetry goes stale (one meaning per fault).
+                        self._report_lost(f"{self.port}: the console stopped answering")
+                except DeviceError as err:
                     log.debug("%s: poll failed: %r", self.port, err)
                 else:
                     self._last_telemetry_at = telemetry.at

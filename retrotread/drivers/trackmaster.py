@@ -28,6 +28,7 @@ connecting, from the polled speed (``reports_distance`` is False).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from fractions import Fraction
 from typing import ClassVar
 
@@ -168,6 +169,11 @@ class TrackmasterDriver(SerialTreadmill[str]):
                 "safety key out?)",
             )
         return answer
+
+    def _probe(self) -> tuple[bytes, Callable[[str], Fit]] | None:
+        if not self.status_query:
+            return None  # every other command moves the machine
+        return encode("C1"), lambda answer: Fit.TAKE if answer[0] in "BD" else Fit.SKIP
 
     async def _handshake(self) -> None:
         if not self.status_query:

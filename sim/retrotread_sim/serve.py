@@ -557,17 +557,18 @@ class SerialServer:
             return None  # answered once the link is back
         raise ValueError(f"unknown console command {command!r}")
 
-    async def _unplug(self, seconds: float) -> None:
+    async def _unplug(self, seconds: float, *, asked: bool = True) -> None:
         self.recorder.write({"event": "unplugged", "state": self.state()})
         address = await self.endpoint.unplug(seconds)
         self.recorder.write({"event": "replugged", "address": address})
-        self._reply_console("unplug", f"unplug {address}")
+        if asked:  # a planned drop was asked for by nobody on stdin: no answer there
+            self._reply_console("unplug", f"unplug {address}")
 
     async def _planned_drops(self) -> None:
         """``drop@T+D``: the port disappears at T for D seconds (a USB adapter unplugged)."""
         for fault in (f for f in self.plan.faults if f.kind is FaultKind.DROP):
             await self.machine.clock.sleep_until(self.machine.created_at + fault.at)
-            await self._unplug(fault.duration or 5.0)
+            await self._unplug(fault.duration or 5.0, asked=False)
 
     async def _read_console(self) -> None:
         try:
