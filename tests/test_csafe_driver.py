@@ -242,11 +242,10 @@ async def test_a_late_answer_is_the_answer_to_the_frame_in_flight(
 ) -> None:
     # Issue 13, finding 4: a second frame went out before the answer to the first (2.4 ms
     # apart) and answers were matched by content. With one frame in flight, the answer that
-    # comes — even 0.6 s late — is that frame's, and nothing is written before it.
-    sim = serve("csafe", "--personality", personality, "--faults", "late:stop=0.6@0")
+    # comes — even 0.9 s late — is that frame's, and nothing is written before it.
+    sim = serve("csafe", "--personality", personality, "--faults", "late:stop=0.9@0")
     driver = _driver(sim.address)
     async with driver:
-        await driver.set_speed(mph("2.0"))
         await driver.start()
         first = asyncio.create_task(driver.stop())
         await asyncio.sleep(0.01)
