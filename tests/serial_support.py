@@ -63,10 +63,12 @@ def commands_received(sim: SimProcess) -> list[str]:
 
 
 def profile(name: str, *, quirks: dict[str, Any] | None = None, **confirm: float) -> Profile:
+    """A bundled profile, with quirks and ``confirm`` times (seconds) changed for a test."""
     base = get_profile(name)
     if quirks:
         base = base.with_quirks(**quirks)
-    return replace(base, confirm=replace(base.confirm, **confirm)) if confirm else base
+    changed: dict[str, Any] = dict(confirm)
+    return replace(base, confirm=replace(base.confirm, **changed)) if confirm else base
 
 
 class Reports:

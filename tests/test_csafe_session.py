@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,6 +38,7 @@ from tests.serial_support import (
 
 __all__ = ["serve"]
 
+DEVICES = Path(__file__).resolve().parents[1] / "devices"
 GO_IDLE = "F1 82 82 F2"
 GRADE_2 = "F1 28 03 14 00 4C 73 F2"
 SPEED_2_6 = "F1 25 03 1A 00 11 2D F2"
@@ -79,13 +79,16 @@ def test_retrotread_run_plays_a_program_to_the_end_over_a_pty(
 async def test_a_retro_program_plays_to_the_end_on_every_console(
     serve: SimFactory, tmp_path: Path, personality: str
 ) -> None:
-    sim = serve("csafe", "--line-rate", "--accel", "6", "--personality", personality)
-    chosen = profile("generic-csafe")
-    if personality == "matrix":
-        # This console takes no speed during a workout, so retrotread cannot ramp: the workout
-        # starts at the first block's speed (the console's own acceleration ramps the belt),
-        # and every change during it is asked of the person at the console.
-        chosen = replace(chosen, speed=replace(chosen.speed, max_change_mph=mph(4)))
+    # The console is chosen by its device profile, as a user would name the machine.
+    device = DEVICES / f"{'matrix' if personality == 'matrix' else 'generic'}-csafe.toml"
+    console = (
+        ("--profile", str(device)) if personality == "matrix" else ("--personality", personality)
+    )
+    sim = serve("csafe", "--line-rate", "--accel", "6", *console)
+    # matrix-csafe: this console takes no speed during a workout, so retrotread cannot ramp:
+    # the workout starts at the first block's speed (the console's own acceleration ramps the
+    # belt), and every change during it is asked of the person at the console.
+    chosen = profile(device.stem)
     url = f"serial://{sim.address}?protocol=csafe"
     played = await play_program(sim, url, chosen, tmp_path, operator=personality == "matrix")
     assert played.summary.outcome is Outcome.COMPLETED
@@ -142,9 +145,7 @@ async def test_the_stop_goes_out_when_a_silent_console_answers_again(
     silence = (6.0, 8.0)  # seconds after the simulator starts
     plan = f"silent@{silence[0]:g}+{silence[1]:g}"
     sim = serve("csafe", "--accel", "6", "--personality", personality, "--faults", plan)
-    chosen = profile("generic-csafe")
-    if personality == "matrix":
-        chosen = replace(chosen, speed=replace(chosen.speed, max_change_mph=mph(4)))
+    chosen = profile(f"{'matrix' if personality == 'matrix' else 'generic'}-csafe")
     treadmill = open_treadmill(f"serial://{sim.address}?protocol=csafe", profile=chosen)
     program = find_program(str(write_program(tmp_path, SHORT_RETRO)))
     session = Session(program, treadmill, treadmill.clock, unattended=True, hold_limit_s=60)

@@ -24,12 +24,12 @@ from retrotread.drivers.registry import open_treadmill
 from retrotread.events import CommandUnconfirmed, Event, Fault
 from retrotread.headless import HeadlessPrinter
 from retrotread.profiles import get_profile
+from retrotread.program.model import BlockKind
 from retrotread.session import Outcome as SessionOutcome
 from retrotread.session import Session
 from retrotread.store import SessionRecorder, Status, Store
-from retrotread.units import mph
 from retrotread_sim.serve import SimProcess
-from tests.helpers import retro_program
+from tests.helpers import block, retro_program
 from tests.serial_support import belt_stopped_at_the_machine
 from tests.test_fault_matrix import guard
 
@@ -76,6 +76,8 @@ SPEED_FAULTS = {
     "late": (f"late:set-speed=0.3@{AT}", "completed"),  # late, yet within the 1 s rule
     "reject": (f"reject:set-speed=failed@{AT}+20", "rejected:set speed"),
 }
+#: personality -> the device profile for it
+PROFILES = {"matrix": "matrix-csafe", "trackmaster-query": "trackmaster-query"}
 MATRIX_FAULTS = ("stale", "silent", "drop", "safety-key", "console-stop", "duplicate")
 TRACKMASTER_FAULTS = {
     "trackmaster-query": {
@@ -150,20 +152,15 @@ async def play(name: str, case: Case, folder: Path) -> Outcome:
     await asyncio.to_thread(sim.start)
     port = f"{folder}/{name}.pty" if "--link" in options else sim.address
     try:
-        profile = get_profile(
-            "trackmaster-query"
-            if case.personality == "trackmaster-query"
-            else f"generic-{case.protocol}"
-        )
+        profile = get_profile(PROFILES.get(case.personality, f"generic-{case.protocol}"))
         # Stale after 4 s: the driver calls a console that stopped answering lost after two
         # unanswered polls (about 2 s), so the one meaning of that fault is "link lost".
         profile = replace(profile, confirm=replace(profile.confirm, telemetry_stale_s=4.0))
         program = retro_program([5, 5, 5])
         if case.personality == "matrix":
             # Speeds only before the workout: one speed, reached without ramp steps.
-            profile = replace(profile, speed=replace(profile.speed, max_change_mph=mph(4)))
             program = replace(
-                program, items=tuple(replace(b, speed=mph("2.8")) for b in program.items)
+                program, items=tuple(block(BlockKind.RETRO, 5, "2.8") for _ in range(3))
             )
         clock = LoopClock()
         url = f"serial://{port}?protocol={case.protocol}"
