@@ -174,6 +174,7 @@ class Session:
         self._resume_when_stopped = False  # unattended, after the link came back
         self._stop_accepted = False  # the machine took our last stop (nothing sent since)
         self._identity: str | None = None  # which machine we connected to, where it can say
+        self._link_returned = asyncio.Event()
         self._telemetry_moved_at: float | None = None  # last record that differed
         self._overspeed_since: float | None = None
         self._seen_moving = False  # the belt has moved since the last start
@@ -361,6 +362,7 @@ class Session:
         # watch it halt before asking again.
         already = self._stop_accepted and self.link_up and treadmill.reports_belt
         if already and await self._belt_still_within(STOP_WAIT_S):
+            self._record_applied(Command.STOP, None)
             show(StopState.CONFIRMED)
             return True
         while True:
@@ -404,12 +406,26 @@ class Session:
                 show(StopState.STILL_MOVING)
             if self.desired.belt is not Belt.STOPPED:
                 return False  # a person resumed meanwhile: the worker brings the new state
-            if self.clock.now() + pause > give_up:
+            if self.clock.now() >= give_up:
                 show(StopState.GAVE_UP)
                 self.emit(Fault(self.clock.now(), "stop", StopState.GAVE_UP.value, fatal=True))
                 return False
-            await self.clock.sleep_until(self.clock.now() + pause)
+            # Ask again after the pause, at once if the link comes back meanwhile, and once
+            # more at the limit itself.
+            self._link_returned.clear()
+            await self._pause_unless(self._link_returned, min(self.clock.now() + pause, give_up))
             pause = min(pause * 2, STOP_RETRY_MAX_S)
+
+    async def _pause_unless(self, event: asyncio.Event, deadline: float) -> None:
+        waits = [
+            asyncio.ensure_future(self.clock.sleep_until(deadline)),
+            asyncio.ensure_future(event.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def _belt_still_within(self, seconds: float) -> bool:
         deadline = self.clock.now() + seconds
@@ -527,6 +543,7 @@ class Session:
             return
         treadmill = self.treadmill
         issued = self.clock.now()
+        self._stop_accepted = False  # the machine's last word is no longer our stop
         self.emit(CommandIssued(issued, command, value))
         try:
             match command:
@@ -805,8 +822,11 @@ class Session:
 
     def _link_restored(self, at: float) -> None:
         self.link_up = True
-        # The belt's state is unknown until telemetry says: assume it may be running and stop.
+        # The belt's state is unknown until telemetry says: assume it may be running and stop
+        # (a stop the machine took before the link dropped says nothing about it now).
         self.applied.belt = Belt.RUNNING
+        self._stop_accepted = False
+        self._link_returned.set()  # a stop waiting to be asked again goes out now
         self.applied.speed = None
         self._telemetry_moved_at = at
         now_identity = self.treadmill.identity

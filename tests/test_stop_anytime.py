@@ -102,7 +102,9 @@ def play(plan: str, stop_at: float, way_out: StopReason, second_press: bool) -> 
         plain = open_treadmill(f"sim://?faults={plan}" if plan else "sim://", clock=clock)
         driver = WatchedSim(plain.url, plain.profile, clock)
         driver.watch = Watch()
-        session = Session(retro_program([20, 20]), driver, clock, unattended=True, hold_limit_s=60)
+        # Longer than any outage the faults below make (two 40 s drops back to back): a link
+        # down for longer than the hold limit is one no software can stop a belt through.
+        session = Session(retro_program([20, 20]), driver, clock, unattended=True, hold_limit_s=120)
         released: list[bool] = []
         close = driver.close
 
@@ -133,14 +135,23 @@ def play(plan: str, stop_at: float, way_out: StopReason, second_press: bool) -> 
 @given(
     fault=FAULTS,
     fault_at=st.integers(min_value=1, max_value=30),
+    then=FAULTS,  # a second fault on top: a hold, then a lost link, say
+    then_at=st.integers(min_value=1, max_value=40),
     stop_at=st.floats(min_value=0.0, max_value=45.0, allow_nan=False),
     way_out=WAYS_OUT,
     second_press=st.booleans(),
 )
 def test_stop_at_any_moment_leaves_the_belt_stopped(
-    fault: str, fault_at: int, stop_at: float, way_out: StopReason, second_press: bool
+    fault: str,
+    fault_at: int,
+    then: str,
+    then_at: int,
+    stop_at: float,
+    way_out: StopReason,
+    second_press: bool,
 ) -> None:
-    trial = play(fault.format(at=fault_at), stop_at, way_out, second_press)
+    plan = ",".join(p for p in (fault.format(at=fault_at), then.format(at=then_at)) if p)
+    trial = play(plan, stop_at, way_out, second_press)
     assert trial.stopped_at_release, trial.watch.names
     assert trial.watch.most_on_wire <= 1, trial.watch.names  # nothing written into a procedure
     assert trial.watch.most_stops <= 1

@@ -244,22 +244,32 @@ class Treadmill(abc.ABC):
         if not self.link_up:
             raise LinkLost(f"{command}: the link to {self.name} is down; nothing was sent")
         # The procedure runs as its own task: a caller that is cancelled (the session ending,
-        # a second Ctrl-C) leaves it to finish on the wire, holding the gate, so nothing is
-        # ever written into a procedure whose answer is still due.
-        procedure = asyncio.ensure_future(self._procedure(command, action))
+        # a second Ctrl-C) leaves a procedure already on the wire to finish there, holding the
+        # gate, so nothing is ever written into a procedure whose answer is still due. One
+        # still waiting for its turn is dropped: nothing of it was sent, and its caller is gone.
+        on_wire = asyncio.Event()
+        procedure = asyncio.ensure_future(self._procedure(command, action, on_wire))
         self._procedures.add(procedure)
         procedure.add_done_callback(self._procedure_done)
-        await asyncio.shield(procedure)
+        try:
+            await asyncio.shield(procedure)
+        except asyncio.CancelledError:
+            if not on_wire.is_set():
+                procedure.cancel()
+            raise
 
     def _procedure_done(self, procedure: asyncio.Future[None]) -> None:
         self._procedures.discard(procedure)
         if not procedure.cancelled():
             procedure.exception()  # retrieved: a caller that gave up does not want it
 
-    async def _procedure(self, command: Command, action: Callable[[], Awaitable[None]]) -> None:
+    async def _procedure(
+        self, command: Command, action: Callable[[], Awaitable[None]], on_wire: asyncio.Event
+    ) -> None:
         async with self._gate.turn(first=command is Command.STOP):
             if not self.link_up:
                 raise LinkLost(f"{command}: the link to {self.name} is down; nothing was sent")
+            on_wire.set()
             budget = self.command_timeout_s
             try:
                 async with asyncio.timeout(budget):
