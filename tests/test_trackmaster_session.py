@@ -121,3 +121,29 @@ async def test_a_retro_program_plays_to_the_end_on_a_trackmaster_with_status(
     assert all(s["incline_pct"] == 2.0 for s in running[len(running) // 3 :])
     final = records[-1]
     assert final["event"] == "closed" and final["state"]["stopped"] is True
+
+
+@pytest.mark.realtime
+async def test_a_retro_program_plays_to_the_end_on_a_trackmaster_that_cannot_report(
+    serve: SimFactory, tmp_path: Path
+) -> None:
+    # Issue 13, finding 5: nothing on this machine tells what its belt does. The program
+    # plays (opted in), every speed is the one asked for — as the machine itself shows — and
+    # nothing claims a confirmed stop or a completed run.
+    sim = serve("trackmaster", "--line-rate", "--accel", "6", "--personality", "trackmaster")
+    url = f"serial://{sim.address}?protocol=trackmaster"
+    played = await play_program(
+        sim, url, profile("generic-trackmaster"), tmp_path, allow_blind=True
+    )
+    assert played.summary.outcome is Outcome.UNCONFIRMED
+    assert not played.summary.belt_stopped
+    assert played.off_target() == []
+    confirmed = [e.command for e in played.events if isinstance(e, CommandConfirmed)]
+    assert "set speed" not in confirmed  # an acknowledgement is not the belt getting there
+    assert await belt_stopped_at_the_machine(sim)
+    sim.stop()
+    records = sim.records()
+    assert written_into_pending_answers(records) == []
+    assert not [r for r in records if r.get("text") in ("C1", "C2")]  # never asked: illegal
+    final = records[-1]
+    assert final["event"] == "closed" and final["state"]["stopped"] is True
