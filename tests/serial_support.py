@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -303,6 +304,11 @@ async def play_program(
     asked: list[str] = []
     loop = asyncio.get_running_loop()
     helping: set[asyncio.Future[str]] = set()
+    one_at_a_time = threading.Lock()  # the console answers in order: one question at a time
+
+    def at_console(command: str) -> str:
+        with one_at_a_time:
+            return sim.console(command)
 
     def on_event(event: Event) -> None:
         events.append(event)
@@ -316,12 +322,12 @@ async def play_program(
             asked.append(event.reason)
             what = "speed" if event.value.unit is not Unit.PERCENT else "grade"
             amount = float(event.value.to(Unit.MPH).value if what == "speed" else event.value.value)
-            job = asyncio.ensure_future(asyncio.to_thread(sim.console, f"{what} {amount}"))
+            job = asyncio.ensure_future(asyncio.to_thread(at_console, f"{what} {amount}"))
             helping.add(job)
 
     async def sample() -> None:
         while True:
-            state = json.loads(await asyncio.to_thread(sim.console, "state"))
+            state = json.loads(await asyncio.to_thread(at_console, "state"))
             samples.append((loop.time(), state))
             await asyncio.sleep(0.25)
 
