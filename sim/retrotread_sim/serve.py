@@ -664,7 +664,7 @@ def add_parser(commands: Any) -> None:
         f"default {DEFAULT_PERSONALITY}; trackmaster: {', '.join(TRACKMASTER_PERSONALITIES)})",
     )
     serve.add_argument(
-        "--profile", type=Path, metavar="FILE", help="a retrotread device profile (TOML) to be"
+        "--profile", type=Path, metavar="FILE", help="be the console this device profile describes"
     )
     serve.add_argument("--tcp", type=_address, metavar="HOST:PORT", help="serve on TCP, not a pty")
     serve.add_argument("--link", type=Path, metavar="PATH", help="keep a symlink to the pty here")
