@@ -240,7 +240,7 @@ async def one(trial: Trial, folder: Path) -> Trial:
     return trial
 
 
-async def run_trials(count: int, concurrency: int, seed: int) -> list[Trial]:
+async def run_trials(count: int, concurrency: int, seed: int, consoles: list[str]) -> list[Trial]:
     rng = random.Random(seed)
     ways = [*IN_PROCESS, *PROCESS]
     trials = []
@@ -249,7 +249,7 @@ async def run_trials(count: int, concurrency: int, seed: int) -> list[Trial]:
         trials.append(
             Trial(
                 number,
-                rng.choice(list(CONSOLES)),
+                rng.choice(consoles),
                 fault,
                 rng.choice(ways),
                 round(rng.uniform(0.0, 8.0), 2),
@@ -277,9 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=500, help="how many (500)")
     parser.add_argument("--concurrency", type=int, default=8, help="at once (8)")
     parser.add_argument("--seed", type=int, default=13, help="random seed (13)")
+    parser.add_argument(
+        "--console", choices=list(CONSOLES), action="append", help="only these consoles"
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
-    trials = asyncio.run(run_trials(args.trials, args.concurrency, args.seed))
+    consoles = args.console or list(CONSOLES)
+    trials = asyncio.run(run_trials(args.trials, args.concurrency, args.seed, consoles))
     failed = [t for t in trials if not t.passed]
     print()
     print(f"trials        {len(trials)} in {time.monotonic() - started:.0f} s (seed {args.seed})")
@@ -294,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
             f"FAILED #{trial.number} {trial.console} {trial.fault or 'no fault'} "
             f"{trial.way_out} at {trial.stop_at} s: {trial.why}"
         )
+        for line in trial.events[-20:]:
+            print(f"    {line[:220]}")
     return 1 if failed else 0
 
 

@@ -1,5 +1,8 @@
 import sys
 
-from retrotread.cli import main
+try:
+    from retrotread.cli import main
+except KeyboardInterrupt:  # Ctrl-C while starting up: nothing was sent to any treadmill
+    sys.exit(130)
 
 sys.exit(main())

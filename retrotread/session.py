@@ -173,6 +173,7 @@ class Session:
         self._held_at: float | None = None
         self._resume_when_stopped = False  # unattended, after the link came back
         self._stop_accepted = False  # the machine took our last stop (nothing sent since)
+        self._stop_accepted_at = 0.0
         self._identity: str | None = None  # which machine we connected to, where it can say
         self._link_returned = asyncio.Event()
         self._telemetry_moved_at: float | None = None  # last record that differed
@@ -361,7 +362,7 @@ class Session:
         # The worker's stop was accepted already (the session ended while the belt slowed):
         # watch it halt before asking again.
         already = self._stop_accepted and self.link_up and treadmill.reports_belt
-        if already and await self._belt_still_within(STOP_WAIT_S):
+        if already and await self._belt_still_within(STOP_WAIT_S, self._stop_accepted_at):
             self._record_applied(Command.STOP, None)
             show(StopState.CONFIRMED)
             return True
@@ -396,11 +397,11 @@ class Session:
                     )
                 )
                 self._record_applied(Command.STOP, None)
-                self._stop_accepted = True
+                self._stop_accepted, self._stop_accepted_at = True, self.clock.now()
                 if not treadmill.reports_belt:
                     show(StopState.UNCONFIRMABLE)
                     return False
-                if await self._belt_still_within(STOP_WAIT_S):
+                if await self._belt_still_within(STOP_WAIT_S, self._stop_accepted_at):
                     show(StopState.CONFIRMED)
                     return True
                 show(StopState.STILL_MOVING)
@@ -427,11 +428,19 @@ class Session:
             for wait in waits:
                 wait.cancel()
 
-    async def _belt_still_within(self, seconds: float) -> bool:
+    async def _belt_still_within(self, seconds: float, since: float) -> bool:
+        """Whether a reading taken at ``since`` or later shows the belt still, within
+        ``seconds``: a reading from before the stop (a belt just starting reads 0) says
+        nothing about the stop."""
         deadline = self.clock.now() + seconds
         while True:
             latest = self.treadmill.latest
-            if latest and latest.speed.value == 0 and latest.belt is not BeltStatus.RUNNING:
+            if (
+                latest is not None
+                and latest.at >= since
+                and latest.speed.value == 0
+                and latest.belt is not BeltStatus.RUNNING
+            ):
                 return True
             if self.clock.now() >= deadline:
                 return False

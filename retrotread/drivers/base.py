@@ -248,7 +248,13 @@ class Treadmill(abc.ABC):
         # gate, so nothing is ever written into a procedure whose answer is still due. One
         # still waiting for its turn is dropped: nothing of it was sent, and its caller is gone.
         on_wire = asyncio.Event()
-        procedure = asyncio.ensure_future(self._procedure(command, action, on_wire))
+        # Started eagerly: with the gate free, the write goes out in this very step of the
+        # loop, as a bare client's would, not one loop turn later.
+        procedure = asyncio.Task(
+            self._procedure(command, action, on_wire),
+            loop=asyncio.get_running_loop(),
+            eager_start=True,
+        )
         self._procedures.add(procedure)
         procedure.add_done_callback(self._procedure_done)
         try:
