@@ -212,6 +212,7 @@ FAULTS: dict[str, str] = {
     "belt-stopped": "The belt stopped. Program paused. Hold both handrails.",
     "hold-timeout": "Held too long. The program has ended.",
     "connect": "Could not connect to the treadmill.",
+    "different-machine": f"A different treadmill answered. {_HOLD_ON} The session has ended.",
 }
 FAULT_DEFAULT = f"Fault. {_HOLD_ON}"
 
