@@ -18,10 +18,9 @@ import pytest
 
 from retrotread.drivers.base import MachineEventKind
 from retrotread.drivers.registry import open_treadmill
-from retrotread.events import CommandUnconfirmed, Event, StopProgress, StopState
+from retrotread.events import Event, StopProgress, StopState
 from retrotread.program import find_program
-from retrotread.session import Outcome, Session
-from retrotread.units import mph
+from retrotread.session import Session
 from tests.serial_support import (
     RETRO_CHECK,
     Reports,
@@ -29,7 +28,6 @@ from tests.serial_support import (
     belt_stopped_at_the_machine,
     commands_received,
     in_order,
-    play_program,
     profile,
     serve,
     write_program,
@@ -72,46 +70,6 @@ def test_retrotread_run_plays_a_program_to_the_end_over_a_pty(
     assert final["state"]["belt"] == "stopped"
     assert final["state"]["speed_kmh"] == 0.0
     assert final["state"]["csafe_state"] == "finished"
-
-
-@pytest.mark.realtime
-@pytest.mark.parametrize("personality", ["matrix", "concept2"])
-async def test_a_retro_program_plays_to_the_end_on_every_console(
-    serve: SimFactory, tmp_path: Path, personality: str
-) -> None:
-    # The console is chosen by its device profile, as a user would name the machine.
-    device = DEVICES / f"{'matrix' if personality == 'matrix' else 'generic'}-csafe.toml"
-    console = (
-        ("--profile", str(device)) if personality == "matrix" else ("--personality", personality)
-    )
-    sim = serve("csafe", "--line-rate", "--accel", "6", *console)
-    # matrix-csafe: this console takes no speed during a workout, so retrotread cannot ramp:
-    # the workout starts at the first block's speed (the console's own acceleration ramps the
-    # belt), and every change during it is asked of the person at the console.
-    chosen = profile(device.stem)
-    url = f"serial://{sim.address}?protocol=csafe"
-    played = await play_program(sim, url, chosen, tmp_path, operator=personality == "matrix")
-    assert played.summary.outcome is Outcome.COMPLETED
-    assert played.summary.belt_stopped
-    assert played.off_target() == []
-    refused = [e for e in played.events if isinstance(e, CommandUnconfirmed) and e.rejected]
-    if personality == "matrix":
-        # Every change after the first block is made at the console, as retrotread asks.
-        wanted = [mph(speed) for speed in ("1.0", "3.0", "1.0", "2.6", "2.2")]
-        assert [e.value for e in refused] == wanted
-        assert len(played.asked_of_operator) == len(wanted)
-    else:
-        assert refused == [] and played.asked_of_operator == []
-    assert await belt_stopped_at_the_machine(sim)
-    sim.stop()
-    records = sim.records()
-    assert written_into_pending_answers(records) == []
-    running = [s for _, s in played.samples if s["belt"] == "running" and s["speed_kmh"] > 1]
-    assert running and all(s["incline_pct"] == 2.0 for s in running[len(running) // 3 :])
-    assert {s["target_incline_pct"] for s in running} == {2.0}
-    final = records[-1]
-    assert final["event"] == "closed" and final["state"]["stopped"] is True
-    assert final["state"]["speed_kmh"] == 0.0
 
 
 SHORT_RETRO = """\

@@ -18,13 +18,10 @@ from retrotread.units import mph
 from tests.serial_support import (
     TWO_SPEEDS,
     SimFactory,
-    belt_stopped_at_the_machine,
     in_order,
-    play_program,
     profile,
     serve,
     write_program,
-    written_into_pending_answers,
 )
 
 __all__ = ["serve"]
@@ -100,50 +97,3 @@ async def test_without_telemetry_speeds_and_the_stop_stay_unconfirmed(
     sim.stop()
     assert sim.records()[-1]["state"]["belt"] == "stopped"  # the belt did stop
     assert all(not isinstance(e, CommandUnconfirmed) or "telemetry" in e.reason for e in events)
-
-
-@pytest.mark.realtime
-async def test_a_retro_program_plays_to_the_end_on_a_trackmaster_with_status(
-    serve: SimFactory, tmp_path: Path
-) -> None:
-    sim = serve("trackmaster", "--line-rate", "--accel", "6", "--personality", "trackmaster-query")
-    url = f"serial://{sim.address}?protocol=trackmaster"
-    played = await play_program(sim, url, profile("trackmaster-query"), tmp_path)
-    assert played.summary.outcome is Outcome.COMPLETED
-    assert played.summary.belt_stopped
-    assert played.off_target() == []
-    assert await belt_stopped_at_the_machine(sim)
-    sim.stop()
-    records = sim.records()
-    assert written_into_pending_answers(records) == []
-    running = [s for _, s in played.samples if s["belt"] == "running" and s["speed_kmh"] > 1]
-    assert running and {s["target_incline_pct"] for s in running} == {2.0}
-    assert all(s["incline_pct"] == 2.0 for s in running[len(running) // 3 :])
-    final = records[-1]
-    assert final["event"] == "closed" and final["state"]["stopped"] is True
-
-
-@pytest.mark.realtime
-async def test_a_retro_program_plays_to_the_end_on_a_trackmaster_that_cannot_report(
-    serve: SimFactory, tmp_path: Path
-) -> None:
-    # Issue 13, finding 5: nothing on this machine tells what its belt does. The program
-    # plays (opted in), every speed is the one asked for — as the machine itself shows — and
-    # nothing claims a confirmed stop or a completed run.
-    sim = serve("trackmaster", "--line-rate", "--accel", "6", "--personality", "trackmaster")
-    url = f"serial://{sim.address}?protocol=trackmaster"
-    played = await play_program(
-        sim, url, profile("generic-trackmaster"), tmp_path, allow_blind=True
-    )
-    assert played.summary.outcome is Outcome.UNCONFIRMED
-    assert not played.summary.belt_stopped
-    assert played.off_target() == []
-    confirmed = [e.command for e in played.events if isinstance(e, CommandConfirmed)]
-    assert "set speed" not in confirmed  # an acknowledgement is not the belt getting there
-    assert await belt_stopped_at_the_machine(sim)
-    sim.stop()
-    records = sim.records()
-    assert written_into_pending_answers(records) == []
-    assert not [r for r in records if r.get("text") in ("C1", "C2")]  # never asked: illegal
-    final = records[-1]
-    assert final["event"] == "closed" and final["state"]["stopped"] is True

@@ -1,26 +1,48 @@
-"""A whole program plays to the end over a real pty, on both serial protocols at once.
+"""A whole program plays to the end over a real pty on every serial console, all at once.
 
-Real I/O to another process cannot run on the virtual clock, so instead of a built-in (the
-shortest takes 7:10) this plays a 47 s program that has every block kind and every change of
-facing and speed a built-in has: forward to turn-around to retro, retro to retro-run and back,
-turn-around to forward, recovery, cool-down with a change of incline. Both protocols play
-concurrently (a simulator process on a pty and ``retrotread run`` in another process each), at
-the real line rate, so the test costs about 50 s of wall time and little CPU.
+Real I/O to another process cannot run on the virtual clock, so the programs play in real time,
+and they play concurrently (each console a simulator process on its own pty) so the whole
+proof costs about 50 s of wall time and little CPU:
+
+* the session in this process, on each console personality (issue 14): a Matrix-style CSAFE
+  console (which takes no speed during a workout: a person at the console makes each change,
+  as retrotread asks), a Concept2-style one, a Trackmaster with status queries and one without
+  (which cannot report its belt: opted in, and the run is "unconfirmed");
+* ``retrotread run`` as a user types it, on CSAFE and Trackmaster, with a 47 s program that has
+  every block kind and every change of facing and speed a built-in has (issue 12: the proof
+  that a whole program plays over a pty, without waiting seven minutes for a built-in).
 """
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from retrotread.events import CommandConfirmed, CommandUnconfirmed
+from retrotread.session import Outcome
+from retrotread.units import mph
 from retrotread_sim.serve import SimProcess
+from tests.serial_support import (
+    Played,
+    SimFactory,
+    belt_stopped_at_the_machine,
+    play_program,
+    profile,
+    serve,
+    written_into_pending_answers,
+)
 
-PROGRAM = """\
+__all__ = ["serve"]
+
+DEVICES = Path(__file__).resolve().parents[1] / "devices"
+MPH_TO_KMH = 1.609344
+
+EVERY_KIND = """\
 name = "every-kind"
 description = "Every block kind and every change of facing, a few seconds each."
 
@@ -74,67 +96,136 @@ speed = 2.2
 incline = 0.0
 """
 
-#: protocol -> (simulator options, device profile)
-LINKS = {
-    "csafe": (("--line-rate", "--accel", "6"), "generic-csafe"),
-    "trackmaster": (("--line-rate", "--accel", "6", "--status-query"), "trackmaster-query"),
+#: consoles the session in this process plays: name -> (simulator options, device profile)
+CONSOLES = {
+    "matrix": (("--profile", str(DEVICES / "matrix-csafe.toml")), "matrix-csafe"),
+    "concept2": (("--personality", "concept2"), "generic-csafe"),
+    "trackmaster-query": (("--personality", "trackmaster-query"), "trackmaster-query"),
+    "trackmaster": (("--personality", "trackmaster"), "generic-trackmaster"),
 }
-MPH_TO_KMH = 1.609344
+#: protocol -> (simulator options, device URL options) for `retrotread run`
+COMMAND_LINE = {
+    "csafe": (("--personality", "concept2"), "protocol=csafe&profile=generic-csafe"),
+    "trackmaster": (
+        ("--personality", "trackmaster-query"),
+        "protocol=trackmaster&profile=trackmaster-query",
+    ),
+}
 
 
-def frames(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in records if r.get("event") == "frame"]
+@dataclass
+class Ran:
+    status: int
+    output: str
+    sim: SimProcess
+
+
+async def run_command_line(sim: SimProcess, url: str, program: Path) -> Ran:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "retrotread",
+        "run",
+        str(program),
+        "--unattended",
+        "--mute",
+        "--device",
+        url,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=150)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return Ran(process.returncode, output.decode(errors="replace"), sim)
+
+
+def check_session(name: str, played: Played, sim: SimProcess) -> None:
+    """What the session in this process saw and did on console ``name``."""
+    blind = name == "trackmaster"
+    assert played.summary.outcome is (Outcome.UNCONFIRMED if blind else Outcome.COMPLETED), name
+    assert played.summary.belt_stopped is not blind, name  # a blind machine confirms nothing
+    assert played.off_target() == [], name
+    refused = [e for e in played.events if isinstance(e, CommandUnconfirmed) and e.rejected]
+    if name == "matrix":
+        # Every change after the first block is made at the console, as retrotread asks.
+        wanted = [mph(speed) for speed in ("1.0", "3.0", "1.0", "2.6", "2.2")]
+        assert [e.value for e in refused] == wanted
+        assert len(played.asked_of_operator) == len(wanted)
+    else:
+        assert refused == [] and played.asked_of_operator == [], name
+    if blind:
+        confirmed = [e.command for e in played.events if isinstance(e, CommandConfirmed)]
+        assert "set speed" not in confirmed  # an acknowledgement is not the belt getting there
+    records = sim.records()
+    assert written_into_pending_answers(records) == [], name
+    if not blind:
+        running = [s for _, s in played.samples if s["belt"] == "running" and s["speed_kmh"] > 1]
+        assert running and {s["target_incline_pct"] for s in running} == {2.0}, name
+        assert all(s["incline_pct"] == 2.0 for s in running[len(running) // 3 :]), name
+    else:
+        assert not [r for r in records if r.get("text") in ("C1", "C2")]  # never asked
+    final = records[-1]
+    assert final["event"] == "closed" and final["state"]["stopped"] is True, (name, final)
+
+
+def check_command_line(protocol: str, ran: Ran) -> None:
+    """What `retrotread run` printed, and what the console received, for ``protocol``."""
+    assert ran.status == 0, (protocol, ran.output)
+    for line in ("▶ every-kind", "blocks    9 of 9", "ended     completed", "belt      stopped"):
+        assert line in ran.output, (protocol, line, ran.output)
+    records = ran.sim.records()
+    states = [r["state"] for r in records if r.get("event") == "frame"]
+    assert states, f"{protocol}: the simulator received nothing over the pty"
+    # The belt took every speed of the program, retro-run's 3.6 mph the fastest, and 2.0 %.
+    top = max(s["speed_kmh"] for s in states)
+    assert 3.5 * MPH_TO_KMH <= top <= 3.6 * MPH_TO_KMH + 0.05, (protocol, top)
+    assert any(abs(s["incline_pct"] - 2.0) < 0.05 for s in states), protocol
+    assert written_into_pending_answers(records) == [], protocol
+    closed = [r for r in records if r.get("event") == "closed"]
+    assert closed and closed[-1]["state"]["stopped"] is True, (protocol, closed[-1:])
+    assert closed[-1]["state"]["target_incline_pct"] == 0.0, protocol  # the cool-down's 0 %
 
 
 @pytest.mark.realtime
-def test_a_whole_program_plays_to_the_end_over_a_pty_on_both_protocols(tmp_path: Path) -> None:
-    program = tmp_path / "every-kind.toml"
-    program.write_text(PROGRAM)
+async def test_a_whole_program_plays_to_the_end_on_every_serial_console(
+    serve: SimFactory, tmp_path: Path
+) -> None:
+    sessions: dict[str, Any] = {}
     sims: dict[str, SimProcess] = {}
-    players: dict[str, subprocess.Popen[str]] = {}
-    try:
-        for protocol, (options, profile) in LINKS.items():
-            sim = SimProcess(protocol, *options, record=tmp_path / f"{protocol}.jsonl")
-            sims[protocol] = sim
-            sim.start()
-            device = f"serial://{sim.address}?protocol={protocol}&profile={profile}"
-            command = [sys.executable, "-m", "retrotread", "run", str(program), "--unattended"]
-            players[protocol] = subprocess.Popen(
-                [*command, "--mute", "--device", device],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-            )
-        deadline = time.monotonic() + 120
-        outputs = {
-            protocol: player.communicate(timeout=max(1.0, deadline - time.monotonic()))[0]
-            for protocol, player in players.items()
-        }
-    finally:
-        for player in players.values():
-            if player.poll() is None:
-                player.kill()
-                player.wait()
-        for sim in sims.values():
-            sim.stop()
+    for name, (options, device) in CONSOLES.items():
+        protocol = "csafe" if device.endswith("csafe") else "trackmaster"
+        sims[name] = serve(protocol, "--line-rate", "--accel", "6", *options)
+        folder = tmp_path / name
+        folder.mkdir()
+        sessions[name] = play_program(
+            sims[name],
+            f"serial://{sims[name].address}?protocol={protocol}",
+            profile(device),
+            folder,
+            operator=name == "matrix",
+            allow_blind=name == "trackmaster",
+        )
+    program = tmp_path / "every-kind.toml"
+    program.write_text(EVERY_KIND)
+    commands: dict[str, Any] = {}
+    for protocol, (options, url_options) in COMMAND_LINE.items():
+        sim = serve(protocol, "--line-rate", "--accel", "6", *options)
+        commands[protocol] = run_command_line(sim, f"serial://{sim.address}?{url_options}", program)
 
-    for protocol, output in outputs.items():
-        assert players[protocol].returncode == 0, (protocol, output)
-        assert "▶ every-kind" in output, (protocol, output)
-        assert "blocks    9 of 9" in output, (protocol, output)
-        assert "ended     completed" in output, (protocol, output)
-        assert "belt      stopped" in output, (protocol, output)
-        records = sims[protocol].records()
-        answered = frames(records)
-        assert answered, f"{protocol}: the simulator received nothing over the pty"
-        # The belt took every speed of the program and the retro incline, in band...
-        states = [r["state"] for r in answered]
-        top = max(s["speed_kmh"] for s in states)
-        assert 3.5 * MPH_TO_KMH <= top <= 3.6 * MPH_TO_KMH + 0.05, (protocol, top)
-        assert any(abs(s["incline_pct"] - 2.0) < 0.05 for s in states), protocol
-        # ...and ended halted at zero, its incline moving to the cool-down's 0 %.
-        closed = [r for r in records if r.get("event") == "closed"]
-        assert closed, f"{protocol}: the simulator journal was not closed"
-        assert closed[-1]["state"]["stopped"] is True, (protocol, closed[-1])
-        assert closed[-1]["state"]["target_incline_pct"] == 0.0, (protocol, closed[-1])
+    everything = await asyncio.gather(*sessions.values(), *commands.values())
+    played = dict(zip(sessions, everything[: len(sessions)], strict=True))
+    ran = dict(zip(commands, everything[len(sessions) :], strict=True))
+
+    for name, result in played.items():
+        assert await belt_stopped_at_the_machine(sims[name]), name
+        sims[name].stop()
+        check_session(name, result, sims[name])
+    for protocol, result in ran.items():
+        result.sim.stop()
+        check_command_line(protocol, result)
