@@ -36,7 +36,7 @@ test: system $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q -n auto --dist worksteal
+	$(BIN)/pytest -q -n 4 --dist worksteal
 
 # The whole suite RUNS times on a fresh clone of HEAD: passes, failures by test, wall times.
 RUNS ?= 10
