@@ -107,13 +107,15 @@ def main(argv: list[str] | None = None) -> int:
         (workdir / "shared").symlink_to(shared)  # as CI lays it beside the clone
     print("setting up the clone (not timed) ...", flush=True)
     setup_started = time.monotonic()
-    subprocess.run(
-        ["make", "system", ".venv/.installed"],
-        cwd=clone,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        check=True,
-    )
+    with (logs / "setup.log").open("wb") as setup_log:
+        subprocess.run(
+            ["make", "system", ".venv/.installed"],
+            cwd=clone,
+            stdin=subprocess.DEVNULL,
+            stdout=setup_log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
     print(f"  set up in {time.monotonic() - setup_started:.0f} s", flush=True)
 
     runs: list[Run] = []

@@ -100,3 +100,17 @@ def mutations(text: str) -> st.SearchStrategy[str]:
         lambda at: text[: at[0]] + at[2] + text[at[0] + at[1] :]
     )
     return st.one_of(cut, insert, replace)
+
+
+def mistaken(sample: str, change: tuple[str, str]) -> str:
+    """``sample`` with one mistake put in: ``change`` is (what is there, what replaces it)."""
+    old, new = change
+    assert old in sample
+    return sample.replace(old, new, 1)
+
+
+def assert_mistake_named(lines: list[str], path: Path, line: int, text: str) -> None:
+    """The first problem saying ``text`` names the file and the line, as the loader does."""
+    matching = [entry for entry in lines if text in entry]
+    assert matching, lines
+    assert matching[0].startswith(f"{path}:{line}: "), matching

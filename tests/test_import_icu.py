@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from retrotread.program import ProgramError
 from retrotread.program.formats import ImportOptions, Units, import_file, parse_rules
 from retrotread.units import Unit, kmh, mph
-from tests.import_support import import_outcome, imports_checks_and_rehearses, mutations
+from tests.import_support import (
+    assert_mistake_named,
+    import_outcome,
+    imports_checks_and_rehearses,
+    mistaken,
+    mutations,
+)
 
 # Written for these tests in intervals.icu's builder notation.
 SAMPLE = """\
@@ -112,12 +118,9 @@ MISTAKES = [
 def test_mistakes_name_file_and_line(
     change: tuple[str, str], line: int, text: str, tmp_path: Path
 ) -> None:
-    old, new = change
-    assert old in SAMPLE
-    lines = problems(tmp_path, SAMPLE.replace(old, new, 1))
-    matching = [entry for entry in lines if text in entry]
-    assert matching, lines
-    assert matching[0].startswith(f"{tmp_path / 'workout.txt'}:{line}: "), matching
+    assert_mistake_named(
+        problems(tmp_path, mistaken(SAMPLE, change)), tmp_path / "workout.txt", line, text
+    )
 
 
 def test_not_utf8_names_the_line(tmp_path: Path) -> None:

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from retrotread.program import ProgramError
 from retrotread.program.formats import ImportOptions, Units, import_file, parse_rules
 from retrotread.units import Unit, kmh, mph
-from tests.import_support import import_outcome, imports_checks_and_rehearses, mutations
+from tests.import_support import (
+    assert_mistake_named,
+    import_outcome,
+    imports_checks_and_rehearses,
+    mistaken,
+    mutations,
+)
 
 # Written for these tests in Zwift's run-workout form: Power is a share of the runner's pace.
 SAMPLE = """\
@@ -142,12 +148,9 @@ MISTAKES = [
 def test_mistakes_name_file_line_and_field(
     change: tuple[str, str], line: int, text: str, tmp_path: Path
 ) -> None:
-    old, new = change
-    assert old in SAMPLE
-    lines = problems(tmp_path, SAMPLE.replace(old, new, 1))
-    matching = [entry for entry in lines if text in entry]
-    assert matching, lines
-    assert matching[0].startswith(f"{tmp_path / 'intervals.zwo'}:{line}: "), matching
+    assert_mistake_named(
+        problems(tmp_path, mistaken(SAMPLE, change)), tmp_path / "intervals.zwo", line, text
+    )
 
 
 def test_a_free_ride_needs_a_speed(tmp_path: Path) -> None:

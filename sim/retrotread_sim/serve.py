@@ -226,6 +226,7 @@ class PtyEndpoint:
 
     def __init__(self, link: Path | None) -> None:
         self.link = link
+        self._path = ""
         self._fds: tuple[int, int] | None = None
         self._on_data: Callable[[bytes], None] = lambda _: None
 
@@ -237,6 +238,7 @@ class PtyEndpoint:
         self._fds = (master, slave)
         asyncio.get_running_loop().add_reader(master, self._readable)
         path = os.ttyname(slave)
+        self._path = path
         if self.link is not None:
             temporary = self.link.with_name(self.link.name + ".new")
             with contextlib.suppress(FileNotFoundError):
@@ -280,6 +282,13 @@ class PtyEndpoint:
             return
         master, slave = self._fds
         self._fds = None
+        # The name goes with the device, as udev's does: a name left pointing at a closed pty
+        # would lead a client that reopens it to whatever pty the system hands out next under
+        # that number (another program's).
+        if self.link is not None:
+            with contextlib.suppress(OSError):
+                if os.readlink(self.link) == self._path:
+                    self.link.unlink()
         with contextlib.suppress(ValueError, RuntimeError):
             asyncio.get_running_loop().remove_reader(master)
         for fd in (master, slave):
