@@ -46,11 +46,16 @@ async def _next_json(ws: aiohttp.ClientWebSocketResponse, wait_s: float = 10.0) 
 async def _until_closed(ws: aiohttp.ClientWebSocketResponse, wait_s: float = 10.0) -> int | None:
     """Read until the server closes the socket; returns its close code."""
     deadline = time.monotonic() + wait_s
+    seen: list[str] = []  # what arrived instead, for the failure message
     while time.monotonic() < deadline:
-        message = await ws.receive(timeout=deadline - time.monotonic())
+        try:
+            message = await ws.receive(timeout=deadline - time.monotonic())
+        except TimeoutError:
+            break
         if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
             return ws.close_code
-    raise AssertionError("the server kept the socket open")
+        seen.append(f"{message.type.name}: {str(message.data)[:120]}")
+    raise AssertionError(f"the server kept the socket open; received instead: {seen}")
 
 
 async def _operator(
