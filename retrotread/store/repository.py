@@ -1,0 +1,441 @@
+"""The records file: clients, sessions, blocks, samples, events and outcomes, read and written.
+
+Reads and the operator's own changes go through :class:`Store` in the caller's thread; a
+session being recorded goes through its :attr:`Store.writer` (``retrotread.store.writer``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import logging
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from types import TracebackType
+
+from retrotread.paths import data_dir
+from retrotread.program import Program
+from retrotread.progression import NextSession, OperatorOutcome, Phase, SessionEvidence, plan_next
+from retrotread.store.model import (
+    BlockRecord,
+    Client,
+    ClientSummary,
+    EventRecord,
+    Sample,
+    SessionRecord,
+    Status,
+    StoreError,
+)
+from retrotread.store.schema import MIGRATIONS, SCHEMA_VERSION
+from retrotread.store.writer import Backlog, RecordWriter
+from retrotread.store.writes import (
+    INSERT_SESSION,
+    WRITES,
+    bind,
+    block_values,
+    event_values,
+    sample_values,
+    session_values,
+)
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "retrotread.sqlite3"
+
+_SESSION_COLUMNS = """s.id, c.name, s.program, s.program_source, s.program_toml, s.device,
+    s.started_at, s.ended_at, s.status, s.detail, s.phase, s.interval_s, s.handrail,
+    s.plan_reason, s.blocks_total, s.blocks_done, s.retro_s, s.elapsed_s, s.distance_m,
+    s.belt_stopped, s.outcome, s.note"""
+
+
+def _session_record(row: sqlite3.Row) -> SessionRecord:
+    values = tuple(row)
+    return SessionRecord(
+        id=values[0],
+        client=values[1],
+        program=values[2],
+        program_source=values[3],
+        program_toml=values[4],
+        device=values[5],
+        started_at=values[6],
+        ended_at=values[7],
+        status=Status(values[8]),
+        detail=values[9],
+        phase=Phase(values[10]) if values[10] else None,
+        interval_s=values[11],
+        handrail=values[12],
+        plan_reason=values[13],
+        blocks_total=values[14],
+        blocks_done=values[15],
+        retro_s=values[16],
+        elapsed_s=values[17],
+        distance_m=values[18],
+        belt_stopped=None if values[19] is None else bool(values[19]),
+        outcome=OperatorOutcome(values[20]) if values[20] else None,
+        note=values[21],
+    )
+
+
+def default_db_path() -> Path:
+    return data_dir() / DB_NAME
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:  # 0 and negative numbers name process groups, not a process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+# -- the store ---------------------------------------------------------------------------------
+
+
+class Store:
+    """The records file. Use :meth:`open`; close it (or use ``with``) when done.
+
+    Reads and the operator's own changes (clients, outcomes) go through :attr:`db` in the
+    caller's thread; sessions being recorded go through :attr:`writer`, a thread of its own.
+    """
+
+    #: seconds a write by the session writer waits for a lock before it retries later
+    writer_busy_timeout_s = 0.25
+    #: seconds a read waits for the writer to write what is queued
+    settle_timeout_s = 2.0
+    #: seconds closing the store waits for the writer to write what is queued
+    flush_timeout_s = 5.0
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self.db = connection
+        self.path = path
+        self._writer: RecordWriter | None = None
+        #: called with each connection the writer opens (its own PRAGMAs; tests use it)
+        self.on_connect: Callable[[sqlite3.Connection], None] | None = None
+
+    @classmethod
+    def open(cls, path: Path | str | None = None) -> Store:
+        target = Path(path) if path is not None else default_db_path()
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(target, isolation_level=None, timeout=5.0)
+        except (OSError, sqlite3.Error) as err:
+            raise StoreError(f"cannot open the records at {target}: {err}") from err
+        store = cls(connection, target)
+        try:
+            store._prepare()
+        except sqlite3.DatabaseError as err:
+            connection.close()
+            raise StoreError(f"{target} is not a retrotread records file: {err}") from err
+        except StoreError:
+            connection.close()
+            raise
+        return store
+
+    def close(self) -> Backlog | None:
+        """Close the file, after a bounded wait for the session writer (what it could not
+        write is logged, and returned)."""
+        backlog = None
+        if self._writer is not None:
+            backlog = self._writer.close(self.flush_timeout_s)
+            if backlog:
+                log.warning("closing %s: %s", self.path, backlog.describe())
+        self.db.close()
+        return backlog
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _prepare(self) -> None:
+        db = self.db
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a commit survives a killed process (it is in the WAL file);
+        # only a power cut can lose the last transactions.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        self.migrate()
+        self.mark_interrupted()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        version: int = self.db.execute("PRAGMA user_version").fetchone()[0]
+        return version
+
+    def migrate(self) -> None:
+        """Bring the file up to :data:`SCHEMA_VERSION`, one migration per transaction."""
+        current = self.schema_version
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer retrotread (schema {current}; this one "
+                f"knows up to {SCHEMA_VERSION}): upgrade retrotread to read it"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            script = MIGRATIONS[version - 1]
+            # executescript commits first; wrap each migration in its own transaction.
+            self.db.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={version};")
+            self.db.execute("COMMIT")
+
+    def mark_interrupted(self) -> list[int]:
+        """Sessions left ``running`` by a process that is gone become ``interrupted``."""
+        host = socket.gethostname()
+        rows = self.db.execute(
+            "SELECT id, pid, host FROM sessions WHERE status = ?", (Status.RUNNING.value,)
+        ).fetchall()
+        cut_off = [
+            session_id
+            for session_id, pid, row_host in rows
+            if row_host != host or pid is None or not _process_alive(pid)
+        ]
+        for session_id in cut_off:
+            with self._transaction() as db:
+                last = db.execute(
+                    "SELECT max(at) FROM (SELECT max(at) AS at FROM samples WHERE session_id = ?"
+                    " UNION ALL SELECT max(at) FROM events WHERE session_id = ?)",
+                    (session_id, session_id),
+                ).fetchone()[0]
+                db.execute(
+                    "UPDATE sessions SET status = ?, ended_at = COALESCE(?, started_at), "
+                    "detail = ? WHERE id = ?",
+                    (
+                        Status.INTERRUPTED.value,
+                        last,
+                        "the process ended mid-session (crash, kill or power loss); "
+                        "records up to the last sample",
+                        session_id,
+                    ),
+                )
+                db.execute(
+                    "UPDATE blocks SET result = 'interrupted' WHERE session_id = ? "
+                    "AND result = 'running'",
+                    (session_id,),
+                )
+        return cut_off
+
+    # -- clients -------------------------------------------------------------------------------
+
+    def add_client(self, name: str, note: str = "") -> Client:
+        clean = " ".join(name.split())
+        if not clean:
+            raise StoreError("a client needs a name")
+        existing = self.find_client(clean)
+        if existing is not None:
+            raise StoreError(f"there is already a client named {existing.name!r}")
+        cursor = self.db.execute(
+            "INSERT INTO clients (name, note, created_at) VALUES (?, ?, ?)",
+            (clean, note, time.time()),
+        )
+        assert cursor.lastrowid is not None
+        return Client(cursor.lastrowid, clean, note, time.time())
+
+    def find_client(self, name: str) -> Client | None:
+        row = self.db.execute(
+            "SELECT id, name, note, created_at FROM clients WHERE name = ?",
+            (" ".join(name.split()),),
+        ).fetchone()
+        return Client(*row) if row else None
+
+    def client(self, name: str) -> Client:
+        """The client called ``name`` (any case); the error suggests close names."""
+        found = self.find_client(name)
+        if found is not None:
+            return found
+        names = [c.client.name for c in self.clients()]
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(repr(n) for n in close)}?)" if close else ""
+        add = f"add one with: retrotread clients add {name!r}"
+        raise StoreError(f"no client named {name!r}{hint}; {add}")
+
+    def clients(self) -> list[ClientSummary]:
+        self._settle()
+        rows = self.db.execute(
+            "SELECT c.id, c.name, c.note, c.created_at, count(s.id), max(s.started_at) "
+            "FROM clients c LEFT JOIN sessions s ON s.client_id = c.id "
+            "GROUP BY c.id ORDER BY c.name COLLATE NOCASE"
+        ).fetchall()
+        return [ClientSummary(Client(*row[:4]), row[4], row[5]) for row in rows]
+
+    # -- sessions, written by SessionRecorder (through the writer) or directly ----------------
+
+    def begin_session(
+        self,
+        *,
+        client: Client | None,
+        program: Program,
+        device: str,
+        started_at: float,
+        program_toml: str | None = None,
+        plan_reason: str = "",
+    ) -> int:
+        values = session_values(client, program, device, started_at, program_toml, plan_reason)
+        cursor = self.db.execute(INSERT_SESSION, values)
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def add_sample(self, session_id: int, sample: Sample) -> None:
+        self.db.execute(WRITES["sample"], bind(sample_values(sample), session_id))
+
+    def add_event(self, session_id: int, event: EventRecord) -> None:
+        self.db.execute(WRITES["event"], bind(event_values(event), session_id))
+
+    def begin_block(self, session_id: int, block: BlockRecord) -> None:
+        self.db.execute(WRITES["block"], bind(block_values(block), session_id))
+
+    def end_block(self, session_id: int, idx: int, actual_s: float, result: str) -> None:
+        self.db.execute(WRITES["end_block"], (actual_s, result, session_id, idx))
+
+    def extend_block(self, session_id: int, idx: int, seconds: int) -> None:
+        self.db.execute(WRITES["extend_block"], (seconds, session_id, idx))
+
+    def update_progress(
+        self, session_id: int, *, blocks_done: int, retro_s: float, elapsed_s: float
+    ) -> None:
+        self.db.execute(WRITES["progress"], (blocks_done, retro_s, elapsed_s, session_id))
+
+    def end_session(
+        self,
+        session_id: int,
+        *,
+        ended_at: float,
+        status: Status,
+        detail: str,
+        distance_m: float,
+        belt_stopped: bool,
+    ) -> None:
+        self.db.execute(
+            WRITES["end_session"],
+            (ended_at, status.value, detail, distance_m, int(belt_stopped), session_id),
+        )
+
+    @property
+    def writer(self) -> RecordWriter:
+        """The thread that writes sessions as they run (started on first use)."""
+        if self._writer is None:
+            self._writer = RecordWriter(
+                self.path, busy_timeout_s=self.writer_busy_timeout_s, on_connect=self.on_connect
+            )
+        return self._writer
+
+    def _settle(self) -> None:
+        """Let queued session records reach the file before a read (read your own writes).
+
+        Waits only while the writer is making progress, and at most ``settle_timeout_s``: a
+        locked file gives the records as they stand rather than a frozen caller.
+        """
+        writer = self._writer
+        if writer is not None and not writer.behind:
+            writer.wait_idle(self.settle_timeout_s)
+
+    def record_outcome(self, session_id: int, outcome: OperatorOutcome, note: str = "") -> None:
+        """The operator's word on how the session went; progression counts on it."""
+        self._settle()
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE sessions SET outcome = ?, note = ? WHERE id = ?",
+                (outcome.value, note, session_id),
+            ).rowcount
+            if not changed:
+                raise StoreError(f"no session #{session_id} in {self.path}")
+            db.execute(
+                "INSERT INTO events (session_id, at, offset_s, kind, detail) "
+                "SELECT id, ?, ?, 'outcome', ? FROM sessions WHERE id = ?",
+                (
+                    time.time(),
+                    0.0,
+                    f"{outcome.value}: {note}" if note else outcome.value,
+                    session_id,
+                ),
+            )
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def session(self, session_id: int) -> SessionRecord:
+        self._settle()
+        row = self.db.execute(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions s LEFT JOIN clients c "
+            "ON c.id = s.client_id WHERE s.id = ?",
+            (session_id,),
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"no session #{session_id} in {self.path}")
+        return _session_record(row)
+
+    def sessions(
+        self, client: Client | None = None, limit: int | None = None
+    ) -> list[SessionRecord]:
+        """Sessions, oldest first (the last ``limit`` of them); one client's, or everyone's."""
+        self._settle()
+        where, params = ("WHERE s.client_id = ?", [client.id]) if client else ("", [])
+        query = (
+            f"SELECT {_SESSION_COLUMNS} FROM sessions s LEFT JOIN clients c "
+            f"ON c.id = s.client_id {where} ORDER BY s.started_at DESC, s.id DESC"
+        )
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        rows = self.db.execute(query, params).fetchall()
+        return [_session_record(row) for row in reversed(rows)]
+
+    def latest_session(self) -> SessionRecord | None:
+        found = self.sessions(limit=1)
+        return found[0] if found else None
+
+    def blocks(self, session_id: int) -> list[BlockRecord]:
+        self._settle()
+        rows = self.db.execute(
+            "SELECT idx, kind, title, handrail, planned_s, target_mph, incline_pct, started_at, "
+            "start_offset_s, actual_s, extended_s, result FROM blocks WHERE session_id = ? "
+            "ORDER BY idx",
+            (session_id,),
+        ).fetchall()
+        return [BlockRecord(*row) for row in rows]
+
+    def samples(self, session_id: int) -> list[Sample]:
+        self._settle()
+        rows = self.db.execute(
+            "SELECT at, offset_s, block_idx, target_mph, speed_mph, incline_pct, distance_m "
+            "FROM samples WHERE session_id = ? ORDER BY at, rowid",
+            (session_id,),
+        ).fetchall()
+        return [Sample(*row) for row in rows]
+
+    def events(self, session_id: int) -> list[EventRecord]:
+        self._settle()
+        rows = self.db.execute(
+            "SELECT at, offset_s, kind, detail FROM events WHERE session_id = ? ORDER BY at, rowid",
+            (session_id,),
+        ).fetchall()
+        return [EventRecord(*row) for row in rows]
+
+    # -- progression ---------------------------------------------------------------------------
+
+    def evidence(self, client: Client) -> list[SessionEvidence]:
+        return [s.evidence() for s in self.sessions(client) if s.status is not Status.RUNNING]
+
+    def next_session(self, client: Client, today: date | None = None) -> NextSession:
+        """The client's next session (a generated program) and the reason for it."""
+        return plan_next(self.evidence(client), today or date.today())

@@ -1,0 +1,80 @@
+"""The schema: one migration script per version; opening a store brings older records up to
+date (``PRAGMA user_version`` counts the scripts applied)."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema
+    """
+    CREATE TABLE clients (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        note TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        client_id INTEGER REFERENCES clients(id),
+        program TEXT NOT NULL,
+        program_source TEXT NOT NULL DEFAULT '',
+        program_toml TEXT,
+        device TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        status TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        phase TEXT,
+        interval_s INTEGER NOT NULL DEFAULT 0,
+        handrail TEXT,
+        plan_reason TEXT NOT NULL DEFAULT '',
+        blocks_total INTEGER NOT NULL,
+        blocks_done INTEGER NOT NULL DEFAULT 0,
+        retro_s REAL NOT NULL DEFAULT 0,
+        elapsed_s REAL NOT NULL DEFAULT 0,
+        distance_m REAL NOT NULL DEFAULT 0,
+        belt_stopped INTEGER,
+        outcome TEXT,
+        note TEXT NOT NULL DEFAULT '',
+        pid INTEGER,
+        host TEXT
+    );
+    CREATE INDEX sessions_by_client ON sessions(client_id, started_at);
+    CREATE INDEX sessions_by_status ON sessions(status);
+    CREATE TABLE blocks (
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        title TEXT NOT NULL,
+        handrail TEXT NOT NULL,
+        planned_s INTEGER NOT NULL,
+        target_mph REAL,
+        incline_pct REAL NOT NULL,
+        started_at REAL NOT NULL,
+        start_offset_s REAL NOT NULL,
+        actual_s REAL,
+        extended_s INTEGER NOT NULL DEFAULT 0,
+        result TEXT NOT NULL,
+        PRIMARY KEY (session_id, idx)
+    );
+    CREATE TABLE samples (
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        at REAL NOT NULL,
+        offset_s REAL NOT NULL,
+        block_idx INTEGER,
+        target_mph REAL,
+        speed_mph REAL NOT NULL,
+        incline_pct REAL NOT NULL,
+        distance_m REAL NOT NULL
+    );
+    CREATE INDEX samples_by_session ON samples(session_id, at);
+    CREATE TABLE events (
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        at REAL NOT NULL,
+        offset_s REAL NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX events_by_session ON events(session_id, at);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
