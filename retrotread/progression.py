@@ -24,22 +24,28 @@ The rules, as this module applies them, one session at a time:
 1. Intervals climb a ladder: 15 and 30 s (the seed's starting band), then 45, 60, 75, 90, 105
    and 120 s. A client starts at 15 s. Moving up takes three successful sessions at each rung
    of the starting band (so at least six at 15–30 s), two at each longer rung, and one
-   successful two-minute walk.
+   successful two-minute walk. The starting band is one range in the seed: inside it, any
+   successful session of 15–30 s intervals counts (six at 20 s move a client past 30 s).
 2. A session is *successful* when the program ran to its end, the operator recorded
-   "completed", and its longest backward interval was at least the current rung. A session
-   without a recorded outcome does not count: "completed without pain" has to be said.
-3. Pain or lost balance steps back one rung, and the handrails one level with it.
-   At 15 s there is nowhere lower: the next session stays at 15 s, both hands, and the reason
-   repeats the seed's "regress or avoid the exercise".
-4. Dizziness does not count as a success and does not step back: the seed expects a little
-   dizziness at first and asks to monitor closely; the next session repeats the rung.
+   "completed", and its longest backward interval was at least the current rung (or, in the
+   starting band, anywhere in 15–30 s). A session without a recorded outcome does not count:
+   "completed without pain" has to be said. A longer session than the rung counts once at the
+   rung: the duration grows one step at a time ("gradually increase the duration").
+3. Pain, lost balance or "cannot move properly" step back one rung, and the handrails one
+   level with it. At 15 s there is nowhere lower: the next session stays at 15 s, both hands,
+   and the reason repeats the seed's "regress or avoid the exercise".
+4. One dizzy session does not count as a success and does not step back: the seed expects a
+   little dizziness at first and asks to monitor closely; the next session repeats the rung.
+   Dizziness again at the next session is "having difficulty": it steps back like pain.
 5. After a successful two-minute retro walk, retro-running is offered on the same ladder from
-   15 s. A step back from the first retro-run rung returns to the two-minute walk.
+   15 s. A step back from the first retro-run rung returns to the two-minute walk. No
+   continuous backward stretch of a retro-run session is longer than the two-minute walk the
+   client has shown: each run interval is its own stretch, between turn-arounds.
 6. Handrails follow the rung: both hands up to 45 s, light touch up to 90 s, hands free at 105
    and 120 s. A step back lowers the handrail one level (never above the lower rung's own); a
    step up restores the rung's level.
 7. retrotread's own rule, not the seeds': a break of four weeks or more counts as difficulty,
-   so the next session steps back one rung and the count starts again.
+   so the next session steps back one rung and the count starts again (at 15 s it stays there).
 """
 
 from __future__ import annotations
@@ -91,10 +97,16 @@ class OperatorOutcome(enum.StrEnum):
     PAIN = "pain"
     LOST_BALANCE = "lost balance"
     DIZZINESS = "dizziness"
+    CANNOT_MOVE = "cannot move properly"
 
     @property
     def steps_back(self) -> bool:
-        return self in (OperatorOutcome.PAIN, OperatorOutcome.LOST_BALANCE)
+        """The seed's "default buttons": pain, or unsuccessful at the exercise."""
+        return self in (
+            OperatorOutcome.PAIN,
+            OperatorOutcome.LOST_BALANCE,
+            OperatorOutcome.CANNOT_MOVE,
+        )
 
 
 class Phase(enum.StrEnum):
@@ -114,8 +126,11 @@ class Rung:
 
     @property
     def in_start_band(self) -> bool:
-        return self.seconds <= 30
+        return self.seconds <= START_BAND[1]
 
+
+#: the seed's "15-30 second intervals": one range, where any interval counts toward the six
+START_BAND = (15, 30)
 
 LADDER: tuple[Rung, ...] = (
     Rung(15, Handrail.BOTH_HANDS, 3),
@@ -147,6 +162,7 @@ class Stage:
     rung: int = 0
     handrail: Handrail = Handrail.BOTH_HANDS
     successes: int = 0
+    dizzy: int = 0  # dizzy sessions in a row at this point
 
     @property
     def seconds(self) -> int:
@@ -219,42 +235,86 @@ def _change(before: Stage, after: Stage) -> str:
     return what
 
 
+def _counts(stage: Stage, evidence: SessionEvidence) -> bool:
+    """Whether a finished, completed session is long enough to count at ``stage``."""
+    if evidence.phase is not stage.phase:
+        return False
+    if evidence.interval_s >= stage.seconds:
+        return True
+    low, high = START_BAND
+    return LADDER[stage.rung].in_start_band and low <= evidence.interval_s <= high
+
+
+def _at_the_bottom(stage: Stage) -> bool:
+    return stage.phase is Phase.WALK and stage.rung == 0
+
+
+def _regress(
+    stage: Stage, what: str, evidence: SessionEvidence, dizzy: int = 0
+) -> tuple[Stage, str]:
+    """Step back one rung for ``what`` (pain, lost balance, repeated dizziness...)."""
+    after = replace(_step_back(stage), dizzy=dizzy)
+    if _at_the_bottom(stage):
+        return after, (
+            f"{what} at {evidence.interval_s} s, already at the shortest interval: "
+            f"stay at {after.seconds} s, {after.handrail.cue}. The seed: “{SEED_PAIN}” — "
+            "consider avoiding retro walking until it is cleared"
+        )
+    return after, (
+        f"{what} at {evidence.interval_s} s: step back to "
+        f"{_change(stage, after)} (the seed: “regress or avoid the exercise”)"
+    )
+
+
 def advance(stage: Stage, evidence: SessionEvidence) -> tuple[Stage, str]:
     """Apply one past session to ``stage``; returns the new stage and why."""
     outcome = evidence.outcome
     if evidence.phase is None:
         return stage, "no backward intervals in that session: it does not count"
     if outcome is not None and outcome.steps_back:
-        after = _step_back(stage)
-        if after == replace(stage, successes=0) and stage.rung == 0:
-            return after, (
-                f"{outcome.value} at {evidence.interval_s} s, already at the shortest interval: "
-                f"stay at {after.seconds} s, {after.handrail.cue}. The seed: “{SEED_PAIN}” — "
-                "consider avoiding retro walking until it is cleared"
-            )
-        return after, (
-            f"{outcome.value} reported at {evidence.interval_s} s: step back to "
-            f"{_change(stage, after)} (the seed: “regress or avoid the exercise”)"
-        )
+        return _regress(stage, f"{outcome.value} reported", evidence)
     if outcome is OperatorOutcome.DIZZINESS:
-        return stage, (
+        dizzy = stage.dizzy + 1
+        if dizzy >= 2:
+            stepped, why = _regress(
+                stage, f"dizziness again ({dizzy} sessions in a row)", evidence, dizzy
+            )
+            return stepped, (
+                f"{why}; repeated dizziness is having difficulty (the seed: “{SEED_REGRESS}”)"
+            )
+        return replace(stage, dizzy=dizzy), (
             f"dizziness reported: stay at {_where(stage)} and monitor closely "
-            "(the seed: “they might even get a little dizzy”); the session does not count"
+            "(the seed: “they might even get a little dizzy”); the session does not count; "
+            "dizziness again next time steps back"
         )
+    if outcome is not None:
+        stage = replace(stage, dizzy=0)  # the operator saw no dizziness this time
     if not evidence.finished:
         return stage, f"stopped before the end: stay at {_where(stage)}; it does not count"
     if outcome is None:
         return stage, (
             f"no outcome recorded: stay at {_where(stage)}; record how it went for it to count"
         )
-    if evidence.phase is not stage.phase or evidence.interval_s < stage.seconds:
+    if not _counts(stage, evidence):
         return stage, (
             f"a {evidence.interval_s} s {evidence.phase.noun} does not count toward {_where(stage)}"
         )
     done = replace(stage, successes=stage.successes + 1)
-    counted = f"{done.successes} of {done.needed} sessions at {_where(stage)} completed"
+    counted = (
+        f"{done.successes} of {done.needed} sessions at {_where(stage)} completed without pain"
+    )
+    if evidence.interval_s != stage.seconds:
+        why = (
+            "the duration grows one step at a time (the seed: “gradually increase the duration”)"
+            if evidence.interval_s > stage.seconds
+            else "the seed's 15–30 s intervals are one range"
+        )
+        counted = (
+            f"a {evidence.interval_s} s {evidence.phase.noun} completed without pain: "
+            f"{done.successes} of {done.needed} sessions at {_where(stage)} ({why})"
+        )
     if done.successes < done.needed:
-        return done, f"{counted} without pain: stay at {stage.seconds} s"
+        return done, f"{counted}: stay at {stage.seconds} s"
     after = _step_up(done)
     if after.phase is not stage.phase:
         return after, (
@@ -263,19 +323,25 @@ def advance(stage: Stage, evidence: SessionEvidence) -> tuple[Stage, str]:
             "“then you can begin a retro-run strategy”)"
         )
     if after == replace(done, successes=0):
-        return after, f"{counted} without pain: the top of the protocol; keep {_where(after)}"
+        return after, f"{counted}: the top of the protocol; keep {_where(after)}"
     band = ""
     if LADDER[stage.rung].in_start_band and not LADDER[after.rung].in_start_band:
         band = " (the seed: “at least six sessions” of 15–30 s intervals)"
-    return after, f"{counted} without pain{band}: intervals go to {_change(stage, after)}"
+    return after, f"{counted}{band}: intervals go to {_change(stage, after)}"
 
 
 def after_break(stage: Stage, days: int) -> tuple[Stage, str]:
     """Rule 7: a long break steps back one rung and restarts the count."""
     after = _step_back(stage)
+    rule = "(retrotread's rule for breaks of four weeks or more)"
+    if _at_the_bottom(stage):
+        return after, (
+            f"{days} days since the last session: stay at {after.seconds} s, "
+            f"{after.handrail.cue}, and count again {rule}"
+        )
     return after, (
         f"{days} days since the last session: step back to {_change(stage, after)} and count "
-        "again (retrotread's rule for breaks of four weeks or more)"
+        f"again {rule}"
     )
 
 
@@ -345,6 +411,31 @@ _CUES = {
 }
 
 
+#: seconds of backward walking before each retro-run interval, in the same stretch
+RUN_LEAD_IN_S = 15
+
+
+def backward_stretches(program: Program) -> list[int]:
+    """Each continuous backward stretch of ``program`` in seconds: consecutive retro and
+    retro-run blocks, from one turn-around (or forward block) to the next."""
+    stretches: list[int] = []
+    current = 0
+    for step in program.steps:
+        if step.kind.is_retro:
+            current += step.duration_s
+        elif current:
+            stretches.append(current)
+            current = 0
+    if current:
+        stretches.append(current)
+    return stretches
+
+
+def longest_backward_s(program: Program) -> int:
+    """The longest time ``program`` keeps the walker backward without a turn-around."""
+    return max(backward_stretches(program), default=0)
+
+
 def repeats_for(seconds: int) -> int:
     """Six short intervals, fewer as they lengthen: about four minutes of backward work."""
     return max(3, min(6, 240 // seconds))
@@ -409,15 +500,34 @@ speed = 2.2
 incline = 0.0
 cue = "slow down and let the breathing settle"
 '''
+    # Each run interval is its own backward stretch, between turn-arounds, with a short walk
+    # into it while that keeps the stretch within the two-minute walk the client has shown.
+    lead_in = RUN_LEAD_IN_S if seconds + RUN_LEAD_IN_S <= LADDER[TOP].seconds else 0
+    lead_block = (
+        f"""
+  [[blocks.blocks]]
+  kind = "retro"
+  name = "Retro walk into the run"
+  duration = {lead_in}
+  speed = 2.6
+  handrail = "{handrail}"
+  cue = "controlled steps"
+"""
+        if lead_in
+        else ""
+    )
     return f'''name = "{name}"
-description = """Progression: {repeats} backward running intervals of {seconds} s between \\
-backward walking, {stage.handrail.cue}. Generated by retrotread's progression from the seed \\
-"Retro Walk": a retro-run strategy following the same parameters as the walk."""
+description = """Progression: {repeats} backward running intervals of {seconds} s, each \\
+between turn-arounds and forward recovery, {stage.handrail.cue}. Generated by retrotread's \\
+progression from the seed "Retro Walk": a retro-run strategy following the same parameters \\
+as the walk; no backward stretch is longer than the two-minute walk already done."""
 
 [defaults]
 incline = 2.0
 retro_band = [2.6, 3.2]
 retro_run_band = [3.5, 4.5]
+turn = "slow"
+turn_speed = 1.0
 
 [[blocks]]
 kind = "warm-up"
@@ -438,9 +548,22 @@ handrail = "light-touch"
 cue = "controlled steps"
 
 [[blocks]]
+kind = "turn-around"
+
+[[blocks]]
+kind = "recovery"
+name = "Forward recovery"
+duration = "60s"
+speed = 2.5
+cue = "breathe, walk tall"
+
+[[blocks]]
 repeat = {repeats}
 name = "Retro-run intervals"
 
+  [[blocks.blocks]]
+  kind = "turn-around"
+{lead_block}
   [[blocks.blocks]]
   kind = "retro-run"
   name = "Retro run {seconds} s"
@@ -450,15 +573,14 @@ name = "Retro-run intervals"
   cue = "short quick steps, land on the forefoot"
 
   [[blocks.blocks]]
-  kind = "retro"
-  name = "Retro walk recovery"
-  duration = "60s"
-  speed = 2.6
-  handrail = "light-touch"
-  cue = "breathe; look over your shoulder now and then"
+  kind = "turn-around"
 
-[[blocks]]
-kind = "turn-around"
+  [[blocks.blocks]]
+  kind = "recovery"
+  name = "Forward recovery"
+  duration = "60s"
+  speed = 2.5
+  cue = "breathe; walk tall"
 
 [[blocks]]
 kind = "cool-down"

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 COMMANDS = ("clients", "next", "history", "export", "outcome")
+#: the speech settings `next --start` hands on to the run (retrotread.speech.options)
+SPEECH_OPTIONS = ("mute", "language", "voice", "speech_rate", "volume", "audio_player")
 
 #: `outcome` on the command line -> OperatorOutcome's value
 OUTCOME_CHOICES = {
@@ -37,9 +39,17 @@ OUTCOME_CHOICES = {
     "pain": "pain",
     "lost-balance": "lost balance",
     "dizziness": "dizziness",
+    "cannot-move": "cannot move properly",
 }
 #: the key the operator types after a run -> OperatorOutcome's value
-OUTCOME_KEYS = {"c": "completed", "p": "pain", "b": "lost balance", "d": "dizziness"}
+OUTCOME_KEYS = {
+    "c": "completed",
+    "p": "pain",
+    "b": "lost balance",
+    "d": "dizziness",
+    "m": "cannot move properly",
+}
+OUTCOME_USAGE = "|".join(OUTCOME_CHOICES)
 #: the formats `export` writes (retrotread.export.Format's values)
 EXPORT_FORMATS = ("csv", "tcx", "fit")
 
@@ -99,11 +109,16 @@ def add_commands(commands: Subparsers) -> None:
         help="with --start: play it on the virtual clock and simulator (not recorded)",
     )
     next_parser.add_argument("--quiet", action="store_true", help="with --start: summary only")
+    from retrotread.speech.options import add_speech_options
+
+    add_speech_options(next_parser)  # --start plays it like `run`: --mute, --voice...
     _db_option(next_parser)
 
     history = commands.add_parser("history", help="recorded sessions as a table")
     history.add_argument("--client", metavar="NAME", help="only this client's sessions")
-    history.add_argument("--limit", type=int, default=None, metavar="N", help="the last N only")
+    history.add_argument(
+        "--limit", type=_at_least_one, default=None, metavar="N", help="the last N only"
+    )
     _db_option(history)
 
     export = commands.add_parser(
@@ -126,10 +141,16 @@ def add_commands(commands: Subparsers) -> None:
         "outcome",
         help="record how a session went (progression counts on it)",
         description="Record the operator's outcome for a session: completed, pain, "
-        "lost-balance or dizziness. A session counts toward the progression only when its "
-        "outcome is recorded.",
+        "lost-balance, dizziness or cannot-move (cannot move properly). A session counts "
+        "toward the progression only when its outcome is recorded. A changed outcome keeps "
+        "the earlier one in `history`.",
     )
-    outcome.add_argument("session", metavar="SESSION", help="session number, or 'last'")
+    outcome.add_argument(
+        "session",
+        metavar="SESSION",
+        help="session number, or 'last' (the named client's last with --client)",
+    )
+    outcome.add_argument("--client", metavar="NAME", help="with 'last': this client's last")
     outcome.add_argument("outcome", choices=list(OUTCOME_CHOICES), metavar="OUTCOME")
     outcome.add_argument("--note", default="", help="a note for the record")
     _db_option(outcome)
@@ -159,19 +180,51 @@ def _when(at: float | None) -> str:
     return datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M") if at else "—"
 
 
-def _session_arg(store: Store, spec: str) -> SessionRecord:
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"N must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"N must be 1 or more, got {value} (leave --limit out to list every session)"
+        )
+    return value
+
+
+def _session_arg(store: Store, spec: str, client_name: str | None = None) -> SessionRecord:
     from retrotread.store import StoreError
 
     if spec.lower() == "last":
-        latest = store.latest_session()
-        if latest is None:
-            raise StoreError(f"no sessions recorded in {store.path}")
-        return latest
+        client = store.client(client_name) if client_name else None
+        if client is None:
+            named = sorted({r.client for r in store.sessions() if r.client})
+            if len(named) > 1:
+                raise StoreError(
+                    f"'last' is whose? Sessions for {', '.join(named)} are recorded here: "
+                    "name the client with --client NAME, or give the session number"
+                )
+        found = store.sessions(client, limit=1)
+        if not found:
+            whose = f" for {client.name}" if client else ""
+            raise StoreError(f"no sessions recorded{whose} in {store.path}")
+        return found[0]
+    if client_name:
+        record = store.session(_session_number(spec))
+        if (record.client or "").casefold() != client_name.casefold():
+            whose = record.client or "no client"
+            raise StoreError(f"session #{record.id} is {whose}'s, not {client_name}'s")
+        return record
+    return store.session(_session_number(spec))
+
+
+def _session_number(spec: str) -> int:
+    from retrotread.store import StoreError
+
     try:
-        number = int(spec.lstrip("#"))
+        return int(spec.lstrip("#"))
     except ValueError:
         raise StoreError(f"SESSION must be a number or 'last', got {spec!r}") from None
-    return store.session(number)
 
 
 def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
@@ -250,6 +303,8 @@ def cmd_next(args: argparse.Namespace) -> int:
     argv += ["--db", str(args.db)] if args.db else []
     argv += [f"--{flag}" for flag in ("unattended", "rehearse", "quiet") if getattr(args, flag)]
     run_args = cli.build_parser().parse_args(argv)
+    for option in SPEECH_OPTIONS:  # `next` has the same speech options as `run`
+        setattr(run_args, option, getattr(args, option))
     run_args.plan = planned
     return cli.cmd_run(run_args, planned.program)
 
@@ -309,10 +364,7 @@ class Recording:
                     self.store.record_outcome(session_id, outcome, note)
                     print(f"outcome recorded: {outcome.value}")
                     return
-            print(
-                f"record how it went with: retrotread outcome {session_id} "
-                f"completed|pain|lost-balance|dizziness"
-            )
+            print(f"record how it went with: retrotread outcome {session_id} {OUTCOME_USAGE}")
         finally:
             self.store.close()
 
@@ -320,7 +372,10 @@ class Recording:
 def ask_outcome() -> tuple[OperatorOutcome | None, str]:
     from retrotread.progression import OperatorOutcome
 
-    prompt = "How did it go? [c]ompleted, [p]ain, lost [b]alance, [d]izziness, Enter to skip: "
+    prompt = (
+        "How did it go? [c]ompleted, [p]ain, lost [b]alance, [d]izziness, cannot [m]ove "
+        "properly, Enter to skip: "
+    )
     while True:
         print(prompt, end="", flush=True)
         answer = sys.stdin.readline()
@@ -371,6 +426,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         client = store.client(args.client) if args.client else None
         records = store.sessions(client, limit=args.limit)
+        trails = {r.id: outcome_trail(store, r.id) for r in records if r.outcome}
     if not records:
         whose = f" for {client.name}" if client else ""
         print(f"no sessions recorded{whose}")
@@ -382,7 +438,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             r.client or "—",
             r.program,
             r.status.value,
-            r.outcome.value if r.outcome else "—",
+            _outcome_cell(r, trails.get(r.id, [])),
             f"{r.interval_s} s" if r.interval_s else "—",
             format_duration(r.retro_s),
             f"{r.blocks_done}/{r.blocks_total}",
@@ -411,6 +467,17 @@ def cmd_history(args: argparse.Namespace) -> int:
     if running:
         print(f"{len(running)} session(s) still running in another process")
     return 0
+
+
+def _outcome_cell(record: SessionRecord, trail: list[str]) -> str:
+    """'pain', or 'completed (was pain)' when the outcome was changed."""
+    if record.outcome is None:
+        return "—"
+    said = [t.split(":", 1)[0] for t in trail]
+    earlier = [o for i, o in enumerate(said[:-1]) if said[i + 1] != o]  # each change, in order
+    if not earlier:
+        return record.outcome.value
+    return f"{record.outcome.value} (was {', then '.join(earlier)})"
 
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -453,14 +520,28 @@ def cmd_export(args: argparse.Namespace) -> int:
 # -- outcome -------------------------------------------------------------------------------------
 
 
+def outcome_trail(store: Store, session_id: int) -> list[str]:
+    """Every outcome recorded for a session, oldest first (an overwrite keeps the earlier)."""
+    return [e.detail for e in store.events(session_id) if e.kind == "outcome"]
+
+
 def cmd_outcome(args: argparse.Namespace) -> int:
     from retrotread.progression import OperatorOutcome
+    from retrotread.store import Status, StoreError
 
     outcome = OperatorOutcome(OUTCOME_CHOICES[args.outcome])
     with open_store(args) as store:
-        record = _session_arg(store, args.session)
+        record = _session_arg(store, args.session, args.client)
+        if record.status is Status.RUNNING:
+            raise StoreError(
+                f"session #{record.id} is still running: record how it went when it has ended"
+            )
         store.record_outcome(record.id, outcome, args.note)
-        print(f"session #{record.id}: outcome {outcome.value}")
+        who = f" for {record.client}" if record.client else ""
+        was = ""
+        if record.outcome is not None and record.outcome is not outcome:
+            was = f", was {record.outcome.value} (both kept in the history)"
+        print(f"session #{record.id}: outcome {outcome.value}{who}{was}")
         if record.client:
             client = store.client(record.client)
             planned = store.next_session(client)
