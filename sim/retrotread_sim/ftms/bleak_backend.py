@@ -52,8 +52,7 @@ from bleak.exc import (
 
 from retrotread_sim.ftms import codec
 from retrotread_sim.ftms.gatt import AttError, GattError
-from retrotread_sim.ftms.radio import AdapterState, Radio, SimPeripheral
-from retrotread_sim.ftms.server import Connection
+from retrotread_sim.ftms.radio import AdapterState, GattLink, Peripheral, Radio
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +154,8 @@ class SimBleakClient(BaseBleakClient):
             address_or_ble_device, disconnected_callback=disconnected_callback, timeout=timeout
         )
         self._wanted_services = services
-        self._peripheral: SimPeripheral | None = None
-        self._connection: Connection | None = None
+        self._peripheral: Peripheral | None = None
+        self._connection: GattLink | None = None
         self._callbacks: dict[int, NotifyCallback] = {}
 
     def _radios(self) -> list[Radio]:
@@ -236,7 +235,7 @@ class SimBleakClient(BaseBleakClient):
     async def unpair(self) -> None:
         """Nothing to forget."""
 
-    def _discover(self, peripheral: SimPeripheral) -> BleakGATTServiceCollection:
+    def _discover(self, peripheral: Peripheral) -> BleakGATTServiceCollection:
         collection = BleakGATTServiceCollection()
         wanted = self._wanted_services
         for service in peripheral.server.services:
@@ -267,7 +266,7 @@ class SimBleakClient(BaseBleakClient):
 
     # -- I/O ----------------------------------------------------------------------------------
 
-    def _link(self) -> Connection:
+    def _link(self) -> GattLink:
         if self._connection is None or not self._connection.open:
             raise BleakError("Not connected")
         return self._connection
@@ -362,7 +361,7 @@ class SimBleakScanner(BaseBleakScanner):
                     self._hear(peripheral)
             await asyncio.sleep(ADVERTISING_INTERVAL_S)
 
-    def _hear(self, peripheral: SimPeripheral) -> None:
+    def _hear(self, peripheral: Peripheral) -> None:
         advert = peripheral.advert()
         data = AdvertisementData(
             local_name=advert.local_name,

@@ -9,12 +9,14 @@ and connect through it, and :meth:`Radio.routed` makes every ``BleakClient`` and
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from retrotread_sim.ftms import codec
-from retrotread_sim.ftms.server import FtmsServer
+from retrotread_sim.ftms.gatt import Service
+from retrotread_sim.ftms.server import Central, FtmsServer
 
 DEFAULT_ADDRESS = "C0:FF:EE:18:26:01"
 
@@ -37,6 +39,43 @@ class Advert:
     service_data: dict[str, bytes]
     tx_power: int | None
     rssi: int
+
+
+class GattLink(Protocol):
+    """One central's link to a peripheral's GATT server (what the bleak backend drives)."""
+
+    open: bool
+
+    def pair(self) -> None: ...
+    def read(self, handle: int) -> bytes: ...
+    def write(self, handle: int, data: bytes) -> None: ...
+    def set_notify(self, handle: int, enabled: bool) -> None: ...
+    def read_cccd(self, handle: int) -> bytes: ...
+    def close(self) -> None: ...
+
+
+class GattServer(Protocol):
+    """A peripheral's attribute table and its links (an FTMS machine, a heart-rate strap)."""
+
+    @property
+    def services(self) -> Sequence[Service]: ...
+    def connect(self, central: Central) -> GattLink: ...
+
+
+class Peripheral(Protocol):
+    """Anything that advertises on a radio and serves GATT to whoever connects."""
+
+    @property
+    def address(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def in_range(self) -> bool: ...
+    @property
+    def advertising(self) -> bool: ...
+    @property
+    def server(self) -> GattServer: ...
+    def advert(self) -> Advert: ...
 
 
 class SimPeripheral:
@@ -81,25 +120,25 @@ class Radio:
     """Peripherals in range of this process's simulated Bluetooth adapter."""
 
     def __init__(self) -> None:
-        self.peripherals: dict[str, SimPeripheral] = {}
+        self.peripherals: dict[str, Peripheral] = {}
         #: Test API: the adapter's state (off, missing, denied) as a scanner meets it.
         self.adapter = AdapterState.READY
 
-    def add(self, peripheral: SimPeripheral) -> SimPeripheral:
+    def add[P: Peripheral](self, peripheral: P) -> P:
         self.peripherals[peripheral.address] = peripheral
         return peripheral
 
     def remove(self, address: str) -> None:
         self.peripherals.pop(address.upper(), None)
 
-    def find(self, address: str) -> SimPeripheral | None:
+    def find(self, address: str) -> Peripheral | None:
         """The peripheral at ``address`` if it is in range, whether or not it advertises."""
         peripheral = self.peripherals.get(address.upper())
         if peripheral is None or not peripheral.in_range:
             return None
         return peripheral
 
-    def advertising(self) -> list[SimPeripheral]:
+    def advertising(self) -> list[Peripheral]:
         return [p for p in self.peripherals.values() if p.advertising]
 
     @contextmanager
