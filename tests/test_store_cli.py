@@ -13,9 +13,10 @@ import pytest
 
 from retrotread.cli import main
 from retrotread.clock import LoopClock, run
-from retrotread.commands.records import Recording, sparkline
+from retrotread.commands.records import sparkline
 from retrotread.drivers.registry import open_treadmill
 from retrotread.progression import OperatorOutcome
+from retrotread.recording import Recording
 from retrotread.session import Session, SessionSummary
 from retrotread.store import Status, Store
 
@@ -56,7 +57,7 @@ def test_next_prints_the_session_and_why(capsys: pytest.CaptureFixture[str], db:
     assert lines[0] == "Next for Ana: retro walk 15 s, hold both handrails"
     assert lines[1].startswith("Why: first session: 15 s intervals, hold both handrails")
     assert lines[2].startswith("Program: retro-walk-15s — 13:30 total, 1:30 backward")
-    assert "retrotread next --client 'Ana' --start" in lines[3]
+    assert "retrotread next --client Ana --start" in lines[3]
     status, _, err = cli(capsys, "next", "--client", "Anna", "--db", db)
     assert status == 2 and "no client named 'Anna' (did you mean 'Ana'?)" in err
 

@@ -1,26 +1,40 @@
-"""The records file: clients, sessions, blocks, samples, events and outcomes, read and written.
+"""The records: clients, sessions, blocks, samples, events and outcomes, read and written, in a
+SQLite file (the default) or a PostgreSQL database (``--db postgresql://...``).
 
 Reads and the operator's own changes go through :class:`Store` in the caller's thread; a
-session being recorded goes through its :attr:`Store.writer` (``retrotread.store.writer``).
+session being recorded goes through its :attr:`Store.writer` (``retrotread.store.writer``; for a
+database, through the console's local spool first: ``retrotread.store.spool``). One SQL for
+both engines: what they say differently is in ``retrotread.store.backend``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import hashlib
 import logging
 import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from retrotread.paths import data_dir
 from retrotread.program import Program
 from retrotread.progression import NextSession, OperatorOutcome, Phase, SessionEvidence, plan_next
+from retrotread.store.backend import (
+    Backend,
+    Cursor,
+    Db,
+    PostgresBackend,
+    SqliteBackend,
+    backend_for,
+    open_error,
+)
 from retrotread.store.model import (
     BlockRecord,
     Client,
@@ -32,7 +46,7 @@ from retrotread.store.model import (
     StoreError,
 )
 from retrotread.store.schema import MIGRATIONS, SCHEMA_VERSION
-from retrotread.store.writer import Backlog, RecordWriter
+from retrotread.store.writer import Backlog, RecordWriter, SessionWriter, new_uid
 from retrotread.store.writes import (
     INSERT_SESSION,
     WRITES,
@@ -53,7 +67,7 @@ _SESSION_COLUMNS = """s.id, c.name, s.program, s.program_source, s.program_toml,
     s.belt_stopped, s.outcome, s.note"""
 
 
-def _session_record(row: sqlite3.Row) -> SessionRecord:
+def _session_record(row: Sequence[Any]) -> SessionRecord:
     values = tuple(row)
     return SessionRecord(
         id=values[0],
@@ -85,6 +99,12 @@ def default_db_path() -> Path:
     return data_dir() / DB_NAME
 
 
+def default_spool_path(backend: Backend) -> Path:
+    """The local spool of the records for a database: one per database, in the data directory."""
+    name = hashlib.sha256(backend.location.encode()).hexdigest()[:16]
+    return data_dir() / "spool" / f"{name}.sqlite3"
+
+
 def _process_alive(pid: int) -> bool:
     if pid <= 0:  # 0 and negative numbers name process groups, not a process
         return False
@@ -101,7 +121,7 @@ def _process_alive(pid: int) -> bool:
 
 
 class Store:
-    """The records file. Use :meth:`open`; close it (or use ``with``) when done.
+    """The records. Use :meth:`open`; close it (or use ``with``) when done.
 
     Reads and the operator's own changes (clients, outcomes) go through :attr:`db` in the
     caller's thread; sessions being recorded go through :attr:`writer`, a thread of its own.
@@ -113,42 +133,65 @@ class Store:
     settle_timeout_s = 2.0
     #: seconds closing the store waits for the writer to write what is queued
     flush_timeout_s = 5.0
+    #: seconds to reach a database before saying it cannot be reached
+    connect_timeout_s = 5.0
+    #: in a shared database, another host's session still ``running`` this long after its last
+    #: record was cut off (its host never came back to say so)
+    abandoned_after_s = 12 * 3600.0
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, backend: Backend, connection: Db, *, spool: Path | None = None) -> None:
+        self.backend = backend
         self.db = connection
-        self.path = path
-        self._writer: RecordWriter | None = None
+        #: the records file (None for a database)
+        self.path: Path | None = backend.path if isinstance(backend, SqliteBackend) else None
+        #: where the records are, for people: a path, or a database's URL without its password
+        self.location = backend.location
+        #: the local spool of a database's session records (None for a file)
+        self.spool: Path | None = None
+        if isinstance(backend, PostgresBackend):
+            self.spool = spool or default_spool_path(backend)
+        self._writer: SessionWriter | None = None
         #: called with each connection the writer opens (its own PRAGMAs; tests use it)
-        self.on_connect: Callable[[sqlite3.Connection], None] | None = None
+        self.on_connect: Callable[[Any], None] | None = None
 
     @classmethod
-    def open(cls, path: Path | str | None = None) -> Store:
-        target = Path(path) if path is not None else default_db_path()
+    def open(cls, target: Path | str | None = None, *, spool: Path | None = None) -> Store:
+        """The records at ``target``: a file's path (None: the default file) or a database URL
+        (``postgresql://user@host/dbname``). ``spool``: where a database's session records wait
+        while it is out of reach (default: a file per database in the data directory)."""
+        backend = backend_for(target if target is not None else default_db_path())
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(target, isolation_level=None, timeout=5.0)
-        except (OSError, sqlite3.Error) as err:
-            raise StoreError(f"cannot open the records at {target}: {err}") from err
-        store = cls(connection, target)
+            connection = backend.connect(timeout_s=cls.connect_timeout_s)
+        except sqlite3.DatabaseError as err:
+            if isinstance(err, sqlite3.OperationalError):
+                raise open_error(backend, err) from err
+            raise StoreError(f"{backend.location} is not a retrotread records file: {err}") from err
+        except (OSError, backend.errors[0]) as err:
+            raise open_error(backend, err) from err
+        store = cls(backend, connection, spool=spool)
         try:
             store._prepare()
         except sqlite3.DatabaseError as err:
             connection.close()
-            raise StoreError(f"{target} is not a retrotread records file: {err}") from err
+            raise StoreError(f"{store.location} is not a retrotread records file: {err}") from err
+        except backend.errors as err:
+            connection.close()
+            raise open_error(backend, err) from err
         except StoreError:
             connection.close()
             raise
         return store
 
     def close(self) -> Backlog | None:
-        """Close the file, after a bounded wait for the session writer (what it could not
+        """Close the records, after a bounded wait for the session writer (what it could not
         write is logged, and returned)."""
         backlog = None
         if self._writer is not None:
             backlog = self._writer.close(self.flush_timeout_s)
             if backlog:
-                log.warning("closing %s: %s", self.path, backlog.describe())
-        self.db.close()
+                log.warning("closing %s: %s", self.location, backlog.describe())
+        with contextlib.suppress(*self.backend.errors):
+            self.db.close()
         return backlog
 
     def __enter__(self) -> Store:
@@ -163,71 +206,93 @@ class Store:
         self.close()
 
     def _prepare(self) -> None:
-        db = self.db
-        db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a commit survives a killed process (it is in the WAL file);
-        # only a power cut can lose the last transactions.
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA foreign_keys=ON")
         self.migrate()
+        if self.spool is not None and self.spool.exists():
+            # records a console could not send before (the database was out of reach, the
+            # console stopped): send them first, so their sessions are judged whole
+            self.writer.wait_idle(self.settle_timeout_s)
         self.mark_interrupted()
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
+    def execute(self, sql: str, parameters: Sequence[object] = ()) -> Cursor:
+        """One statement in the store's SQL (``?`` parameters), on either engine."""
+        return self._query(sql, parameters)
+
+    def _query(self, sql: str, parameters: Sequence[object] = ()) -> Cursor:
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            return self.db.execute(sql, parameters)
+        except self._lost as err:
+            raise StoreError(f"cannot reach the records database {self.location}: {err}") from err
+
+    @property
+    def _lost(self) -> tuple[type[Exception], ...]:
+        """A database's connection errors (a file's errors stay what they are)."""
+        if isinstance(self.backend, PostgresBackend):
+            import psycopg
+
+            return (psycopg.OperationalError,)
+        return ()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Db]:
+        try:
+            with self.backend.transaction(self.db) as db:
+                yield db
+        except self._lost as err:
+            raise StoreError(f"cannot reach the records database {self.location}: {err}") from err
 
     @property
     def schema_version(self) -> int:
-        version: int = self.db.execute("PRAGMA user_version").fetchone()[0]
-        return version
+        return self.backend.schema_version(self.db)
 
     def migrate(self) -> None:
-        """Bring the file up to :data:`SCHEMA_VERSION`, one migration per transaction."""
+        """Bring the records up to :data:`SCHEMA_VERSION`, one migration per transaction."""
         current = self.schema_version
         if current > SCHEMA_VERSION:
             raise StoreError(
-                f"{self.path} was written by a newer retrotread (schema {current}; this one "
+                f"{self.location} was written by a newer retrotread (schema {current}; this one "
                 f"knows up to {SCHEMA_VERSION}): upgrade retrotread to read it"
             )
-        for version in range(current + 1, SCHEMA_VERSION + 1):
-            script = MIGRATIONS[version - 1]
-            # executescript commits first; wrap each migration in its own transaction.
-            self.db.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={version};")
-            self.db.execute("COMMIT")
+        self.backend.migrate(self.db, MIGRATIONS)
 
     def mark_interrupted(self) -> list[int]:
-        """Sessions left ``running`` by a process that is gone become ``interrupted``."""
+        """Sessions left ``running`` by a process that is gone become ``interrupted``.
+
+        In a file, a session of another host is over. In a shared database each host judges
+        its own sessions; another host's is over only ``abandoned_after_s`` after its last
+        record.
+        """
         host = socket.gethostname()
-        rows = self.db.execute(
-            "SELECT id, pid, host FROM sessions WHERE status = ?", (Status.RUNNING.value,)
+        rows = self._query(
+            "SELECT s.id, s.pid, s.host, max(coalesce(m.at, s.started_at)) FROM sessions s "
+            "LEFT JOIN samples m ON m.session_id = s.id WHERE s.status = ? "
+            "GROUP BY s.id, s.pid, s.host",
+            (Status.RUNNING.value,),
         ).fetchall()
+        abandoned = self.abandoned_after_s
+        now = time.time()
         cut_off = [
             session_id
-            for session_id, pid, row_host in rows
-            if row_host != host or pid is None or not _process_alive(pid)
+            for session_id, pid, row_host, last in rows
+            if (row_host == host and (pid is None or not _process_alive(pid)))
+            or (row_host != host and (not self.backend.shared or now - last > abandoned))
         ]
         for session_id in cut_off:
             with self._transaction() as db:
                 last = db.execute(
                     "SELECT max(at) FROM (SELECT max(at) AS at FROM samples WHERE session_id = ?"
-                    " UNION ALL SELECT max(at) FROM events WHERE session_id = ?)",
+                    " UNION ALL SELECT max(at) FROM events WHERE session_id = ?) AS latest",
                     (session_id, session_id),
                 ).fetchone()[0]
                 db.execute(
                     "UPDATE sessions SET status = ?, ended_at = COALESCE(?, started_at), "
-                    "detail = ? WHERE id = ?",
+                    "detail = ? WHERE id = ? AND status = ?",
                     (
                         Status.INTERRUPTED.value,
                         last,
                         "the process ended mid-session (crash, kill or power loss); "
                         "records up to the last sample",
                         session_id,
+                        Status.RUNNING.value,
                     ),
                 )
                 db.execute(
@@ -246,15 +311,19 @@ class Store:
         existing = self.find_client(clean)
         if existing is not None:
             raise StoreError(f"there is already a client named {existing.name!r}")
-        cursor = self.db.execute(
-            "INSERT INTO clients (name, note, created_at) VALUES (?, ?, ?)",
-            (clean, note, time.time()),
-        )
-        assert cursor.lastrowid is not None
-        return Client(cursor.lastrowid, clean, note, time.time())
+        created = time.time()
+        try:
+            client_id = self.backend.insert_returning_id(
+                self.db,
+                "INSERT INTO clients (name, note, created_at) VALUES (?, ?, ?)",
+                (clean, note, created),
+            )
+        except self._lost as err:
+            raise StoreError(f"cannot reach the records database {self.location}: {err}") from err
+        return Client(client_id, clean, note, created)
 
     def find_client(self, name: str) -> Client | None:
-        row = self.db.execute(
+        row = self._query(
             "SELECT id, name, note, created_at FROM clients WHERE name = ?",
             (" ".join(name.split()),),
         ).fetchone()
@@ -273,7 +342,7 @@ class Store:
 
     def clients(self) -> list[ClientSummary]:
         self._settle()
-        rows = self.db.execute(
+        rows = self._query(
             "SELECT c.id, c.name, c.note, c.created_at, count(s.id), max(s.started_at) "
             "FROM clients c LEFT JOIN sessions s ON s.client_id = c.id "
             "GROUP BY c.id ORDER BY c.name COLLATE NOCASE"
@@ -293,9 +362,7 @@ class Store:
         plan_reason: str = "",
     ) -> int:
         values = session_values(client, program, device, started_at, program_toml, plan_reason)
-        cursor = self.db.execute(INSERT_SESSION, values)
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        return self.backend.insert_returning_id(self.db, INSERT_SESSION, (*values, new_uid()))
 
     def add_sample(self, session_id: int, sample: Sample) -> None:
         self.db.execute(WRITES["sample"], bind(sample_values(sample), session_id))
@@ -333,12 +400,26 @@ class Store:
         )
 
     @property
-    def writer(self) -> RecordWriter:
-        """The thread that writes sessions as they run (started on first use)."""
+    def writer(self) -> SessionWriter:
+        """The thread that writes sessions as they run (started on first use); for a database,
+        through the local spool."""
         if self._writer is None:
-            self._writer = RecordWriter(
-                self.path, busy_timeout_s=self.writer_busy_timeout_s, on_connect=self.on_connect
-            )
+            if isinstance(self.backend, PostgresBackend):
+                from retrotread.store.spool import SpooledWriter
+
+                assert self.spool is not None
+                self._writer = SpooledWriter(
+                    self.spool,
+                    self.backend,
+                    busy_timeout_s=self.writer_busy_timeout_s,
+                    on_connect=self.on_connect,
+                )
+            else:
+                self._writer = RecordWriter(
+                    self.backend,
+                    busy_timeout_s=self.writer_busy_timeout_s,
+                    on_connect=self.on_connect,
+                )
         return self._writer
 
     def _settle(self) -> None:
@@ -360,7 +441,7 @@ class Store:
                 (outcome.value, note, session_id),
             ).rowcount
             if not changed:
-                raise StoreError(f"no session #{session_id} in {self.path}")
+                raise StoreError(f"no session #{session_id} in {self.location}")
             db.execute(
                 "INSERT INTO events (session_id, at, offset_s, kind, detail) "
                 "SELECT id, ?, ?, 'outcome', ? FROM sessions WHERE id = ?",
@@ -376,13 +457,13 @@ class Store:
 
     def session(self, session_id: int) -> SessionRecord:
         self._settle()
-        row = self.db.execute(
+        row = self._query(
             f"SELECT {_SESSION_COLUMNS} FROM sessions s LEFT JOIN clients c "
             "ON c.id = s.client_id WHERE s.id = ?",
             (session_id,),
         ).fetchone()
         if row is None:
-            raise StoreError(f"no session #{session_id} in {self.path}")
+            raise StoreError(f"no session #{session_id} in {self.location}")
         return _session_record(row)
 
     def sessions(
@@ -397,7 +478,7 @@ class Store:
         )
         if limit is not None:
             query += f" LIMIT {int(limit)}"
-        rows = self.db.execute(query, params).fetchall()
+        rows = self._query(query, params).fetchall()
         return [_session_record(row) for row in reversed(rows)]
 
     def latest_session(self) -> SessionRecord | None:
@@ -406,7 +487,7 @@ class Store:
 
     def blocks(self, session_id: int) -> list[BlockRecord]:
         self._settle()
-        rows = self.db.execute(
+        rows = self._query(
             "SELECT idx, kind, title, handrail, planned_s, target_mph, incline_pct, started_at, "
             "start_offset_s, actual_s, extended_s, result FROM blocks WHERE session_id = ? "
             "ORDER BY idx",
@@ -416,7 +497,7 @@ class Store:
 
     def samples(self, session_id: int) -> list[Sample]:
         self._settle()
-        rows = self.db.execute(
+        rows = self._query(
             "SELECT at, offset_s, block_idx, target_mph, speed_mph, incline_pct, distance_m "
             "FROM samples WHERE session_id = ? ORDER BY at, rowid",
             (session_id,),
@@ -425,7 +506,7 @@ class Store:
 
     def events(self, session_id: int) -> list[EventRecord]:
         self._settle()
-        rows = self.db.execute(
+        rows = self._query(
             "SELECT at, offset_s, kind, detail FROM events WHERE session_id = ? ORDER BY at, rowid",
             (session_id,),
         ).fetchall()

@@ -1,5 +1,14 @@
 """The schema: one migration script per version; opening a store brings older records up to
-date (``PRAGMA user_version`` counts the scripts applied)."""
+date (SQLite's ``PRAGMA user_version``, or PostgreSQL's ``schema_version`` table, counts the
+scripts applied).
+
+A migration is written once, in SQLite's words, and runs on both engines:
+``retrotread.store.backend`` renders it for PostgreSQL (``REAL`` as ``DOUBLE PRECISION``, an
+``INTEGER PRIMARY KEY`` as an identity column, SQLite's implicit ``rowid`` as a column,
+``COLLATE NOCASE`` as an ICU collation). Keep to plain DDL: ``CREATE TABLE`` (closing ``);`` on
+a line of its own), ``CREATE [UNIQUE] INDEX``, ``ALTER TABLE ... ADD COLUMN``; no SQLite-only
+column types or ``WITHOUT ROWID``. tests/test_store*.py run every migration on both.
+"""
 
 from __future__ import annotations
 
@@ -75,6 +84,17 @@ MIGRATIONS: tuple[str, ...] = (
         detail TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX events_by_session ON events(session_id, at);
+    """,
+    # 2: a session's own name (a uid), so records written again (from a console's spool to a
+    # database that was out of reach) are recognised, not doubled; and how far each spool has
+    # been written into these records
+    """
+    ALTER TABLE sessions ADD COLUMN uid TEXT;
+    CREATE UNIQUE INDEX sessions_by_uid ON sessions(uid);
+    CREATE TABLE spool_applied (
+        spool TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+    );
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,5 +1,6 @@
-"""The session writer: a thread of its own writes queued session records to the file, so a
-busy or locked file, a checkpoint or a full disk never delays a command to the belt."""
+"""The session writer: a thread of its own writes queued session records to the records, so a
+busy or locked file, a checkpoint, a full disk or a database out of reach never delays a command
+to the belt."""
 
 from __future__ import annotations
 
@@ -7,35 +8,19 @@ import logging
 import sqlite3
 import threading
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
+from retrotread.store.backend import Backend, Db, SqliteBackend
 from retrotread.store.writes import INSERT_SESSION, WRITES, Values, bind
 
 log = logging.getLogger(__name__)
 
 # -- the session writer --------------------------------------------------------------------------
-
-#: SQLite primary result codes that mean "not now" rather than "never": the writer keeps the
-#: records and tries again (a lock held past the busy timeout, a full disk, an I/O error, a file
-#: that cannot be opened or written for the moment).
-_TRY_AGAIN = {
-    5: "busy",
-    6: "locked",
-    8: "read-only",
-    10: "I/O error",
-    13: "full",
-    14: "cannot open",
-    15: "lock protocol",
-}
-_LOCKED = {5, 6}
-
-
-def _result_code(err: sqlite3.Error) -> int:
-    code = getattr(err, "sqlite_errorcode", None)
-    return code & 0xFF if isinstance(code, int) else -1
 
 
 @dataclass(frozen=True)
@@ -45,6 +30,8 @@ class Backlog:
     pending: dict[str, int]
     dropped_samples: int = 0
     error: str = ""
+    #: where the records not written wait, if not in memory ("in the local spool ...")
+    kept: str = ""
 
     def __bool__(self) -> bool:
         return bool(self.pending) or self.dropped_samples > 0
@@ -53,7 +40,8 @@ class Backlog:
         if not self:
             return "every record written"
         parts = [f"{count} {_PLURALS.get(kind, kind)}" for kind, count in self.pending.items()]
-        said = ", ".join(parts) + " not written" if parts else ""
+        not_written = f" not written yet, kept {self.kept}" if self.kept else " not written"
+        said = ", ".join(parts) + not_written if parts else ""
         if self.dropped_samples:
             said += ("; " if said else "") + f"{self.dropped_samples} samples dropped (memory full)"
         return said + (f" ({self.error})" if self.error else "")
@@ -72,18 +60,88 @@ _PLURALS = {
 
 
 class SessionKey:
-    """A session row queued for the writer; ``id`` is its number once it is in the file."""
+    """A session row queued for the writer; ``id`` is its number once it is in the records.
 
-    __slots__ = ("id",)
+    ``uid`` names the session wherever it is (a spool, a database): written again, it is
+    recognised, not doubled.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("id", "uid")
+
+    def __init__(self, uid: str | None = None) -> None:
         self.id: int | None = None
+        self.uid = uid or new_uid()
+
+
+def new_uid() -> str:
+    return uuid.uuid4().hex
 
 
 #: (kind, the session it belongs to, its values with SESSION_ID for the session's number)
 Record = tuple[str, SessionKey, Values]
 #: told ("behind" | "caught-up" | "failed", detail), on the writer's thread
 WriterListener = Callable[[str, str], None]
+
+
+class Sink(Protocol):
+    """What a batch of records becomes, inside the writer's transaction."""
+
+    def write(self, backend: Backend, db: Db, batch: list[Record]) -> dict[SessionKey, int]:
+        """Write the batch; the numbers of the session rows it wrote."""
+
+
+class TableSink:
+    """Records into the records' own tables (sessions, samples, events, blocks)."""
+
+    def write(self, backend: Backend, db: Db, batch: list[Record]) -> dict[SessionKey, int]:
+        written: dict[SessionKey, int] = {}
+        for kind, key, values in batch:
+            if kind == "session":
+                written[key] = backend.insert_returning_id(db, INSERT_SESSION, values)
+            else:
+                session_id = key.id if key.id is not None else written[key]
+                db.execute(WRITES[kind], bind(values, session_id))
+        return written
+
+
+class SessionWriter(Protocol):
+    """What a recorder and the store ask of a session writer (:class:`RecordWriter`, or the
+    spooled writer that keeps records for a database: ``retrotread.store.spool``)."""
+
+    max_pending_samples: int
+    #: where records wait while they cannot be written ("in memory", "in the local spool ...")
+    holding: str
+    #: what the records are written to, for people ("the records file", "the database")
+    target: str
+
+    @property
+    def behind(self) -> bool: ...
+
+    @property
+    def pending(self) -> int: ...
+
+    @property
+    def closing(self) -> bool: ...
+
+    @property
+    def failed(self) -> str | None: ...
+
+    @property
+    def error(self) -> str: ...
+
+    def subscribe(self, listener: WriterListener) -> Callable[[], None]: ...
+
+    def begin_session(self, values: Values) -> SessionKey: ...
+
+    def submit(self, kind: str, key: SessionKey, values: Values) -> bool: ...
+
+    def wait_idle(self, timeout_s: float) -> bool: ...
+
+    def wait_written(self, key: SessionKey, timeout_s: float) -> int | None: ...
+
+    def backlog(self) -> Backlog: ...
+
+    def close(self, timeout_s: float) -> Backlog: ...
 
 
 class RecordWriter:
@@ -103,15 +161,22 @@ class RecordWriter:
     first_retry_s = 0.05
     last_retry_s = 1.0
 
+    holding = "in memory"
+
     def __init__(
         self,
-        path: Path,
+        target: Path | Backend,
         *,
         busy_timeout_s: float = 0.25,
-        on_connect: Callable[[sqlite3.Connection], None] | None = None,
+        on_connect: Callable[[Any], None] | None = None,
         max_pending_samples: int = 100_000,
+        sink: Sink | None = None,
     ) -> None:
-        self.path = path
+        self.backend = target if isinstance(target, Backend) else SqliteBackend(target)
+        self.target = "the records file" if self.backend.kind == "sqlite" else "the database"
+        self.sink: Sink = sink or TableSink()
+        #: called on the writer's thread after each batch is committed
+        self.after_write: Callable[[], None] | None = None
         self.busy_timeout_s = busy_timeout_s
         self.on_connect = on_connect
         self.max_pending_samples = max_pending_samples
@@ -127,7 +192,7 @@ class RecordWriter:
         self._give_up_at: float | None = None
         self._listeners: list[WriterListener] = []
         self._thread = threading.Thread(
-            target=self._run, name=f"records writer ({path.name})", daemon=True
+            target=self._run, name=f"records writer ({self.backend.location})", daemon=True
         )
         self._thread.start()
 
@@ -159,8 +224,9 @@ class RecordWriter:
         return unsubscribe
 
     def begin_session(self, values: Values) -> SessionKey:
+        """Queue a session row (its values end with its ``uid``: one is added)."""
         key = SessionKey()
-        self.submit("session", key, values)
+        self.submit("session", key, (*values, key.uid))
         return key
 
     def submit(self, kind: str, key: SessionKey, values: Values) -> bool:
@@ -218,7 +284,8 @@ class RecordWriter:
     # -- the writer's thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        connection: sqlite3.Connection | None = None
+        connection: Db | None = None
+        backend = self.backend
         retry_s = self.first_retry_s
         try:
             while True:
@@ -233,17 +300,15 @@ class RecordWriter:
                     if connection is None:
                         connection = self._connect()
                     self._write(connection, batch)
-                except sqlite3.Error as err:
-                    if connection is not None and not _rolled_back(connection):
-                        connection.close()
+                except backend.errors as err:
+                    if connection is not None and (
+                        not _rolled_back(backend, connection) or backend.fresh_connection_after(err)
+                    ):
+                        _close_quietly(backend, connection)
                         connection = None
-                    code = _result_code(err)
-                    if code not in _TRY_AGAIN:
+                    if backend.retryable(err) is None:
                         self._fail(err)
                         return
-                    if code not in _LOCKED and connection is not None:
-                        connection.close()  # after a full disk or an I/O error: start afresh
-                        connection = None
                     self._behind(err)
                     with self._lock:
                         wait_s = retry_s
@@ -256,36 +321,24 @@ class RecordWriter:
                 self._written(batch)
         finally:
             if connection is not None:
-                connection.close()
+                _close_quietly(backend, connection)
             with self._lock:
                 self._lock.notify_all()  # waiters see the thread gone
 
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self.path, isolation_level=None, timeout=self.busy_timeout_s, check_same_thread=False
-        )
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute("PRAGMA foreign_keys=ON")
+    def _connect(self) -> Db:
+        connection = self.backend.connect(timeout_s=self.busy_timeout_s)
         if self.on_connect is not None:
             self.on_connect(connection)
         return connection
 
-    @staticmethod
-    def _write(db: sqlite3.Connection, batch: list[Record]) -> None:
-        """One transaction: every record of the batch is in the file after it, or none."""
-        written: dict[SessionKey, int] = {}
-        db.execute("BEGIN IMMEDIATE")
-        for kind, key, values in batch:
-            if kind == "session":
-                cursor = db.execute(INSERT_SESSION, values)
-                assert cursor.lastrowid is not None
-                written[key] = cursor.lastrowid
-            else:
-                session_id = key.id if key.id is not None else written[key]
-                db.execute(WRITES[kind], bind(values, session_id))
-        db.execute("COMMIT")
+    def _write(self, db: Db, batch: list[Record]) -> None:
+        """One transaction: every record of the batch is written after it, or none."""
+        with self.backend.transaction(db):
+            written = self.sink.write(self.backend, db, batch)
         for key, session_id in written.items():  # numbers count only once committed
             key.id = session_id
+        if self.after_write is not None:
+            self.after_write()
 
     def _written(self, batch: list[Record]) -> None:
         caught_up = ""
@@ -303,7 +356,7 @@ class RecordWriter:
             log.info("records writer caught up: %s", caught_up)
             self._tell("caught-up", caught_up)
 
-    def _behind(self, err: sqlite3.Error) -> None:
+    def _behind(self, err: Exception) -> None:
         with self._lock:
             self.error = str(err)
             first = self.behind_since is None
@@ -313,7 +366,7 @@ class RecordWriter:
             log.warning("records writer: %s; keeping the records in memory", err)
             self._tell("behind", str(err))
 
-    def _fail(self, err: sqlite3.Error) -> None:
+    def _fail(self, err: Exception) -> None:
         log.error("records writer: %s; no more records are written", err)
         with self._lock:
             self.failed = self.error = str(err)
@@ -330,12 +383,19 @@ class RecordWriter:
                 log.exception("records writer listener")
 
 
-def _rolled_back(db: sqlite3.Connection) -> bool:
+def _rolled_back(backend: Backend, db: Db) -> bool:
     """End a failed transaction; False if the connection is unusable."""
-    if not db.in_transaction:
+    if isinstance(db, sqlite3.Connection) and not db.in_transaction:
         return True
     try:
         db.execute("ROLLBACK")
-    except sqlite3.Error:
+    except backend.errors:
         return False
     return True
+
+
+def _close_quietly(backend: Backend, db: Db) -> None:
+    try:
+        db.close()
+    except backend.errors:
+        log.debug("closing a connection that failed", exc_info=True)

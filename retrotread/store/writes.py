@@ -15,8 +15,8 @@ from retrotread.store.model import BlockRecord, Client, EventRecord, Sample, Sta
 
 INSERT_SESSION = (
     "INSERT INTO sessions (client_id, program, program_source, program_toml, device, "
-    "started_at, status, phase, interval_s, handrail, plan_reason, blocks_total, pid, host) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "started_at, status, phase, interval_s, handrail, plan_reason, blocks_total, pid, host, "
+    "uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 #: The statement for each kind of record; the session's id goes where ``SESSION_ID`` is.
@@ -24,9 +24,14 @@ WRITES: dict[str, str] = {
     "sample": "INSERT INTO samples (session_id, at, offset_s, block_idx, target_mph, speed_mph, "
     "incline_pct, distance_m) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     "event": "INSERT INTO events (session_id, at, offset_s, kind, detail) VALUES (?, ?, ?, ?, ?)",
-    "block": "INSERT OR REPLACE INTO blocks (session_id, idx, kind, title, handrail, planned_s, "
+    "block": "INSERT INTO blocks (session_id, idx, kind, title, handrail, planned_s, "
     "target_mph, incline_pct, started_at, start_offset_s, actual_s, extended_s, result) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, idx) DO UPDATE SET "
+    "kind = excluded.kind, title = excluded.title, handrail = excluded.handrail, "
+    "planned_s = excluded.planned_s, target_mph = excluded.target_mph, "
+    "incline_pct = excluded.incline_pct, started_at = excluded.started_at, "
+    "start_offset_s = excluded.start_offset_s, actual_s = excluded.actual_s, "
+    "extended_s = excluded.extended_s, result = excluded.result",
     "end_block": "UPDATE blocks SET actual_s = ?, result = ? WHERE session_id = ? AND idx = ?",
     "extend_block": "UPDATE blocks SET extended_s = extended_s + ? WHERE session_id = ? "
     "AND idx = ?",

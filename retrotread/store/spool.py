@@ -1,0 +1,449 @@
+"""A console's spool: the session records meant for a database, kept first in a local file.
+
+A console recording into PostgreSQL writes each session record to a local SQLite file (the
+spool's ``outbox``, numbered in order), exactly as it would write its own records file: so the
+belt never waits on the network, and a database out of reach (a restart, a cable, a server
+down for an hour) loses nothing, even if the console itself is stopped meanwhile. A forwarder
+thread sends the outbox to the database in order, in batches, one transaction each; the
+database keeps, per spool, the number of the last record it took (``spool_applied``), updated in
+the same transaction. So a batch that went in but whose answer was lost is recognised when it
+is sent again, and skipped: nothing is lost or doubled. Sessions are known by their ``uid``;
+their number in the database comes back when their row is in.
+
+Records reach the outbox as JSON values, the session's number standing as a slot to fill. The
+outbox is emptied of what the database has taken; whatever a console leaves behind is sent by
+the next one opened on the same spool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from retrotread.store.backend import Backend, Db, PostgresBackend, SqliteBackend
+from retrotread.store.writer import (
+    Backlog,
+    Record,
+    RecordWriter,
+    SessionKey,
+    WriterListener,
+)
+from retrotread.store.writes import INSERT_SESSION, SESSION_ID, WRITES, Values
+
+log = logging.getLogger(__name__)
+
+OUTBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    session_uid TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS spool (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+def encode(values: Values) -> str:
+    """A record's values as JSON; where the session's number goes is listed in ``slots``."""
+    slots = [i for i, v in enumerate(values) if v is SESSION_ID]
+    plain = [None if v is SESSION_ID else v for v in values]
+    return json.dumps({"values": plain, "slots": slots})
+
+
+def decode(text: str, session_id: int) -> Values:
+    record = json.loads(text)
+    values: list[Any] = record["values"]
+    for slot in record["slots"]:
+        values[slot] = session_id
+    return tuple(values)
+
+
+def open_spool(path: Path) -> tuple[sqlite3.Connection, str]:
+    """The spool file, created if new; its connection and the spool's own name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, isolation_level=None, timeout=5.0, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.executescript(OUTBOX_SCHEMA)
+    connection.execute(
+        "INSERT OR IGNORE INTO spool (key, value) VALUES ('name', ?)", (uuid.uuid4().hex,)
+    )
+    name: str = connection.execute("SELECT value FROM spool WHERE key = 'name'").fetchone()[0]
+    return connection, name
+
+
+class OutboxSink:
+    """The session writer's records, into the spool's outbox (in the writer's transaction)."""
+
+    def write(self, backend: Backend, db: Db, batch: list[Record]) -> dict[SessionKey, int]:
+        db.executemany(
+            "INSERT INTO outbox (kind, session_uid, record) VALUES (?, ?, ?)",
+            [(kind, key.uid, encode(values)) for kind, key, values in batch],
+        )
+        return {}
+
+
+class Forwarder:
+    """Sends the spool's outbox to the database, on a thread of its own.
+
+    Wakes when the writer has added records (``wake``), and otherwise retries on a timer while
+    the database is out of reach (backing off to ``last_retry_s``). Listeners hear "behind"
+    when the database cannot be reached, "caught-up" when the outbox is empty again, and
+    "failed" if the database refuses the records for good (they stay in the spool).
+    """
+
+    batch_size = 2000
+    first_retry_s = 0.05
+    last_retry_s = 2.0
+
+    def __init__(
+        self,
+        spool: Path,
+        database: PostgresBackend,
+        tell: Callable[[str, str], None],
+        *,
+        connect_timeout_s: float = 3.0,
+    ) -> None:
+        self.spool = spool
+        self.database = database
+        self.connect_timeout_s = connect_timeout_s
+        self.sent = 0
+        self.error = ""
+        self.failed: str | None = None
+        self.behind_since: float | None = None
+        self._tell = tell
+        self._lock = threading.Condition()
+        self._dirty = True  # the outbox may hold records (at start: what was left before)
+        self._idle = False
+        self._closing = False
+        self._give_up_at: float | None = None
+        self._waiting: dict[str, SessionKey] = {}  # uid -> key, for keys without a number yet
+        self._local, self.name = open_spool(spool)
+        self._thread = threading.Thread(
+            target=self._run, name=f"records forwarder ({database.location})", daemon=True
+        )
+        self._thread.start()
+
+    # -- the callers' side -------------------------------------------------------------------
+
+    def watch(self, key: SessionKey) -> None:
+        """Give ``key`` its number when its session row is in the database."""
+        with self._lock:
+            self._waiting[key.uid] = key
+
+    def wake(self) -> None:
+        with self._lock:
+            self._dirty = True
+            self._idle = False
+            self._lock.notify_all()
+
+    @property
+    def behind(self) -> bool:
+        return self.behind_since is not None
+
+    def _stopped(self) -> bool:
+        return self.failed is not None or not self._thread.is_alive()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        with self._lock:
+            return self._lock.wait_for(lambda: self._idle or self._stopped(), timeout_s) and (
+                self._idle
+            )
+
+    def wait_written(self, key: SessionKey, timeout_s: float) -> int | None:
+        with self._lock:
+            self._lock.wait_for(lambda: key.id is not None or self._stopped(), timeout_s)
+        return key.id
+
+    def waiting(self) -> Counter[str]:
+        """The records in the outbox, by kind (read on a connection of the caller's own)."""
+        connection = sqlite3.connect(self.spool, timeout=1.0)
+        try:
+            rows = connection.execute("SELECT kind, count(*) FROM outbox GROUP BY kind").fetchall()
+        except sqlite3.Error:
+            return Counter()
+        finally:
+            connection.close()
+        return Counter({kind: count for kind, count in rows})
+
+    def close(self, timeout_s: float) -> None:
+        """Send what is in the outbox, waiting at most ``timeout_s``; the rest stays in it."""
+        with self._lock:
+            self._closing = True
+            self._give_up_at = time.monotonic() + timeout_s
+            self._lock.notify_all()
+        self._thread.join(timeout_s + self.connect_timeout_s + 1.0)
+
+    # -- the forwarder's thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        remote: Db | None = None
+        retry_s = self.first_retry_s
+        refused: tuple[type[Exception], ...] = (LookupError, *self.database.errors)
+        try:
+            while True:
+                with self._lock:
+                    while not self._dirty and not self._closing:
+                        self._idle = True
+                        self._lock.notify_all()
+                        self._lock.wait()
+                    if self._give_up_at is not None and time.monotonic() >= self._give_up_at:
+                        return
+                    self._dirty = False
+                rows = self._local.execute(
+                    "SELECT seq, kind, session_uid, record FROM outbox ORDER BY seq LIMIT ?",
+                    (self.batch_size,),
+                ).fetchall()
+                if not rows:
+                    if self._closing:
+                        return
+                    self._caught_up()
+                    continue
+                try:
+                    if remote is None:
+                        remote = self.database.connect(timeout_s=self.connect_timeout_s)
+                    numbers = self._send(remote, rows)
+                except refused as err:
+                    if remote is not None:
+                        _close_quietly(remote)
+                        remote = None
+                    if self.database.retryable(err) is None:
+                        self._fail(err)
+                        return
+                    self._behind(err)
+                    with self._lock:
+                        self._dirty = True
+                        wait_s = retry_s
+                        if self._give_up_at is not None:
+                            wait_s = min(wait_s, max(0.0, self._give_up_at - time.monotonic()))
+                        self._lock.wait(wait_s)
+                    retry_s = min(retry_s * 2, self.last_retry_s)
+                    continue
+                retry_s = self.first_retry_s
+                self._local.execute("DELETE FROM outbox WHERE seq <= ?", (rows[-1][0],))
+                self._numbered(numbers)
+                with self._lock:
+                    self.sent += len(rows)
+                    self._dirty = True  # there may be more
+        finally:
+            if remote is not None:
+                _close_quietly(remote)
+            self._local.close()
+            with self._lock:
+                self._lock.notify_all()
+
+    def _send(self, db: Db, rows: list[tuple[int, str, str, str]]) -> dict[str, int]:
+        """One transaction: the records past what the database took from this spool before."""
+        backend = self.database
+        numbers: dict[str, int] = {}
+        with backend.transaction(db):
+            db.execute(
+                "INSERT INTO spool_applied (spool, seq) VALUES (?, 0) ON CONFLICT (spool) "
+                "DO NOTHING",
+                (self.name,),
+            )
+            applied = db.execute(
+                "SELECT seq FROM spool_applied WHERE spool = ? FOR UPDATE", (self.name,)
+            ).fetchone()[0]
+            fresh = [row for row in rows if row[0] > applied]
+            run: list[Values] = []
+            run_kind = ""
+            for _, kind, uid, record in fresh:
+                if kind != run_kind and run:
+                    db.executemany(WRITES[run_kind], run)
+                    run = []
+                if kind == "session":
+                    numbers[uid] = self._insert_session(db, decode(record, 0))
+                    run_kind = ""
+                    continue
+                if uid not in numbers:
+                    numbers[uid] = self._number(db, uid)
+                run_kind = kind
+                run.append(decode(record, numbers[uid]))
+            if run:
+                db.executemany(WRITES[run_kind], run)
+            db.execute("UPDATE spool_applied SET seq = ? WHERE spool = ?", (rows[-1][0], self.name))
+        return numbers
+
+    def _insert_session(self, db: Db, values: Values) -> int:
+        row = db.execute(
+            f"{INSERT_SESSION} ON CONFLICT (uid) DO NOTHING RETURNING id", values
+        ).fetchone()
+        return int(row[0]) if row is not None else self._number(db, str(values[-1]))
+
+    @staticmethod
+    def _number(db: Db, uid: str) -> int:
+        row = db.execute("SELECT id FROM sessions WHERE uid = ?", (uid,)).fetchone()
+        if row is None:
+            # the session row went to another database (the URL changed under the spool)
+            raise LookupError(f"session {uid} is not in the database")
+        return int(row[0])
+
+    def _numbered(self, numbers: dict[str, int]) -> None:
+        with self._lock:
+            for uid, number in numbers.items():
+                key = self._waiting.pop(uid, None)
+                if key is not None:
+                    key.id = number
+            self._lock.notify_all()
+
+    def _caught_up(self) -> None:
+        with self._lock:
+            since = self.behind_since
+            self.behind_since = None
+            self._idle = not self._dirty
+            self._lock.notify_all()
+        if since is not None:
+            detail = f"the records held for {time.monotonic() - since:.0f} s are in the database"
+            log.info("records forwarder caught up: %s", detail)
+            self._tell("caught-up", detail)
+
+    def _behind(self, err: Exception) -> None:
+        with self._lock:
+            self.error = str(err).strip() or type(err).__name__
+            first = self.behind_since is None
+            if first:
+                self.behind_since = time.monotonic()
+        if first:
+            log.warning("records forwarder: %s; keeping the records in %s", err, self.spool)
+            self._tell("behind", f"the database is out of reach: {self.error}")
+
+    def _fail(self, err: Exception) -> None:
+        log.error("records forwarder: %s; the records stay in %s", err, self.spool)
+        with self._lock:
+            self.failed = self.error = str(err)
+            self._lock.notify_all()
+        self._tell("failed", f"{err} (the records stay in {self.spool})")
+
+
+def _close_quietly(db: Db) -> None:
+    try:
+        db.close()
+    except Exception:  # a connection that already failed: nothing more to learn from it
+        log.debug("closing a failed connection", exc_info=True)
+
+
+class SpooledWriter:
+    """The session writer for a database: records go to the local spool at once (a
+    :class:`RecordWriter` with an outbox) and from there to the database (a
+    :class:`Forwarder`). Same shape as :class:`RecordWriter`; a session's number is its number
+    in the database, known once its row is there."""
+
+    target = "the database"
+
+    def __init__(
+        self,
+        spool: Path,
+        database: PostgresBackend,
+        *,
+        busy_timeout_s: float = 0.25,
+        on_connect: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.spool = spool
+        self.holding = f"in the local spool {spool}"
+        self._listeners: list[WriterListener] = []
+        self._lock = threading.Lock()
+        self.forwarder = Forwarder(spool, database, self._tell)
+        self.local = RecordWriter(
+            SqliteBackend(spool),
+            busy_timeout_s=busy_timeout_s,
+            on_connect=on_connect,
+            sink=OutboxSink(),
+        )
+        self.local.after_write = self.forwarder.wake
+        self.local.subscribe(self._tell)
+
+    # -- as a RecordWriter ---------------------------------------------------------------------
+
+    @property
+    def max_pending_samples(self) -> int:
+        return self.local.max_pending_samples
+
+    @max_pending_samples.setter
+    def max_pending_samples(self, count: int) -> None:
+        self.local.max_pending_samples = count
+
+    @property
+    def behind(self) -> bool:
+        return self.local.behind or self.forwarder.behind
+
+    @property
+    def pending(self) -> int:
+        return self.local.pending + sum(self.forwarder.waiting().values())
+
+    @property
+    def closing(self) -> bool:
+        return self.local.closing
+
+    @property
+    def failed(self) -> str | None:
+        return self.local.failed or self.forwarder.failed
+
+    @property
+    def error(self) -> str:
+        return self.forwarder.error or self.local.error
+
+    def subscribe(self, listener: WriterListener) -> Callable[[], None]:
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def begin_session(self, values: Values) -> SessionKey:
+        key = SessionKey()
+        self.forwarder.watch(key)
+        self.local.submit("session", key, (*values, key.uid))
+        return key
+
+    def submit(self, kind: str, key: SessionKey, values: Values) -> bool:
+        return self.local.submit(kind, key, values)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        until = time.monotonic() + timeout_s
+        return self.local.wait_idle(timeout_s) and self.forwarder.wait_idle(
+            max(0.0, until - time.monotonic())
+        )
+
+    def wait_written(self, key: SessionKey, timeout_s: float) -> int | None:
+        return self.forwarder.wait_written(key, timeout_s)
+
+    def backlog(self) -> Backlog:
+        memory = self.local.backlog()
+        pending = Counter(memory.pending) + self.forwarder.waiting()
+        return Backlog(
+            dict(pending),
+            memory.dropped_samples,
+            self.forwarder.failed or self.forwarder.error or memory.error,
+            kept=self.holding if pending else "",
+        )
+
+    def close(self, timeout_s: float) -> Backlog:
+        until = time.monotonic() + timeout_s
+        self.local.close(timeout_s)
+        self.forwarder.close(max(0.0, until - time.monotonic()))
+        return self.backlog()
+
+    def _tell(self, state: str, detail: str) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(state, detail)
+            except Exception:  # a listener's mistake must not stop the writing
+                log.exception("records writer listener")
