@@ -21,6 +21,7 @@ from retrotread.drivers.registry import DEFAULT_DEVICE, DRIVERS, driver_class, o
 from retrotread.errors import DeviceError, ProfileError, RetrotreadError, SafetyError
 from retrotread.program.formats import command as program_files
 from retrotread.speech.options import add_speech_options, settings_from_args, speaker_for_run
+from retrotread.trace import add_trace_option
 from retrotread.tui.command import add_tui_parser, cmd_tui, default_tui_args
 
 # The session, its events and the headless printer load with the command that needs them:
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--quiet", action="store_true", help="print only the summary")
     add_speech_options(run_parser)
     records.add_recording_options(run_parser)
+    add_trace_option(run_parser)
 
     check = commands.add_parser(
         "check",

@@ -69,6 +69,7 @@ from retrotread.errors import (
     Unavailable,
 )
 from retrotread.profiles import Profile, get_profile
+from retrotread.trace import Direction, FrameKind, LinkTap, tap_for
 from retrotread.units import Quantity
 
 log = logging.getLogger(__name__)
@@ -160,11 +161,13 @@ class SerialLink:
         baudrate: int,
         on_data: Callable[[bytes], None],
         on_lost: Callable[[Exception], None],
+        tap: LinkTap | None = None,
     ) -> None:
         self.port = port
         self.baudrate = baudrate
         self._on_data = on_data
         self._on_lost = on_lost
+        self._tap = tap
         self._serial: Any = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -187,6 +190,8 @@ class SerialLink:
         except (serial.SerialException, OSError) as err:
             raise DeviceUnavailable(_unavailable_reason(err), f"{self.port}: {err}") from err
         self._serial = port
+        if self._tap is not None:
+            self._tap.event("opened", baud=self.baudrate)
         loop = asyncio.get_running_loop()
         self._thread = threading.Thread(
             target=self._read_loop, args=(port, loop), name=f"serial {self.port}", daemon=True
@@ -198,16 +203,23 @@ class SerialLink:
             while not self._stopping.is_set():
                 data = port.read(max(1, port.in_waiting))
                 if data:
-                    loop.call_soon_threadsafe(self._on_data, data)
+                    loop.call_soon_threadsafe(self._received, data)
         except Exception as err:  # pyserial raises SerialException, OSError, TypeError ...
             if not self._stopping.is_set():
                 with contextlib.suppress(RuntimeError):  # the loop is already closed
                     loop.call_soon_threadsafe(self._on_lost, err)
 
+    def _received(self, data: bytes) -> None:
+        if self._tap is not None:
+            self._tap.frame(Direction.IN, data, FrameKind.SERIAL)
+        self._on_data(data)
+
     async def write(self, data: bytes) -> None:
         port = self._serial
         if port is None or not self.is_open:
             raise LinkLost(f"{self.port}: the port is not open")
+        if self._tap is not None:
+            self._tap.frame(Direction.OUT, data, FrameKind.SERIAL)
         try:
             await asyncio.to_thread(port.write, data)
         except (serial.SerialException, OSError) as err:
@@ -217,11 +229,21 @@ class SerialLink:
         self._stopping.set()
         thread, port = self._thread, self._serial
         self._thread = self._serial = None
+        if self._tap is not None and port is not None:
+            self._tap.event("closed")
         if thread is not None:
             await asyncio.to_thread(thread.join, 1.0)
         if port is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(port.close)
+
+
+def _range(allowed: Range) -> dict[str, str]:
+    return {
+        "min": str(allowed.low),
+        "max": str(allowed.high),
+        "increment": str(allowed.increment),
+    }
 
 
 def _unavailable_reason(err: Exception) -> Unavailable:
@@ -363,6 +385,8 @@ class SerialTreadmill[Message](Treadmill):
         self._answer_due: float | None = None
         #: frames in a row that went unanswered (any answer, even garbled, starts again)
         self._unanswered = 0
+        #: where the wire is traced (``--trace``), for every link this driver opens
+        self._tap: LinkTap | None = None
 
     @classmethod
     def from_url(cls, url: DeviceUrl, *, clock: Clock, profile: Profile | None = None) -> Self:
@@ -416,6 +440,8 @@ class SerialTreadmill[Message](Treadmill):
 
     async def connect(self) -> None:
         self._closing = False
+        if self._tap is None:
+            self._tap = tap_for(self.protocol, str(self.url), self.profile.name, self.clock)
         await self._open_link()
         try:
             await self._handshake()
@@ -425,6 +451,8 @@ class SerialTreadmill[Message](Treadmill):
                 Unavailable.NOT_A_TREADMILL, f"{self.port}: no {self.protocol} answer ({err})"
             ) from err
         self._connected = True
+        if self._tap is not None:
+            self._tap.declare(self.declarations())
         if self.polls:
             self._poller = asyncio.create_task(self._poll_loop(), name=f"{self.protocol}-poll")
 
@@ -439,8 +467,33 @@ class SerialTreadmill[Message](Treadmill):
         self._poller = self._reconnector = None
         await self._close_link()
 
+    def declarations(self) -> dict[str, object]:
+        """What the machine and its profile say it is, for a trace's header and for probe.
+
+        A serial console declares little over the wire: whether it answers telemetry
+        requests, the state it was found in, its speed unit; the ranges are the profile's.
+        """
+        capabilities = self.capabilities
+        declared: dict[str, object] = {
+            "protocol": self.protocol,
+            "profile": self.profile.name,
+            "baud": self.baudrate,
+            "reports_belt": self.reports_belt,
+            "can_control": capabilities.can_control,
+            "speed": _range(capabilities.speed),
+            "incline": _range(capabilities.incline),
+        }
+        for name in ("state", "speed_unit", "grade_unit", "status_query", "sets_in_workout"):
+            value = getattr(self, name, None)
+            if isinstance(value, bool):
+                declared[name] = value
+            elif value is not None:  # a CSAFE unit by its resolution, a state by its name
+                shown = getattr(value, "resolution", None) or getattr(value, "name", None)
+                declared[name] = str(shown or value)
+        return declared
+
     async def _open_link(self) -> None:
-        link = SerialLink(self.port, self.baudrate, self._on_data, self._on_lost)
+        link = SerialLink(self.port, self.baudrate, self._on_data, self._on_lost, self._tap)
         await link.open()
         self._link = link
         self._drain()

@@ -7,7 +7,7 @@ import json
 import sys
 from dataclasses import asdict
 
-from retrotread_sim import serve
+from retrotread_sim import replay, serve
 from retrotread_sim.belt import MachineSpec
 
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("spec", help="print the simulated machine's specification as JSON")
     serve.add_parser(commands)
+    replay.add_parser(commands)
     return parser
 
 
@@ -32,5 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         return serve.run(args)
+    if args.command == "replay":
+        return replay.run(args)
     parser.print_help()
     return 0
