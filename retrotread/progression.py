@@ -46,6 +46,11 @@ The rules, as this module applies them, one session at a time:
    step up restores the rung's level.
 7. retrotread's own rule, not the seeds': a break of four weeks or more counts as difficulty,
    so the next session steps back one rung and the count starts again (at 15 s it stays there).
+8. How the walk felt, when recorded (retrotread's reading of "experiencing pain" and "having
+   difficulty"): pain (0–10) up by 2 or more since the last session with a pain score holds
+   the rung (the session does not count); up by 4 or more, or 7 and above, steps back. One
+   balance loss holds; two or more step back. Exertion of 7 or more on the Borg CR10 scale
+   ("very hard") holds.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from retrotread.program import BlockKind, Handrail, Program, parse_program
+from retrotread.units import format_number
 
 # -- the seeds' words ----------------------------------------------------------------------------
 
@@ -163,6 +169,7 @@ class Stage:
     handrail: Handrail = Handrail.BOTH_HANDS
     successes: int = 0
     dizzy: int = 0  # dizzy sessions in a row at this point
+    last_pain: int | None = None  # the last pain score recorded
 
     @property
     def seconds(self) -> int:
@@ -186,6 +193,9 @@ class SessionEvidence:
     finished: bool  # the program ran to its end
     outcome: OperatorOutcome | None  # None: no outcome recorded
     session_id: int | None = None
+    pain: int | None = None  # 0–10, how the walk felt (None: not asked)
+    exertion: float | None = None  # Borg CR10
+    balance_losses: int | None = None
 
 
 def retro_content(program: Program) -> tuple[Phase | None, int]:
@@ -245,6 +255,37 @@ def _counts(stage: Stage, evidence: SessionEvidence) -> bool:
     return LADDER[stage.rung].in_start_band and low <= evidence.interval_s <= high
 
 
+#: rule 8's thresholds
+PAIN_RISE_HOLDS = 2
+PAIN_RISE_STEPS_BACK = 4
+PAIN_STEPS_BACK = 7
+BALANCE_LOSSES_STEP_BACK = 2
+EXERTION_HOLDS = 7.0
+
+
+def _felt(stage: Stage, evidence: SessionEvidence) -> tuple[bool, str] | None:
+    """Rule 8: (steps back?, why) when how the walk felt holds or regresses; else None."""
+    pain, before = evidence.pain, stage.last_pain
+    rise = pain - before if pain is not None and before is not None else None
+    if pain is not None and pain >= PAIN_STEPS_BACK:
+        return True, f"pain {pain}/10 recorded"
+    if rise is not None and rise >= PAIN_RISE_STEPS_BACK:
+        return True, f"pain up from {before} to {pain}/10"
+    losses = evidence.balance_losses or 0
+    if losses >= BALANCE_LOSSES_STEP_BACK:
+        return True, f"{losses} balance losses recorded"
+    if rise is not None and rise >= PAIN_RISE_HOLDS:
+        return False, f"pain up from {before} to {pain}/10 (the seed: “experiencing pain”)"
+    if losses:
+        return False, "a balance loss recorded (the seed: “lose their balance”)"
+    if evidence.exertion is not None and evidence.exertion >= EXERTION_HOLDS:
+        return False, (
+            f"exertion {format_number(evidence.exertion)} of 10 (Borg CR10: very hard) "
+            "(the seed: “having difficulty”)"
+        )
+    return None
+
+
 def _at_the_bottom(stage: Stage) -> bool:
     return stage.phase is Phase.WALK and stage.rung == 0
 
@@ -273,6 +314,9 @@ def advance(stage: Stage, evidence: SessionEvidence) -> tuple[Stage, str]:
         return stage, "no backward intervals in that session: it does not count"
     if outcome is not None and outcome.steps_back:
         return _regress(stage, f"{outcome.value} reported", evidence)
+    felt = _felt(stage, evidence)
+    if felt is not None and felt[0]:
+        return _regress(stage, felt[1], evidence)
     if outcome is OperatorOutcome.DIZZINESS:
         dizzy = stage.dizzy + 1
         if dizzy >= 2:
@@ -295,6 +339,8 @@ def advance(stage: Stage, evidence: SessionEvidence) -> tuple[Stage, str]:
         return stage, (
             f"no outcome recorded: stay at {_where(stage)}; record how it went for it to count"
         )
+    if felt is not None:
+        return stage, f"{felt[1]}: stay at {_where(stage)}; the session does not count"
     if not _counts(stage, evidence):
         return stage, (
             f"a {evidence.interval_s} s {evidence.phase.noun} does not count toward {_where(stage)}"
@@ -364,7 +410,9 @@ def replay(history: Sequence[SessionEvidence]) -> list[Replayed]:
         if last_day is not None and (evidence.day - last_day).days >= BREAK_DAYS:
             stage, why = after_break(stage, (evidence.day - last_day).days)
             reasons.append(why)
+        last_pain = stage.last_pain if evidence.pain is None else evidence.pain
         stage, why = advance(stage, evidence)
+        stage = replace(stage, last_pain=last_pain)  # a step back keeps the pain history
         reasons.append(why)
         steps.append(Replayed(evidence, stage, "; then ".join(reasons)))
         if evidence.phase is not None:

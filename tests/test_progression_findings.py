@@ -10,6 +10,7 @@ from retrotread.progression import (
     LADDER,
     OperatorOutcome,
     Phase,
+    Replayed,
     SessionEvidence,
     Stage,
     backward_stretches,
@@ -173,3 +174,59 @@ def test_after_a_two_minute_built_in_the_reason_describes_that_session() -> None
         "a 120 s retro walk completed without pain: 1 of 3 sessions at 15 s (the duration "
         "grows one step at a time (the seed: “gradually increase the duration”)): stay at 15 s"
     )
+
+
+# -- how the walk felt (rule 8) ------------------------------------------------------------------
+
+
+def felt(
+    pain: int | None = None, exertion: float | None = None, losses: int | None = None
+) -> tuple[int | None, float | None, int | None]:
+    return pain, exertion, losses
+
+
+def with_feelings(*feelings: tuple[int | None, float | None, int | None]) -> list[Replayed]:
+    history: list[SessionEvidence] = []
+    for i, (pain, exertion, losses) in enumerate(feelings):
+        day = history[-1].day + timedelta(days=2) if history else MONDAY
+        offered = plan_next(history, day)
+        phase, interval = retro_content(offered.program)
+        history.append(
+            SessionEvidence(day, phase, interval, True, COMPLETED, i + 1, pain, exertion, losses)
+        )
+    return replay(history)
+
+
+def test_pain_rising_by_two_holds_and_says_so() -> None:
+    steps = with_feelings(felt(1), felt(1), felt(3))
+    assert [s.stage.successes for s in steps] == [1, 2, 2]
+    assert steps[-1].reason == (
+        "pain up from 1 to 3/10 (the seed: “experiencing pain”): stay at 15 s; "
+        "the session does not count"
+    )
+
+
+def test_pain_rising_by_four_or_reaching_seven_steps_back() -> None:
+    steps = with_feelings(*[felt(0)] * 6, felt(4))  # six good ones to 45 s, then pain 0 -> 4
+    assert steps[-1].stage.seconds == 30
+    assert steps[-1].reason.startswith("pain up from 0 to 4/10 at 45 s: step back to 30 s")
+    steps = with_feelings(*[felt()] * 6, felt(7))
+    assert steps[-1].stage.seconds == 30
+    assert steps[-1].reason.startswith("pain 7/10 recorded at 45 s: step back")
+
+
+def test_steady_low_pain_still_counts() -> None:
+    steps = with_feelings(felt(2), felt(3), felt(2), felt(3))
+    assert steps[-1].stage.seconds == 30 and steps[-1].stage.successes == 1
+
+
+def test_balance_losses_and_very_hard_exertion() -> None:
+    one = with_feelings(felt(losses=1))[-1]
+    assert one.stage.successes == 0 and "a balance loss recorded" in one.reason
+    two = with_feelings(*[felt()] * 3, felt(losses=2))[-1]
+    assert two.stage.seconds == 15 and "2 balance losses recorded at 30 s: step back" in two.reason
+    hard = with_feelings(felt(exertion=7))[-1]
+    assert hard.stage.successes == 0
+    assert "exertion 7 of 10 (Borg CR10: very hard)" in hard.reason
+    fine = with_feelings(felt(exertion=5))[-1]
+    assert fine.stage.successes == 1

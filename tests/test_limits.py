@@ -1,0 +1,115 @@
+"""A client's limits: set by the clinician, enforced by the governor on top of the program and
+the profile; a program that would exceed them is refused before the belt moves."""
+
+from __future__ import annotations
+
+import pytest
+
+from retrotread.clinic.limits import ClientLimits, LimitsError
+from retrotread.clock import LoopClock
+from retrotread.drivers.sim import SimDriver
+from retrotread.drivers.url import DeviceUrl
+from retrotread.errors import SafetyError
+from retrotread.profiles import get_profile
+from retrotread.program import Handrail, parse_program
+from retrotread.safety import Governor
+from retrotread.units import Unit, mph, percent
+
+SIM = get_profile("simulator")
+
+PROGRAM = """
+name = "limits-check"
+description = "a walk, a long backward stretch, a run"
+[defaults]
+retro_run_band = [3.5, 4.5]
+[[blocks]]
+kind = "warm-up"
+duration = "1m"
+speed = 3.0
+incline = 4.0
+[[blocks]]
+kind = "turn-around"
+[[blocks]]
+kind = "retro"
+name = "Long retro"
+duration = "90s"
+speed = 2.6
+handrail = "light-touch"
+[[blocks]]
+kind = "retro-run"
+name = "Retro run"
+duration = "30s"
+speed = 3.8
+handrail = "both-hands"
+[[blocks]]
+kind = "turn-around"
+[[blocks]]
+kind = "cool-down"
+duration = "1m"
+speed = 2.4
+"""
+
+
+def governor(limits: ClientLimits) -> Governor:
+    driver = SimDriver(DeviceUrl.parse("sim://"), SIM, LoopClock())
+    return Governor(SIM, driver.capabilities, limits.caps("Ana"))
+
+
+def test_every_limit_the_program_exceeds_is_named() -> None:
+    program = parse_program(PROGRAM, "<limits>")
+    limits = ClientLimits(
+        speed_low_mph=2.8,
+        speed_high_mph=3.6,
+        incline_max_pct=2.0,
+        longest_backward_s=60,
+        handrail=Handrail.BOTH_HANDS,
+        retro_run=False,
+    )
+    problems = governor(limits).check(program.steps)
+    assert problems == [
+        "from block 'Long retro': 120 s backward without a turn-around, longer than Ana's "
+        "limit of 60 s",
+        "block 'Long retro': light-touch, less support than Ana's limit (both-hands)",
+        "block 'Retro run': retro-running is not allowed for Ana",
+        "block 'Warm-up': incline 4 % is above Ana's limit of 2 %",
+        "block 'Long retro': 2.6 mph is below Ana's backward band (from 2.8 mph); it would run "
+        "at 2.8 mph",
+        "block 'Retro run': 3.8 mph is above Ana's limit (3.6 mph); it would run at 3.6 mph",
+    ]
+    assert governor(ClientLimits()).check(program.steps) == []
+
+
+def test_the_governor_keeps_every_command_inside_the_limits() -> None:
+    program = parse_program(PROGRAM, "<limits>")
+    gov = governor(ClientLimits(speed_low_mph=2.8, speed_high_mph=3.2, incline_max_pct=2.0))
+    warm_up, _, retro, run_, *_ = program.steps
+    assert gov.speed(warm_up, mph(4)).to(Unit.MPH).value <= 3.2
+    assert float(gov.speed(retro, mph("2.6")).to(Unit.MPH).value) >= 2.8
+    with pytest.raises(SafetyError, match=r"band 3\.5–4\.5 mph is outside Ana's limits"):
+        gov.speed(run_, mph("3.8"))  # a retro-run band wholly above the client's top speed
+    assert gov.incline(percent(10)) == percent(2)
+
+
+def test_limits_are_checked_when_set_and_shown_before_the_start() -> None:
+    with pytest.raises(LimitsError, match="upside down"):
+        ClientLimits(speed_low_mph=3.2, speed_high_mph=2.6)
+    with pytest.raises(LimitsError, match="needs both the age and the percentage"):
+        ClientLimits(age=60)
+    limits = ClientLimits(
+        speed_low_mph=2.6,
+        speed_high_mph=3.0,
+        longest_backward_s=60,
+        handrail=Handrail.LIGHT_TOUCH,
+        retro_run=False,
+        age=60,
+        hr_percent=70,
+    )
+    assert limits.ceiling == 112
+    assert limits.describe() == [
+        "speed: 2.6–3 mph backward, at most 3 mph",
+        "backward: at most 60 s without a turn-around",
+        "handrails: light-touch or more support",
+        "retro-running: not allowed",
+        "heart rate: at most 112 bpm (70 % of 220 − 60); above it the belt slows to 2 mph",
+    ]
+    assert ClientLimits.from_row(limits.as_row()) == limits
