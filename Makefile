@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml sim/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "retrotread needs Python 3.12+ (found " + sys.version.split()[0] + "); install it or set PYTHON=python3.12")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ./sim -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./sim -e '.[all,dev]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

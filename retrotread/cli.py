@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from retrotread import __version__
 from retrotread.clock import LoopClock, run
 from retrotread.commands import records, scan
-from retrotread.drivers.registry import DEFAULT_DEVICE, DRIVERS, driver_class, open_treadmill
+from retrotread.drivers.registry import DEFAULT_DEVICE, open_treadmill
 from retrotread.errors import DeviceError, ProfileError, RetrotreadError, SafetyError
 from retrotread.program.formats import command as program_files
 from retrotread.speech.options import add_speech_options, settings_from_args, speaker_for_run
@@ -232,17 +232,9 @@ def cmd_show(spec: str) -> int:
 
 
 def cmd_devices() -> int:
-    from retrotread.profiles import bundled_profiles
+    from retrotread.commands.devices import cmd_devices as list_devices
 
-    print("Device profiles (devices/*.toml):")
-    profiles = bundled_profiles()
-    width = max(len(p.name) for p in profiles)
-    for profile in profiles:
-        print(f"  {profile.name:<{width}}  {profile.protocol:<11}  {profile.description}")
-    print("\nDevice URLs:")
-    for scheme in DRIVERS:
-        print(f"  {driver_class(scheme).url_grammar}")
-    return EXIT_OK
+    return list_devices()
 
 
 # -- run -----------------------------------------------------------------------------------------
@@ -461,7 +453,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `retrotread programs | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except Exception:
+    except Exception as err:
+        if isinstance(err, ModuleNotFoundError):  # a pip extra not installed (scan, --serve)
+            from retrotread.extras import missing_extra
+
+            if (missing := missing_extra(err, f"retrotread {args.command}")) is not None:
+                print(f"retrotread: {missing}", file=sys.stderr)
+                return EXIT_USAGE
         log.error("internal error\n%s", traceback.format_exc())
         where = f"; details in {log_path}" if log_path else ""
         print(f"retrotread: internal error{where}", file=sys.stderr)

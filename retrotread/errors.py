@@ -46,6 +46,11 @@ class DeviceUrlError(DeviceError, ValueError):
     pass
 
 
+class DriverUnavailable(RetrotreadError):
+    """The driver a URL scheme names cannot be loaded: the pip extra it needs is not installed
+    (the message names it), or a third-party driver is broken."""
+
+
 class Unavailable(enum.Enum):
     NOT_FOUND = "not found"
     ADAPTER_MISSING = "no Bluetooth adapter or serial port"

@@ -17,6 +17,13 @@ def data_dir() -> Path:
     return path
 
 
+def config_dir() -> Path:
+    """The user's own settings (device profiles in ``devices/``); not created here: reading
+    an empty place is fine, and only the user writes there."""
+    override = os.environ.get("RETROTREAD_CONFIG_DIR")
+    return Path(override) if override else platformdirs.user_config_path(APP)
+
+
 def log_file() -> Path:
     override = os.environ.get("RETROTREAD_LOG_DIR")
     folder = Path(override) if override else platformdirs.user_log_path(APP)

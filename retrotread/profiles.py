@@ -1,4 +1,6 @@
-"""Device profiles: one TOML per treadmill family, bundled in ``devices/``.
+"""Device profiles: one TOML per treadmill family, bundled in ``devices/``, and the user's own
+in the config folder (``<user config dir>/retrotread/devices/*.toml``, or
+``$RETROTREAD_CONFIG_DIR/devices``); a user profile with a bundled one's name replaces it.
 
 A profile says what the machine can do (speed and incline ranges and increments), how far
 retrotread may push it (its own speed cap and largest change per command), how a command is
@@ -10,11 +12,14 @@ from __future__ import annotations
 
 import fnmatch
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from retrotread.errors import ProfileError
+from retrotread.paths import config_dir
 from retrotread.units import Increment, Quantity, Unit, mph, parse_speed, percent
 
 PROTOCOLS = ("sim", "ftms", "csafe", "trackmaster")
@@ -115,6 +120,14 @@ def _take(
     return table
 
 
+def _field[T](table: dict[str, Any], key: str, where: str, convert: Callable[[Any], T]) -> T:
+    """``table[key]`` converted; a bad value is an error naming its field."""
+    try:
+        return convert(table[key])
+    except (TypeError, ValueError) as err:
+        raise ProfileError(f"{where}.{key}: {err}") from err
+
+
 def parse_profile(data: dict[str, Any], source: str) -> Profile:
     try:
         top = _take(
@@ -128,32 +141,39 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
         s = _take(
             top["speed"],
             {"min", "max", "increment", "max_mph", "max_change_mph", "max_backward_mph"},
-            source,
+            f"{source} [speed]",
             optional={"max_backward_mph"},
         )
-        increment = parse_speed(s["increment"])
+        at = f"{source}: speed"
+        increment = _field(s, "increment", at, parse_speed)
         speed = SpeedSpec(
-            min=parse_speed(s["min"]),
-            max=parse_speed(s["max"]),
+            min=_field(s, "min", at, parse_speed),
+            max=_field(s, "max", at, parse_speed),
             increment=Increment(increment.value, increment.unit),
-            max_mph=mph(s["max_mph"]),
-            max_change_mph=mph(s["max_change_mph"]),
-            max_backward_mph=mph(s.get("max_backward_mph", BACKWARD_CEILING_MPH)),
+            max_mph=_field(s, "max_mph", at, mph),
+            max_change_mph=_field(s, "max_change_mph", at, mph),
+            max_backward_mph=_field(
+                {"max_backward_mph": BACKWARD_CEILING_MPH, **s}, "max_backward_mph", at, mph
+            ),
         )
-        i = _take(top["incline"], {"min", "max", "increment"}, source)
+        i = _take(top["incline"], {"min", "max", "increment"}, f"{source} [incline]")
+        at = f"{source}: incline"
         incline = InclineSpec(
-            percent(i["min"]), percent(i["max"]), Increment.of(i["increment"], Unit.PERCENT)
+            _field(i, "min", at, percent),
+            _field(i, "max", at, percent),
+            _field(i, "increment", at, lambda value: Increment.of(value, Unit.PERCENT)),
         )
         c = _take(
             top["confirm"],
             {"tolerance_mph", "timeout_s", "command_timeout_s", "telemetry_stale_s"},
-            source,
+            f"{source} [confirm]",
         )
+        at = f"{source}: confirm"
         confirm = ConfirmSpec(
-            mph(c["tolerance_mph"]),
-            float(c["timeout_s"]),
-            float(c["command_timeout_s"]),
-            float(c["telemetry_stale_s"]),
+            _field(c, "tolerance_mph", at, mph),
+            _field(c, "timeout_s", at, float),
+            _field(c, "command_timeout_s", at, float),
+            _field(c, "telemetry_stale_s", at, float),
         )
         known_quirks = {f.name for f in fields(Quirks)}
         quirks = Quirks(
@@ -180,6 +200,40 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
     )
 
 
+BUNDLED = "bundled"
+
+
+@dataclass(frozen=True)
+class ProfileFile:
+    """A profile in use and where it was read: :data:`BUNDLED`, or a user file's path."""
+
+    profile: Profile
+    source: str
+    overrides_bundled: bool = False
+
+
+@dataclass(frozen=True)
+class ProfileProblem:
+    """A user profile file that could not be read (the others still are)."""
+
+    path: Path
+    message: str
+
+
+@dataclass(frozen=True)
+class ProfileCatalogue:
+    files: tuple[ProfileFile, ...]
+    problems: tuple[ProfileProblem, ...]
+
+    @property
+    def profiles(self) -> list[Profile]:
+        return [found.profile for found in self.files]
+
+
+def user_profile_dir() -> Path:
+    return config_dir() / "devices"
+
+
 def bundled_profiles() -> list[Profile]:
     folder = resources.files("retrotread.devices")
     profiles = []
@@ -190,18 +244,62 @@ def bundled_profiles() -> list[Profile]:
     return profiles
 
 
+def _read_user_profile(path: Path) -> Profile:
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ProfileError(f"{path}: not valid TOML: {err}") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ProfileError(f"{path}: cannot read: {err}") from err
+    return parse_profile(data, str(path))
+
+
+def profile_catalogue() -> ProfileCatalogue:
+    """The bundled profiles, each replaced by a user profile of its name, then the user's own;
+    a user file that cannot be read is a problem, and leaves the others in use."""
+    chosen = {profile.name: ProfileFile(profile, BUNDLED) for profile in bundled_profiles()}
+    problems: list[ProfileProblem] = []
+    read_from: dict[str, Path] = {}
+    for path in sorted(user_profile_dir().glob("*.toml")):
+        try:
+            profile = _read_user_profile(path)
+        except ProfileError as err:
+            problems.append(ProfileProblem(path, str(err)))
+            continue
+        if profile.name in read_from:
+            first = read_from[profile.name]
+            problems.append(
+                ProfileProblem(path, f"{path}: profile {profile.name!r} is already in {first}")
+            )
+            continue
+        read_from[profile.name] = path
+        bundled = chosen.get(profile.name)
+        overrides = bundled is not None and bundled.source == BUNDLED
+        chosen[profile.name] = ProfileFile(profile, str(path), overrides)
+    return ProfileCatalogue(tuple(chosen.values()), tuple(problems))
+
+
+def all_profiles() -> list[Profile]:
+    """Every profile in use: bundled and the user's (see :func:`profile_catalogue`)."""
+    return profile_catalogue().profiles
+
+
 def get_profile(name: str) -> Profile:
-    profiles = bundled_profiles()
-    for profile in profiles:
+    catalogue = profile_catalogue()
+    for problem in catalogue.problems:  # never fall back past a file meant to be this one
+        if problem.path.stem == name:
+            raise ProfileError(problem.message)
+    for profile in catalogue.profiles:
         if profile.name == name:
             return profile
-    known = ", ".join(p.name for p in profiles)
-    raise ProfileError(f"no device profile named {name!r}; known: {known}")
+    known = ", ".join(p.name for p in catalogue.profiles)
+    unread = "".join(f"\n  not read: {problem.message}" for problem in catalogue.problems)
+    raise ProfileError(f"no device profile named {name!r}; known: {known}{unread}")
 
 
 def profile_for_device(device_name: str, protocol: str) -> Profile:
-    """The most specific bundled profile for a device name (a catch-all ``*`` comes last)."""
-    candidates = [p for p in bundled_profiles() if p.protocol == protocol]
+    """The most specific profile for a device name (a catch-all ``*`` comes last)."""
+    candidates = [p for p in all_profiles() if p.protocol == protocol]
     specific = [p for p in candidates if p.matches(device_name) and "*" not in p.match]
     fallback = [p for p in candidates if p.matches(device_name)]
     chosen = specific or fallback or candidates
@@ -211,13 +309,20 @@ def profile_for_device(device_name: str, protocol: str) -> Profile:
 
 
 __all__ = [
+    "BUNDLED",
     "ConfirmSpec",
     "InclineSpec",
     "Profile",
+    "ProfileCatalogue",
+    "ProfileFile",
+    "ProfileProblem",
     "Quirks",
     "SpeedSpec",
+    "all_profiles",
     "bundled_profiles",
     "get_profile",
     "parse_profile",
+    "profile_catalogue",
     "profile_for_device",
+    "user_profile_dir",
 ]

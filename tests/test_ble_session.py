@@ -12,7 +12,7 @@ from retrotread.cli import main
 from retrotread.clock import LoopClock, run
 from retrotread.drivers.base import Treadmill
 from retrotread.drivers.registry import open_treadmill
-from retrotread.drivers.sim import SimDriver
+from retrotread.drivers.sim_ble import SimBleDriver
 from retrotread.events import (
     CommandConfirmed,
     CommandUnconfirmed,
@@ -56,18 +56,18 @@ def over_ble(
     return run(play(), virtual=True)
 
 
-def sim_over_ble(query: str = "") -> SimDriver:
+def sim_over_ble(query: str = "") -> SimBleDriver:
     driver = open_treadmill("sim://?link=ble" + (f"&{query}" if query else ""))
-    assert isinstance(driver, SimDriver)
+    assert isinstance(driver, SimBleDriver)
     return driver
 
 
-def server_of(driver: SimDriver) -> FtmsServer:
+def server_of(driver: SimBleDriver) -> FtmsServer:
     assert driver.ble is not None
     return driver.ble.server
 
 
-def ends_with_a_stop(driver: SimDriver) -> bool:
+def ends_with_a_stop(driver: SimBleDriver) -> bool:
     """The last procedure was a stop: ``08 01`` — or, answered "already stopped" (04), that
     stop and the ``08 02`` that settles it."""
     *before, last = server_of(driver).writes
@@ -76,7 +76,7 @@ def ends_with_a_stop(driver: SimDriver) -> bool:
     return last.hex == "08 02" and before[-1].hex == "08 01" and before[-1].result == 4
 
 
-def writes_of(driver: SimDriver) -> list[str]:
+def writes_of(driver: SimBleDriver) -> list[str]:
     return [w.hex for w in server_of(driver).writes]
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from retrotread.clock import LoopClock, run
 from retrotread.drivers.registry import open_treadmill
-from retrotread.drivers.sim import SimDriver
+from retrotread.drivers.sim import SimulatorDriver
 from retrotread.events import Fault
 from retrotread.headless import HeadlessPrinter, format_summary
 from retrotread.session import Outcome as SessionOutcome
@@ -109,7 +109,7 @@ def play(url: str, db: Path) -> Outcome:
     async def main() -> Outcome:
         clock = LoopClock()
         driver = open_treadmill(url, clock=clock)
-        assert isinstance(driver, SimDriver)
+        assert isinstance(driver, SimulatorDriver)
         session = Session(retro_program([20, 20, 20]), driver, clock, unattended=True)
         out = io.StringIO()
         session.subscribe(HeadlessPrinter(session, out, periodic_status=False))

@@ -11,7 +11,7 @@ import pytest
 
 from retrotread.clock import LoopClock, run
 from retrotread.drivers.registry import open_treadmill
-from retrotread.drivers.sim import SimDriver
+from retrotread.drivers.sim import SimDriver, SimulatorDriver
 from retrotread.errors import DeviceUrlError
 from retrotread.events import (
     CommandUnconfirmed,
@@ -200,7 +200,7 @@ def test_stop_while_the_link_is_down_goes_out_when_it_returns(link: str) -> None
     async def operator_stops_during_the_outage() -> Played:
         clock = LoopClock()
         driver = open_treadmill(f"sim://?{link}faults=drop@15+10", clock=clock)
-        assert isinstance(driver, SimDriver)
+        assert isinstance(driver, SimulatorDriver)
         session = Session(retro_program([20, 20, 20]), driver, clock)
         events: list[Event] = []
         session.subscribe(events.append)

@@ -17,7 +17,7 @@ import pytest
 from retrotread.clock import LoopClock, run
 from retrotread.drivers.base import MachineEvent, MachineEventKind, Report, Telemetry, Treadmill
 from retrotread.drivers.registry import open_treadmill
-from retrotread.drivers.sim import SimDriver
+from retrotread.drivers.sim_ble import SimBleDriver
 from retrotread.events import Event, Fault, StopProgress, StopReason, StopState
 from retrotread.program.loader import parse_program
 from retrotread.program.model import BlockKind, Program
@@ -276,7 +276,7 @@ def test_every_personality_is_played() -> None:
 def test_a_built_in_like_program_plays_to_the_end_on_every_personality(device: str) -> None:
     program = parse_program(SHORT_FIRST_WEEK, "first-week-short")
     driver = open_treadmill(DEVICES[device])
-    assert isinstance(driver, SimDriver)
+    assert isinstance(driver, SimBleDriver)
     # kind, seconds into the block (or before its countdown, if fewer), mph, incline
     samples: list[tuple[BlockKind, float, float, float]] = []
 
@@ -351,7 +351,7 @@ def test_pause_mode_turn_arounds_raise_no_belt_stopped_hold(personality: str) ->
     acknowledgement cleared; after the resume (and the strict machine's 3 s countdown) the
     watchdog read it as a belt stopped without a command."""
     driver = open_treadmill(f"sim://?link=ble&personality={personality}")
-    assert isinstance(driver, SimDriver)
+    assert isinstance(driver, SimBleDriver)
     played = play(
         parse_program(PAUSE_TURNS, "pause-turns.toml"), driver, machine=lambda: driver.machine
     )

@@ -13,7 +13,7 @@ import pytest
 
 from retrotread.drivers.base import MachineEventKind
 from retrotread.drivers.csafe import CsafeDriver
-from retrotread.drivers.registry import driver_class, open_treadmill
+from retrotread.drivers.registry import find_driver, open_treadmill
 from retrotread.drivers.serial_link import SerialLink, SerialTreadmill
 from retrotread.drivers.trackmaster import TrackmasterDriver
 from retrotread.errors import DeviceUnavailable, DeviceUrlError, LinkLost, Unavailable
@@ -81,7 +81,7 @@ def test_bad_urls_show_the_grammar(url: str, complaint: str) -> None:
 
 def test_every_scheme_has_its_grammar() -> None:
     for scheme in ("serial", "socket", "rfc2217", "loop"):
-        grammar = driver_class(scheme).url_grammar
+        grammar = find_driver(scheme).url_grammar
         assert grammar.startswith(f"{scheme}://")
         assert "protocol=csafe|trackmaster" in grammar
 

@@ -20,7 +20,13 @@ if TYPE_CHECKING:
         Telemetry,
         Treadmill,
     )
-    from retrotread.drivers.registry import DEFAULT_DEVICE, DRIVERS, driver_class, open_treadmill
+    from retrotread.drivers.registry import (
+        DEFAULT_DEVICE,
+        DRIVERS,
+        Driver,
+        find_driver,
+        open_treadmill,
+    )
     from retrotread.drivers.url import DeviceUrl
 
 _MODULES = {
@@ -34,7 +40,8 @@ _MODULES = {
     "Treadmill": "base",
     "DEFAULT_DEVICE": "registry",
     "DRIVERS": "registry",
-    "driver_class": "registry",
+    "Driver": "registry",
+    "find_driver": "registry",
     "open_treadmill": "registry",
     "DeviceUrl": "url",
 }
@@ -52,12 +59,13 @@ __all__ = [
     "BeltStatus",
     "Capabilities",
     "DeviceUrl",
+    "Driver",
     "MachineEvent",
     "MachineEventKind",
     "Range",
     "Report",
     "Telemetry",
     "Treadmill",
-    "driver_class",
+    "find_driver",
     "open_treadmill",
 ]

@@ -42,8 +42,8 @@ import errno
 import importlib
 import logging
 import threading
-from collections.abc import Callable
-from typing import Any, ClassVar, Self, cast
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Self
 
 import serial
 
@@ -70,7 +70,6 @@ from retrotread.errors import (
 )
 from retrotread.profiles import Profile, get_profile
 from retrotread.trace import Direction, FrameKind, LinkTap, tap_for
-from retrotread.units import Quantity
 
 log = logging.getLogger(__name__)
 
@@ -258,80 +257,37 @@ def _unavailable_reason(err: Exception) -> Unavailable:
 # -- URL entry points -------------------------------------------------------------------------
 
 
-class _SerialEntry(Treadmill):
-    """Registered per pyserial scheme; ``from_url`` builds the driver ``?protocol=`` names."""
+class SerialScheme:
+    """What a pyserial scheme opens (registered once per scheme): the protocol driver that
+    ``?protocol=`` names, :class:`~retrotread.drivers.csafe.CsafeDriver` or
+    :class:`~retrotread.drivers.trackmaster.TrackmasterDriver`."""
 
-    url_options: ClassVar[dict[str, str]] = URL_OPTIONS
-    default_profile: ClassVar[str] = "generic-csafe"
-    supports_pause: ClassVar[bool] = False
+    def __init__(self, scheme: str) -> None:
+        self.scheme = scheme
+        self.url_grammar = grammar_for(scheme)
+        self.url_options: Mapping[str, str] = URL_OPTIONS
 
-    @classmethod
-    def from_url(cls, url: DeviceUrl, *, clock: Clock, profile: Profile | None = None) -> Self:
+    def from_url(
+        self, url: DeviceUrl, *, clock: Clock, profile: Profile | None = None
+    ) -> SerialTreadmill[Any]:
         protocol = url.options.get("protocol")
         if protocol not in PROTOCOL_DRIVERS:
             what = "is missing" if protocol is None else f"{protocol!r} is not known"
             raise DeviceUrlError(
                 f"{url.text!r}: option protocol {what}; use protocol=csafe or "
-                f"protocol=trackmaster\n  grammar: {cls.url_grammar}"
+                f"protocol=trackmaster\n  grammar: {self.url_grammar}"
             )
         module_name, class_name = PROTOCOL_DRIVERS[protocol]
-        driver = getattr(importlib.import_module(module_name), class_name)
-        # The entry point stands for every protocol driver behind this scheme; callers use the
-        # Treadmill interface only, which the returned driver implements.
-        return cast(Self, driver.from_url(url, clock=clock, profile=profile))
-
-    def __init__(self, url: DeviceUrl, profile: Profile, clock: Clock) -> None:
-        raise TypeError(f"{type(self).__name__} is a URL entry point: use from_url()")
-
-    # Never reached (no instance exists); they complete the interface for the type checker.
-    @property
-    def capabilities(self) -> Capabilities:
-        raise TypeError("not a driver")
-
-    @property
-    def connected(self) -> bool:
-        return False
-
-    async def connect(self) -> None:
-        raise TypeError("not a driver")
-
-    async def _do_close(self) -> None:
-        raise TypeError("not a driver")
-
-    async def _do_start(self) -> None:
-        raise TypeError("not a driver")
-
-    async def _do_pause(self) -> None:
-        raise TypeError("not a driver")
-
-    async def _do_stop(self) -> None:
-        raise TypeError("not a driver")
-
-    async def _do_set_speed(self, speed: Quantity) -> None:
-        raise TypeError("not a driver")
-
-    async def _do_set_incline(self, incline: Quantity) -> None:
-        raise TypeError("not a driver")
+        driver: type[SerialTreadmill[Any]] = getattr(
+            importlib.import_module(module_name), class_name
+        )
+        return driver.from_url(url, clock=clock, profile=profile)
 
 
-class SerialPortDevice(_SerialEntry):
-    scheme: ClassVar[str] = "serial"
-    url_grammar: ClassVar[str] = grammar_for("serial")
-
-
-class SocketDevice(_SerialEntry):
-    scheme: ClassVar[str] = "socket"
-    url_grammar: ClassVar[str] = grammar_for("socket")
-
-
-class Rfc2217Device(_SerialEntry):
-    scheme: ClassVar[str] = "rfc2217"
-    url_grammar: ClassVar[str] = grammar_for("rfc2217")
-
-
-class LoopDevice(_SerialEntry):
-    scheme: ClassVar[str] = "loop"
-    url_grammar: ClassVar[str] = grammar_for("loop")
+SERIAL = SerialScheme("serial")
+SOCKET = SerialScheme("socket")
+RFC2217 = SerialScheme("rfc2217")
+LOOP = SerialScheme("loop")
 
 
 # -- what the protocol drivers share ----------------------------------------------------------

@@ -11,12 +11,14 @@ after it, to a JSON-lines file; ``faults`` injects faults (a plan such as
 ``drop@30+10,stale@60`` or ``@scenario.toml``; grammar in :mod:`retrotread_sim.faults`); the
 rest shape the simulated belt. ``link=ble`` serves the machine as an FTMS peripheral on an
 in-process radio and reaches it with the ``ble://`` driver, through pyftms and bleak
-(:mod:`retrotread.drivers.sim_ble`); ``personality`` picks which FTMS machine it plays there
-(``strict``, ``lenient``, ``pause-first``; default: the profile's, else lenient).
+(:class:`~retrotread.drivers.sim_ble.SimBleDriver`); ``personality`` picks which FTMS machine
+it plays there (``strict``, ``lenient``, ``pause-first``; default: the profile's, else lenient).
 
 The simulator (``retrotread_sim``) is a separate distribution with its own model of the
-machine. This driver is the in-process *link* to it: it calls the machine's own API the way a
-protocol front end would, and turns its refusals into :class:`~retrotread.errors.CommandRejected`.
+machine. Two drivers reach it, both :class:`SimulatorDriver`: :class:`SimDriver` is the
+in-process *link*, calling the machine's own API the way a protocol front end would and turning
+its refusals into :class:`~retrotread.errors.CommandRejected`; ``SimBleDriver`` goes over BLE.
+:data:`SIM`, what the registry opens for ``sim://``, picks one by ``link=``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -38,7 +40,6 @@ from retrotread.drivers.base import (
     Telemetry,
     Treadmill,
 )
-from retrotread.drivers.sim_ble import BleSimLink, ftms_options, link_option
 from retrotread.drivers.url import DeviceUrl
 from retrotread.errors import CommandRejected, DeviceError, DeviceUrlError, LinkLost, Rejection
 from retrotread.profiles import Profile
@@ -55,6 +56,22 @@ from retrotread_sim.faults import (
 )
 
 TELEMETRY_INTERVAL_S = 1.0
+
+URL_GRAMMAR = (
+    "sim://[?profile=NAME][&record=PATH][&faults=PLAN|@FILE][&speed_needs_running=BOOL]"
+    "[&accel=KMH_PER_S][&decel=KMH_PER_S][&link=inprocess|ble][&personality=NAME]"
+)
+URL_OPTIONS = {
+    "profile": "device profile whose ranges the machine takes on (simulator)",
+    "record": "append every command the machine receives to this JSON-lines file",
+    "faults": "inject faults: a plan like drop@30+10,stale@60 or @scenario.toml",
+    "speed_needs_running": "the machine accepts speed only while the belt moves",
+    "accel": "belt acceleration in km/h per second (2.0)",
+    "decel": "belt deceleration in km/h per second (3.0)",
+    "link": "inprocess (default), or ble: over FTMS, pyftms and bleak, in-process",
+    "personality": "with link=ble, the FTMS machine played: lenient, strict, pause-first",
+}
+LINKS = ("inprocess", "ble")
 
 _REJECTIONS = {
     Refusal.OUT_OF_RANGE: Rejection.OUT_OF_RANGE,
@@ -80,6 +97,16 @@ _STATUS = {
     StatusKind.CONTROL_LOST: MachineEventKind.CONTROL_LOST,
     StatusKind.RESET: MachineEventKind.RESET,
 }
+
+
+def link_option(url: DeviceUrl, grammar: str) -> str:
+    """``?link=``: how the simulator is reached (in-process calls, or BLE)."""
+    link = url.options.get("link", LINKS[0])
+    if link not in LINKS:
+        raise DeviceUrlError(
+            f"{url.text!r}: link={link!r} must be one of {', '.join(LINKS)}\n  grammar: {grammar}"
+        )
+    return link
 
 
 def fault_plan(url: DeviceUrl, grammar: str) -> FaultPlan:
@@ -123,22 +150,13 @@ def _incline_reading(incline_pct: float) -> Quantity:
     return percent(f"{incline_pct:.1f}")
 
 
-class SimDriver(Treadmill):
+class SimulatorDriver(Treadmill):
+    """What both ways of reaching the simulator share: the URL, the machine built from the
+    profile (or given), its fault plan and the faults played at its console."""
+
     scheme: ClassVar[str] = "sim"
-    url_grammar: ClassVar[str] = (
-        "sim://[?profile=NAME][&record=PATH][&faults=PLAN|@FILE][&speed_needs_running=BOOL]"
-        "[&accel=KMH_PER_S][&decel=KMH_PER_S][&link=inprocess|ble][&personality=NAME]"
-    )
-    url_options: ClassVar[dict[str, str]] = {
-        "profile": "bundled device profile whose ranges the machine takes on (simulator)",
-        "record": "append every command the machine receives to this JSON-lines file",
-        "faults": "inject faults: a plan like drop@30+10,stale@60 or @scenario.toml",
-        "speed_needs_running": "the machine accepts speed only while the belt moves",
-        "accel": "belt acceleration in km/h per second (2.0)",
-        "decel": "belt deceleration in km/h per second (3.0)",
-        "link": "inprocess (default), or ble: over FTMS, pyftms and bleak, in-process",
-        "personality": "with link=ble, the FTMS machine played: lenient, strict, pause-first",
-    }
+    url_grammar: ClassVar[str] = URL_GRAMMAR
+    url_options: ClassVar[dict[str, str]] = URL_OPTIONS
     default_profile: ClassVar[str] = "simulator"
 
     def __init__(
@@ -153,26 +171,12 @@ class SimDriver(Treadmill):
         self._spec = self.plan.spec(spec_from_profile(profile, url, self.url_grammar))
         self._given = machine
         self.machine: SimTreadmill | None = machine
-        self.link: SimLink | None = None
-        self._telemetry: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._unsubscribe: Callable[[], None] | None = None
         self.name = f"simulator ({profile.name})"
-        self.ble: BleSimLink | None = None  # set on connect with link=ble
-        self._over_ble = link_option(url, self.url_grammar) == "ble"
-        if "personality" in url.options and not self._over_ble:
-            raise DeviceUrlError(
-                f"{url.text!r}: personality= is the FTMS machine played over link=ble\n"
-                f"  grammar: {self.url_grammar}"
-            )
-        self._ftms = ftms_options(url, profile, self.url_grammar) if self._over_ble else None
-        if self._over_ble:
-            self.name += " over BLE"
 
     @property
     def capabilities(self) -> Capabilities:
-        if self.ble is not None:
-            return self.ble.driver.capabilities
+        """The machine's ranges, as its spec (from the profile and the URL) says."""
         spec = self._spec
         return Capabilities(
             speed=Range(
@@ -187,58 +191,84 @@ class SimDriver(Treadmill):
             ),
         )
 
+    def _open_machine(self) -> SimTreadmill:
+        """The machine, built on the first connect unless one was given."""
+        if self.machine is None:
+            record = self.url.options.get("record")
+            self.machine = SimTreadmill(self._spec, self.clock, Path(record) if record else None)
+        self._spec = self.machine.spec
+        return self.machine
+
+    def _play_console_faults(self, machine: SimTreadmill) -> None:
+        console = run_console_faults(machine, self.plan, self.clock)
+        self._tasks.append(asyncio.create_task(console, name="sim-console"))
+
+    async def _cancel_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def _close_machine(self) -> None:
+        """Close the machine if this driver built it (a given one belongs to the caller)."""
+        if self.machine is not None and self._given is None:
+            self.machine.close()
+
+
+class SimDriver(SimulatorDriver):
+    """The simulator reached in-process: ``sim://`` (``link=inprocess``, the default)."""
+
+    def __init__(
+        self,
+        url: DeviceUrl,
+        profile: Profile,
+        clock: Clock,
+        machine: SimTreadmill | None = None,
+    ) -> None:
+        super().__init__(url, profile, clock, machine)
+        if link_option(url, self.url_grammar) != "inprocess":
+            raise DeviceUrlError(
+                f"{url.text!r}: the in-process simulator takes link=inprocess; open link=ble "
+                f"with open_treadmill (SimBleDriver)\n  grammar: {self.url_grammar}"
+            )
+        if "personality" in url.options:
+            raise DeviceUrlError(
+                f"{url.text!r}: personality= is the FTMS machine played over link=ble\n"
+                f"  grammar: {self.url_grammar}"
+            )
+        self.link: SimLink | None = None
+        self._telemetry: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
     @property
     def identity(self) -> str | None:
-        if self.ble is not None:
-            return self.ble.driver.identity
         # The in-process machine is this very object: its identity cannot change under us.
         return None if self.machine is None else f"simulator #{id(self.machine):x}"
 
     @property
     def connected(self) -> bool:
-        if self.ble is not None:
-            return self.ble.driver.connected
         return self._telemetry is not None and not self._telemetry.done()
 
     async def connect(self) -> None:
-        if self.machine is None:
-            record = self.url.options.get("record")
-            self.machine = SimTreadmill(self._spec, self.clock, Path(record) if record else None)
-        self._spec = self.machine.spec
-        if self._over_ble:
-            await self._connect_over_ble(self.machine)
-            return
-        self.link = SimLink(self.machine, self.plan, self.clock)
+        machine = self._open_machine()
+        self.link = SimLink(machine, self.plan, self.clock)
         self.link.on_link_change(self._on_link_change)
-        self._unsubscribe = self.machine.subscribe(self._on_status)
+        self._unsubscribe = machine.subscribe(self._on_status)
         self._telemetry = asyncio.create_task(self._report_telemetry(), name="sim-telemetry")
-        self._tasks = [
-            asyncio.create_task(self.link.watch_link(), name="sim-link"),
-            asyncio.create_task(
-                run_console_faults(self.machine, self.plan, self.clock), name="sim-console"
-            ),
-        ]
-
-    async def _connect_over_ble(self, machine: SimTreadmill) -> None:
-        self.ble = BleSimLink(machine, self.profile, self.clock, plan=self.plan, options=self._ftms)
-        self.ble.driver.subscribe(self.publish)
-        console = run_console_faults(machine, self.plan, self.clock)
-        self._tasks = [asyncio.create_task(console, name="sim-console")]
-        await self.ble.driver.connect()
+        self._tasks.append(asyncio.create_task(self.link.watch_link(), name="sim-link"))
+        self._play_console_faults(machine)
 
     async def _do_close(self) -> None:
-        if self.ble is not None:
-            await self.ble.close()
-        for task in [*self._tasks, self._telemetry]:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self._cancel_tasks()
+        if self._telemetry is not None:
+            self._telemetry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._telemetry
         if self._unsubscribe:
             self._unsubscribe()
             self._unsubscribe = None
-        if self.machine is not None and self._given is None:
-            self.machine.close()
+        self._close_machine()
 
     # -- commands -----------------------------------------------------------------------------
 
@@ -248,23 +278,15 @@ class SimDriver(Treadmill):
         return self.machine
 
     async def _do_start(self) -> None:
-        if self.ble is not None:
-            return await self.ble.driver.start()
         await self._call("start", self._machine().start)
 
     async def _do_pause(self) -> None:
-        if self.ble is not None:
-            return await self.ble.driver.pause()
         await self._call("pause", self._machine().pause)
 
     async def _do_stop(self) -> None:
-        if self.ble is not None:
-            return await self.ble.driver.stop()
         await self._call("stop", self._machine().stop)
 
     async def _do_set_speed(self, speed: Quantity) -> None:
-        if self.ble is not None:
-            return await self.ble.driver.set_speed(speed)
         machine = self._machine()
         # The in-process "wire" carries km/h, or mph for a machine known to read it so.
         unit = Unit.MPH if self.profile.quirks.speed_field_mph else Unit.KMH
@@ -272,8 +294,6 @@ class SimDriver(Treadmill):
         await self._call("set-speed", lambda: machine.set_target_speed(value))
 
     async def _do_set_incline(self, incline: Quantity) -> None:
-        if self.ble is not None:
-            return await self.ble.driver.set_incline(incline)
         machine = self._machine()
         value = float(incline.value)
         await self._call("set-incline", lambda: machine.set_target_incline(value))
@@ -331,3 +351,26 @@ class SimDriver(Treadmill):
         if event.value is not None:
             value = kmh(event.value) if "speed" in event.kind.value else percent(event.value)
         self.publish(MachineEvent(self.clock.now(), kind, value))
+
+
+class SimScheme:
+    """What ``sim://`` opens: :class:`SimDriver`, or with ``link=ble`` the simulator over BLE
+    (:class:`~retrotread.drivers.sim_ble.SimBleDriver`, which loads bleak and pyftms)."""
+
+    url_grammar = URL_GRAMMAR
+
+    @property
+    def url_options(self) -> Mapping[str, str]:
+        return URL_OPTIONS
+
+    def from_url(
+        self, url: DeviceUrl, *, clock: Clock, profile: Profile | None = None
+    ) -> SimulatorDriver:
+        if link_option(url, URL_GRAMMAR) == "ble":
+            from retrotread.drivers.sim_ble import SimBleDriver
+
+            return SimBleDriver.from_url(url, clock=clock, profile=profile)
+        return SimDriver.from_url(url, clock=clock, profile=profile)
+
+
+SIM = SimScheme()

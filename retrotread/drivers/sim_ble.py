@@ -9,7 +9,8 @@ The simulated machine is one of a family (:data:`retrotread_sim.ftms.PERSONALITI
 ``?personality=strict`` or ``lenient``, or the one a device profile describes
 (:data:`PROFILE_PERSONALITIES`: ``profile=strict-ftms`` plays the strict machine).
 
-bleak and pyftms are imported only when such a link is made, so plain ``sim://`` stays light.
+This module is loaded only when such a link is made (:data:`retrotread.drivers.sim.SIM` picks
+it for ``link=ble``), so plain ``sim://`` stays light; it needs the ``ble`` extra.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from retrotread.clock import Clock
+from retrotread.drivers.base import Capabilities
+from retrotread.drivers.sim import SimulatorDriver
 from retrotread.drivers.url import DeviceUrl
-from retrotread.errors import DeviceUrlError
+from retrotread.errors import DeviceError, DeviceUrlError
 from retrotread.profiles import Profile
+from retrotread.units import Quantity
 from retrotread_sim import SimTreadmill
 from retrotread_sim.faults import FaultPlan
 from retrotread_sim.ftms import PERSONALITIES, FtmsOptions, FtmsServer, Radio, SimPeripheral
@@ -28,21 +32,9 @@ from retrotread_sim.ftms import personality as personality_options
 if TYPE_CHECKING:
     from retrotread.drivers.ftms_ble import FtmsBleDriver
 
-LINKS = ("inprocess", "ble")
-
 #: Device profiles that describe one of the simulator's FTMS personalities; any other
 #: profile is played by the lenient machine.
 PROFILE_PERSONALITIES = {"strict-ftms": "strict", "generic-ftms": "lenient"}
-
-
-def link_option(url: DeviceUrl, grammar: str) -> str:
-    """``?link=``: how the simulator is reached (in-process calls, or BLE)."""
-    link = url.options.get("link", LINKS[0])
-    if link not in LINKS:
-        raise DeviceUrlError(
-            f"{url.text!r}: link={link!r} must be one of {', '.join(LINKS)}\n  grammar: {grammar}"
-        )
-    return link
 
 
 def ftms_options(url: DeviceUrl, profile: Profile, grammar: str) -> FtmsOptions:
@@ -83,3 +75,66 @@ class BleSimLink:
     async def close(self) -> None:
         await self.driver.close()
         self.server.close()
+
+
+class SimBleDriver(SimulatorDriver):
+    """``sim://?link=ble``: the simulated machine served over FTMS and reached by the
+    ``ble://`` driver; every command and report is that driver's."""
+
+    def __init__(
+        self,
+        url: DeviceUrl,
+        profile: Profile,
+        clock: Clock,
+        machine: SimTreadmill | None = None,
+    ) -> None:
+        super().__init__(url, profile, clock, machine)
+        self._ftms = ftms_options(url, profile, self.url_grammar)
+        self.ble: BleSimLink | None = None  # the radio and the driver, made on connect
+        self.name += " over BLE"
+
+    def _driver(self) -> FtmsBleDriver:
+        if self.ble is None:
+            raise DeviceError("the simulator over BLE is not connected")
+        return self.ble.driver
+
+    @property
+    def capabilities(self) -> Capabilities:
+        # The ranges the FTMS machine reports once connected; the spec's until then.
+        return super().capabilities if self.ble is None else self.ble.driver.capabilities
+
+    @property
+    def identity(self) -> str | None:
+        return None if self.ble is None else self.ble.driver.identity
+
+    @property
+    def connected(self) -> bool:
+        return self.ble is not None and self.ble.driver.connected
+
+    async def connect(self) -> None:
+        machine = self._open_machine()
+        self.ble = BleSimLink(machine, self.profile, self.clock, plan=self.plan, options=self._ftms)
+        self.ble.driver.subscribe(self.publish)
+        self._play_console_faults(machine)
+        await self.ble.driver.connect()
+
+    async def _do_close(self) -> None:
+        if self.ble is not None:
+            await self.ble.close()
+        await self._cancel_tasks()
+        self._close_machine()
+
+    async def _do_start(self) -> None:
+        await self._driver().start()
+
+    async def _do_pause(self) -> None:
+        await self._driver().pause()
+
+    async def _do_stop(self) -> None:
+        await self._driver().stop()
+
+    async def _do_set_speed(self, speed: Quantity) -> None:
+        await self._driver().set_speed(speed)
+
+    async def _do_set_incline(self, incline: Quantity) -> None:
+        await self._driver().set_incline(incline)

@@ -1,21 +1,27 @@
-"""What the start screen offers as devices: the simulator, the bundled profiles, scan results.
+"""What the start screen offers as devices: the simulator, the device profiles, scan results.
 
-Scanning belongs to the drivers; the console only asks. :func:`find_scanner` looks for a scan
-function in the installed drivers at run time, so the console works (without a Scan button)
-where no scanner exists, and picks one up as soon as a driver provides it.
+Everything here comes from the driver registry (:mod:`retrotread.drivers.registry`): the
+simulator is offered where it is installed, and a Scan button where any installed driver can
+scan — built-in (``ble://``) or from another package. A driver is imported on the first scan.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from retrotread.drivers.registry import DEFAULT_DEVICE
-from retrotread.profiles import bundled_profiles
+from retrotread.drivers.registry import (
+    BUILT_IN,
+    DEFAULT_DEVICE,
+    DRIVERS,
+    DriverEntry,
+    driver_entries,
+)
+from retrotread.errors import RetrotreadError
+from retrotread.profiles import all_profiles
 
 
 @dataclass(frozen=True)
@@ -30,25 +36,13 @@ Scanner = Callable[[], Awaitable[Sequence[DeviceChoice]]]
 SCAN_SECONDS = 5.0
 
 
-@dataclass(frozen=True)
-class ScanEntry:
-    """Where a driver offers ``scan(seconds)``, and the URL scheme its results open with."""
-
-    module: str
-    function: str
-    scheme: str
-
-
-#: Tried in order; the first that exists is used.
-SCAN_ENTRY_POINTS: tuple[ScanEntry, ...] = (
-    ScanEntry("retrotread.drivers.ftms_ble", "scan", "ble"),
-)
-
-
 def offered_devices() -> list[DeviceChoice]:
-    """The simulator first, then each bundled profile played by the simulator."""
+    """The simulator first, then each device profile played by the simulator (none where the
+    simulator is not installed: the operator types a URL or scans)."""
+    if not DRIVERS["sim"].available:
+        return []
     choices = [DeviceChoice("Simulator", DEFAULT_DEVICE, "the in-process simulated treadmill")]
-    for profile in bundled_profiles():
+    for profile in all_profiles():
         if profile.protocol == "sim":
             continue
         choices.append(
@@ -80,27 +74,39 @@ def choice_from_found(found: Any, scheme: str) -> DeviceChoice | None:
     return DeviceChoice(str(name), url, detail)
 
 
-def find_scanner(seconds: float = SCAN_SECONDS) -> Scanner | None:
-    """A :data:`Scanner` over the drivers' own scan, or None where no driver can scan.
-
-    Only looks for the module here; it is imported (with Bluetooth libraries) on first scan.
-    """
-    for entry in SCAN_ENTRY_POINTS:
+def scanning_entries() -> list[DriverEntry]:
+    """Installed drivers that can scan: built-ins that say so (their extra installed) and
+    third-party drivers that offer ``scan`` (loaded to ask; one that fails to load is left
+    out here and says why when its URL is opened)."""
+    found = []
+    for entry in driver_entries().values():
+        if not entry.available:
+            continue
+        if entry.scan_target is not None:
+            found.append(entry)
+            continue
+        if entry.origin == BUILT_IN:
+            continue  # a built-in that scans says so in the registry
         try:
-            available = importlib.util.find_spec(entry.module) is not None
-        except ImportError:
-            available = False
-        if available:
-            return _scanner(entry, seconds)
-    return None
+            if entry.scanner() is not None:
+                found.append(entry)
+        except RetrotreadError:
+            continue
+    return found
 
 
-def _scanner(entry: ScanEntry, seconds: float) -> Scanner:
-    async def scan() -> list[DeviceChoice]:
-        function: Callable[..., Any] = getattr(
-            importlib.import_module(entry.module), entry.function
-        )
-        result = function(seconds)
+def find_scanner(seconds: float = SCAN_SECONDS) -> Scanner | None:
+    """A :data:`Scanner` over every driver's own scan, or None where no driver can scan."""
+    entries = scanning_entries()
+    return _scanner(entries, seconds) if entries else None
+
+
+def _scanner(entries: Sequence[DriverEntry], seconds: float) -> Scanner:
+    async def scan_one(entry: DriverEntry) -> list[DeviceChoice]:
+        function = entry.scanner()
+        if function is None:
+            return []
+        result: Any = function(seconds)
         if inspect.isawaitable(result):
             result = await result
         found: Iterable[Any] = result or ()
@@ -109,5 +115,15 @@ def _scanner(entry: ScanEntry, seconds: float) -> Scanner:
             for item in found
             if (choice := choice_from_found(item, entry.scheme)) is not None
         ]
+
+    async def scan() -> list[DeviceChoice]:
+        if len(entries) == 1:  # one scanner: its error is the answer (Bluetooth is off...)
+            return await scan_one(entries[0])
+        results = await asyncio.gather(*map(scan_one, entries), return_exceptions=True)
+        choices = [choice for result in results if isinstance(result, list) for choice in result]
+        failures = [result for result in results if isinstance(result, BaseException)]
+        if failures and not choices and len(failures) == len(results):
+            raise failures[0]
+        return choices
 
     return scan
