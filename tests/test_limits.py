@@ -3,6 +3,9 @@ the profile; a program that would exceed them is refused before the belt moves."
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
 from retrotread.clinic.limits import ClientLimits, LimitsError
@@ -11,8 +14,9 @@ from retrotread.drivers.sim import SimDriver
 from retrotread.drivers.url import DeviceUrl
 from retrotread.errors import SafetyError
 from retrotread.profiles import get_profile
-from retrotread.program import Handrail, parse_program
+from retrotread.program import Handrail, find_program, parse_program
 from retrotread.safety import Governor
+from retrotread.store import Status, Store
 from retrotread.units import Unit, mph, percent
 
 SIM = get_profile("simulator")
@@ -113,3 +117,40 @@ def test_limits_are_checked_when_set_and_shown_before_the_start() -> None:
         "heart rate: at most 112 bpm (70 % of 220 − 60); above it the belt slows to 2 mph",
     ]
     assert ClientLimits.from_row(limits.as_row()) == limits
+
+
+def test_limits_and_feelings_are_stored_with_the_client(tmp_path: Path) -> None:
+    from retrotread.clinic import records
+    from retrotread.clinic.records import Feeling, FeelingError
+
+    with Store.open(tmp_path / "records.sqlite3") as store:
+        ana, ben = store.add_client("Ana"), store.add_client("Ben")
+        assert records.limits(store, ana) == ClientLimits()
+        chosen = ClientLimits(speed_high_mph=3.0, handrail=Handrail.BOTH_HANDS, retro_run=False)
+        records.set_limits(store, ana, chosen)
+        records.set_limits(store, ana, chosen.with_changes({"hr_ceiling_bpm": 120}))
+        assert records.limits(store, ana) == replace(chosen, hr_ceiling_bpm=120)
+        assert records.limits(store, ben) == ClientLimits()
+        session = store.begin_session(
+            client=ana, program=find_program("first-week"), device="sim://", started_at=1e9
+        )
+        store.end_session(
+            session,
+            ended_at=1e9 + 900,
+            status=Status.COMPLETED,
+            detail="",
+            distance_m=0,
+            belt_stopped=True,
+        )
+        records.record_feeling(store, session, Feeling(pain=2, block_idx=3))
+        records.record_feeling(store, session, Feeling(pain=5, exertion=4, block_idx=7))
+        assert records.session_feeling(store, session) == Feeling(pain=5, exertion=4)
+        records.record_feeling(store, session, Feeling(pain=3, exertion=3.5, balance_losses=0))
+        assert records.session_feeling(store, session) == Feeling(3, 3.5, 0)
+        assert [f.block_idx for f in records.feelings(store, session)] == [-1, 3, 7]
+        (evidence,) = records.evidence(store, ana)
+        assert (evidence.pain, evidence.exertion, evidence.balance_losses) == (3, 3.5, 0)
+    with pytest.raises(FeelingError, match="Borg CR10"):
+        Feeling(exertion=3.3)
+    with pytest.raises(FeelingError, match="outside 0–10"):
+        Feeling(pain=11)

@@ -96,5 +96,41 @@ MIGRATIONS: tuple[str, ...] = (
         seq INTEGER NOT NULL
     );
     """,
+    # 3: the clinic (retrotread.clinic): a client's limits, how each walk felt, heart rate
+    """
+    CREATE TABLE client_limits (
+        client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+        speed_low_mph REAL,
+        speed_high_mph REAL,
+        incline_max_pct REAL,
+        longest_backward_s INTEGER,
+        handrail TEXT,
+        retro_run INTEGER NOT NULL DEFAULT 1,
+        hr_ceiling_bpm INTEGER,
+        age INTEGER,
+        hr_percent REAL,
+        recovery_mph REAL,
+        strap TEXT,
+        updated_at REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX client_limits_by_client ON client_limits(client_id);
+    CREATE TABLE feelings (
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        block_idx INTEGER NOT NULL,
+        pain INTEGER,
+        exertion REAL,
+        balance_losses INTEGER,
+        handrail TEXT,
+        at REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX feelings_by_session ON feelings(session_id, block_idx);
+    CREATE TABLE heart_rate (
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        at REAL NOT NULL,
+        offset_s REAL NOT NULL,
+        bpm INTEGER NOT NULL
+    );
+    CREATE INDEX heart_rate_by_session ON heart_rate(session_id, at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

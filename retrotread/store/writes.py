@@ -38,6 +38,8 @@ WRITES: dict[str, str] = {
     "progress": "UPDATE sessions SET blocks_done = ?, retro_s = ?, elapsed_s = ? WHERE id = ?",
     "end_session": "UPDATE sessions SET ended_at = ?, status = ?, detail = ?, distance_m = ?, "
     "belt_stopped = ? WHERE id = ?",
+    # retrotread.clinic.heart: the strap's reading, once a second
+    "heart_rate": "INSERT INTO heart_rate (session_id, at, offset_s, bpm) VALUES (?, ?, ?, ?)",
 }
 
 
