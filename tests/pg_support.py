@@ -7,9 +7,10 @@ per test (``pg_url``). PostgreSQL refuses to run as root, so as root the server 
 process behind, and an autovacuum worker could start in any test. Durability is off too
 (fsync): the tests stop the server with ``pg_ctl stop``, never by pulling the plug.
 
+``records`` gives each test its records on both engines (a SQLite file, then a database).
 Import the fixtures into a test module::
 
-    from tests.pg_support import pg_server, pg_url  # noqa: F401 (fixtures)
+    from tests.pg_support import pg_server, records  # noqa: F401 (fixtures)
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import os
 import pwd
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -130,8 +133,13 @@ class PgServer:
                     raise
 
     def stop(self) -> None:
-        if self.running:
+        if not self.running:
+            return
+        try:
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop")
+        except RuntimeError as err:
+            if "No such process" not in str(err):  # killed already: nothing to stop
+                raise
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -163,7 +171,12 @@ def running_server() -> Iterator[PgServer]:
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
-    """One server for the whole test process (each xdist worker has its own)."""
+    """One server for the whole test process (each xdist worker has its own).
+
+    Request it by name in the fixture or test that uses it (not with ``getfixturevalue``): a
+    session fixture set up before the test's own fixtures is what tells the suite's
+    process check that the server's processes are not the test's.
+    """
     with running_server() as server:
         yield server
 
@@ -172,3 +185,24 @@ def pg_server() -> Iterator[PgServer]:
 def pg_url(pg_server: PgServer) -> str:
     """The URL of a new database of this test's own on the shared server."""
     return pg_server.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def records(request: pytest.FixtureRequest, pg_server: PgServer, tmp_path: Path) -> str:
+    """Where a test's records are: a SQLite file, or a new database on the test server."""
+    if request.param == "postgresql":
+        return pg_server.create_database()
+    return str(tmp_path / "records.sqlite3")
+
+
+def query_records(records: str, sql: str) -> tuple[Any, ...]:
+    """One row, read on a connection of the test's own (not through a Store, which would
+    also judge running sessions and send a spool)."""
+    if records.startswith("postgresql://"):
+        with psycopg.connect(records, autocommit=True) as connection:
+            row = connection.execute(sql.encode()).fetchone()
+    else:
+        with contextlib.closing(sqlite3.connect(records)) as connection:
+            row = connection.execute(sql).fetchone()
+    assert row is not None
+    return tuple(row)

@@ -31,13 +31,18 @@ from retrotread.store import (
     StoreError,
     default_db_path,
 )
+from tests import pg_support
+from tests.pg_support import PgServer, query_records
+
+pg_server = pg_support.pg_server
+records = pg_support.records
 
 RETROTREAD = [sys.executable, "-m", "retrotread"]
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(tmp_path / "records.sqlite3")
+def store(records: str, tmp_path: Path) -> Iterator[Store]:
+    opened = Store.open(records, spool=tmp_path / "spool.sqlite3")
     yield opened
     opened.close()
 
@@ -214,6 +219,27 @@ def test_the_schema_is_versioned_and_the_file_in_wal_mode(tmp_path: Path) -> Non
         Store.open(junk)
 
 
+def test_a_database_is_migrated_once_and_a_newer_one_refused(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    url = pg_server.create_database()
+    with Store.open(url, spool=tmp_path / "spool") as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.path is None and store.location == url
+        store.add_client("Ana")
+    with Store.open(url, spool=tmp_path / "spool") as store:  # migrates nothing, keeps the data
+        assert [c.client.name for c in store.clients()] == ["Ana"]
+        versions = store.execute("SELECT version FROM schema_version ORDER BY version")
+        assert [v for (v,) in versions.fetchall()] == list(range(1, SCHEMA_VERSION + 1))
+        store.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
+    with pytest.raises(StoreError, match="newer retrotread"):
+        Store.open(url, spool=tmp_path / "spool")
+    password = url.replace("postgres@", "postgres:secret@")
+    with pytest.raises(StoreError, match="cannot reach the records database") as refused:
+        Store.open(password.replace(f":{pg_server.port}/", ":1/"))
+    assert "secret" not in str(refused.value)
+
+
 def test_the_default_file_is_in_the_data_directory(tmp_path: Path) -> None:
     assert default_db_path() == tmp_path / "data" / "retrotread.sqlite3"  # conftest's data dir
     with Store.open() as store:
@@ -227,8 +253,20 @@ def test_a_session_left_running_by_a_dead_process_becomes_interrupted(store: Sto
     gone.wait()
     dead = store.begin_session(client=client, program=program, device="sim", started_at=100.0)
     alive = store.begin_session(client=client, program=program, device="sim", started_at=200.0)
-    store.db.execute("UPDATE sessions SET pid = ? WHERE id = ?", (gone.pid, dead))
-    assert store.mark_interrupted() == [dead]
+    elsewhere = store.begin_session(
+        client=client, program=program, device="sim", started_at=time.time()
+    )
+    store.execute("UPDATE sessions SET pid = ? WHERE id = ?", (gone.pid, dead))
+    store.execute("UPDATE sessions SET host = 'another-console' WHERE id = ?", (elsewhere,))
+    # in a file, another host's session is over; in a shared database it is that host's to end,
+    # unless it has been silent for longer than any session lasts
+    if store.path is not None:
+        assert store.mark_interrupted() == [dead, elsewhere]
+    else:
+        assert store.mark_interrupted() == [dead]
+        assert store.session(elsewhere).status is Status.RUNNING
+        store.execute("UPDATE sessions SET started_at = 1.0 WHERE id = ?", (elsewhere,))
+        assert store.mark_interrupted() == [elsewhere]
     record = store.session(dead)
     assert record.status is Status.INTERRUPTED
     assert record.ended_at == 100.0  # no samples: it ends where it started
@@ -244,15 +282,14 @@ def test_a_write_that_can_never_succeed_is_announced_once_and_the_session_goes_o
     def operator(session: Session, event: Event) -> None:
         if isinstance(event, BlockStarted) and event.step.index == 3:
             # someone else's program empties the file: no sample can be written any more
-            other = sqlite3.connect(store.path, isolation_level=None)
-            other.execute("DROP TABLE samples")
-            other.close()
+            store.execute("DROP TABLE samples")
 
     summary, recorder, seen = play(store, find_program("first-week"), operator=operator)
     assert summary.outcome.value == "completed"
     backlog = recorder.finish(5)
     assert recorder.failed
-    assert "no such table: samples" in backlog.describe()
+    said = backlog.describe()
+    assert "no such table: samples" in said or 'relation "samples" does not exist' in said
     notices = [e for e in seen if isinstance(e, Notice) and "no longer being recorded" in e.message]
     assert len(notices) == 1
 
@@ -268,8 +305,12 @@ speed = 2.5
 
 
 @pytest.mark.realtime
-def test_killing_the_process_mid_session_leaves_an_interrupted_session(tmp_path: Path) -> None:
-    db = tmp_path / "records.sqlite3"
+def test_killing_the_process_mid_session_leaves_an_interrupted_session(
+    tmp_path: Path, records: str
+) -> None:
+    """On a database the records go through the console's spool: what the killed console had
+    not sent yet is sent by the next one opened on the same data directory."""
+    db = records
     program = tmp_path / "kill-me.toml"
     program.write_text(KILL_PROGRAM)
     with Store.open(db) as store:
@@ -282,21 +323,23 @@ def test_killing_the_process_mid_session_leaves_an_interrupted_session(tmp_path:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        reader = sqlite3.connect(db)
         deadline = time.monotonic() + 20
         count, played, moving = 0, 0.0, 0.0
         while time.monotonic() < deadline and (played < 3 or not moving):
             time.sleep(0.2)
-            count, played, moving = reader.execute(
+            count, played, moving = query_records(
+                db,
                 "SELECT count(*), coalesce(max(offset_s), 0), coalesce(max(speed_mph), 0) "
-                "FROM samples"
-            ).fetchone()
-        assert played >= 3 and moving > 0, "no samples of a moving belt recorded"
+                "FROM samples",
+            )
+        if played < 3 or not moving:
+            child.kill()
+            _, err = child.communicate(timeout=10)
+            pytest.fail(f"no samples of a moving belt recorded: {err.decode()[-2000:]}")
         time.sleep(0.5)
         killed_at = time.time()
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
-        reader.close()
     finally:
         if child.poll() is None:
             child.kill()

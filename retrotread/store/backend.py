@@ -322,6 +322,11 @@ class PostgresBackend(Backend):
 
 
 def backend_for(target: Path | str) -> Backend:
+    if isinstance(target, Path):
+        # a URL that went through Path (an option typed as a path) lost one of its slashes
+        text = str(target)
+        restored = re.sub(r"^(postgres(?:ql)?):/(?!/)", r"\1://", text, flags=re.I)
+        target = restored if restored != text else target
     if is_database_url(target):
         return PostgresBackend(str(target))
     return SqliteBackend(Path(target))

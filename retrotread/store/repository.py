@@ -265,7 +265,7 @@ class Store:
         rows = self._query(
             "SELECT s.id, s.pid, s.host, max(coalesce(m.at, s.started_at)) FROM sessions s "
             "LEFT JOIN samples m ON m.session_id = s.id WHERE s.status = ? "
-            "GROUP BY s.id, s.pid, s.host",
+            "GROUP BY s.id, s.pid, s.host ORDER BY s.id",
             (Status.RUNNING.value,),
         ).fetchall()
         abandoned = self.abandoned_after_s
