@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from retrotread import __version__
 from retrotread.clock import LoopClock, run
-from retrotread.commands import records, scan
+from retrotread.commands import probe, records, scan
 from retrotread.drivers.registry import DEFAULT_DEVICE, open_treadmill
 from retrotread.errors import DeviceError, ProfileError, RetrotreadError, SafetyError
 from retrotread.program.formats import command as program_files
@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("program", metavar="PROGRAM", help="built-in name or .toml file")
     commands.add_parser("devices", help="list device profiles and device URL schemes")
     scan.add_parser(commands)
+    probe.add_parser(commands)
     records.add_commands(commands)
     program_files.add_parsers(commands)
     add_tui_parser(commands)
@@ -428,6 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_devices()
         if args.command == "scan":
             return scan.cmd_scan(args)
+        if args.command == "probe":
+            return probe.cmd_probe(args)
         if args.command in records.COMMANDS:
             return records.run_command(args)
         if args.command in program_files.COMMANDS:
