@@ -197,9 +197,10 @@ class SessionRecorder:
             self.failed = True
             message = f"the session is no longer being recorded: {detail}"
         elif state == "behind":
-            message = (
-                f"the records file cannot be written now ({detail}): the records are kept "
-                "in memory and written when it can be"
+            writer = self.store.writer  # a file's writer keeps them in memory; a database's
+            message = (  # in the console's spool
+                f"{writer.target} cannot be written now ({detail}): the records are kept "
+                f"{writer.holding} and written when it can be"
             )
         else:
             message = f"records caught up: {detail}"
