@@ -371,7 +371,7 @@ async def _watch_overspeed(session: Session, driver: SimDriver, over: list[float
     tolerance = float(session.profile.confirm.tolerance_mph.value)
     while not over:
         await asyncio.sleep(0.05)
-        step, commanded, machine = session.scheduler.current, session.applied.speed, driver.machine
+        step, commanded, machine = session.state.step, session._applied.speed, driver.machine
         if step is None or commanded is None or machine is None:
             continue
         allowed = max(commanded.mph, float(step.band.high.value)) + 2 * tolerance

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import logging
 import os
-import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -16,53 +13,29 @@ from typing import TYPE_CHECKING
 
 from retrotread import __version__
 from retrotread.clock import LoopClock, run
-from retrotread.commands import probe, records, scan
+from retrotread.commands import clinic, probe, records, scan
 from retrotread.drivers.registry import DEFAULT_DEVICE, open_treadmill
 from retrotread.errors import DeviceError, ProfileError, RetrotreadError, SafetyError
+from retrotread.exits import (
+    EXIT_CODES,
+    EXIT_FAULT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_USAGE,
+)
+from retrotread.options import ConsoleOptions, RunOptions
 from retrotread.program.formats import command as program_files
-from retrotread.speech.options import add_speech_options, settings_from_args, speaker_for_run
+from retrotread.speech.options import add_speech_options, settings_from_args
 from retrotread.trace import add_trace_option
-from retrotread.tui.command import add_tui_parser, cmd_tui, default_tui_args
+from retrotread.tui.command import add_tui_parser, cmd_tui, open_console
 
 # The session, its events and the headless printer load with the command that needs them:
 # `retrotread --help`, `programs` and `check` start without them.
 if TYPE_CHECKING:
-    from retrotread.events import StopReason
     from retrotread.program import Program
-    from retrotread.session import Session, SessionSummary
 
 log = logging.getLogger("retrotread")
-
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_USAGE = 2
-EXIT_STOPPED = 3
-EXIT_FAULT = 4
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
-
-
-def exit_signals() -> dict[signal.Signals, StopReason]:
-    """Each signal that ends a run stops the belt first; the exit status is 128 + its number."""
-    from retrotread.events import StopReason
-
-    return {
-        signal.SIGINT: StopReason.SIGNAL_INT,
-        signal.SIGTERM: StopReason.SIGNAL_TERM,
-        signal.SIGHUP: StopReason.SIGNAL_HUP,
-        signal.SIGQUIT: StopReason.SIGNAL_QUIT,
-    }
-
-
-EXIT_CODES = f"""exit status of `run`:
-  {EXIT_OK}    the program completed and the belt stopped
-  {EXIT_STOPPED}    stopped early (operator, console stop, safety key)
-  {EXIT_FAULT}    a device or safety fault ended the session
-  {EXIT_USAGE}    bad program file, device URL or arguments
-  {EXIT_SIGINT}  interrupted with Ctrl-C (the belt was stopped first)
-  {EXIT_SIGTERM}  terminated with SIGTERM (the belt was stopped first)
-  129  hung up: SIGHUP, the terminal or SSH session closed (the belt was stopped first)
-  131  SIGQUIT (the belt was stopped first)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_parser(commands)
     probe.add_parser(commands)
     records.add_commands(commands)
+    clinic.add_commands(commands)
     program_files.add_parsers(commands)
     add_tui_parser(commands)
     return parser
@@ -241,152 +215,24 @@ def cmd_devices() -> int:
 # -- run -----------------------------------------------------------------------------------------
 
 
-class TerminalOperator:
-    """The person at the terminal in an attended headless run.
-
-    Enter gives the go before the belt starts, and resumes a program that is paused or held
-    (console stop, safety key, lost link) — a person's confirmation, never an automatic one.
-    """
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self._go: asyncio.Future[bool] | None = None
-
-    def attach(self) -> None:
-        asyncio.get_running_loop().add_reader(sys.stdin.fileno(), self._on_line)
-
-    def detach(self) -> None:
-        asyncio.get_running_loop().remove_reader(sys.stdin.fileno())
-
-    def _on_line(self) -> None:
-        line = sys.stdin.readline()
-        if not line:  # end of input: nobody is there any more
-            self.detach()
-            if self._go is not None and not self._go.done():
-                self._go.set_result(False)
-            return
-        from retrotread.scheduler import EngineState
-
-        if self._go is not None and not self._go.done():
-            self._go.set_result(True)
-        elif self.session.holding or self.session.scheduler.state is EngineState.PAUSED:
-            print("Resuming.", flush=True)
-            self.session.resume()
-
-    async def go(self) -> bool:
-        print("Ready. Press Enter to start the belt (Ctrl-C to cancel).", flush=True)
-        self._go = asyncio.get_running_loop().create_future()
-        stopped = asyncio.ensure_future(self.session.scheduler.stop_requested.wait())
-        try:
-            waiting: set[asyncio.Future[object]] = {self._go, stopped}  # type: ignore[arg-type]
-            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            return self._go in done and self._go.result()
-        finally:
-            stopped.cancel()
-
-
-async def play(
-    args: argparse.Namespace,
-    program: Program | None = None,
-    recording: records.Recording | None = None,
-) -> SessionSummary:
-    from retrotread.headless import HeadlessPrinter
-    from retrotread.program import find_program
-    from retrotread.session import Session
-
-    program = program or find_program(args.program)
-    clock = LoopClock()
-    treadmill = open_treadmill(args.device, clock=clock)
-    attended = not (args.unattended or args.rehearse)
-    session = Session(
-        program, treadmill, clock, unattended=not attended, allow_blind=args.allow_blind
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """``run``'s command line as options (a bad speech setting is a usage error here)."""
+    return RunOptions(
+        program=args.program,
+        device=args.device,
+        rehearse=args.rehearse,
+        unattended=args.unattended,
+        allow_blind=args.allow_blind,
+        quiet=args.quiet,
+        speech=None if args.mute else settings_from_args(args),
+        record=records.record_options(args),
     )
-    operator = TerminalOperator(session) if attended else None
-    if operator is not None:
-        session.go = operator.go
-        operator.attach()
-    if recording is not None:
-        recording.attach(session)
-    interactive = sys.stdout.isatty() and not args.rehearse
-    if not args.quiet:
-        session.subscribe(
-            HeadlessPrinter(
-                session,
-                live_status=interactive,
-                periodic_status=not args.rehearse,
-                resume_hint=attended,
-            )
-        )
-
-    loop = asyncio.get_running_loop()
-    signals = exit_signals()
-    told = False
-
-    def on_signal(signum: signal.Signals) -> None:
-        nonlocal told
-        if session.scheduler.stop_request is None:
-            session.stop(signals[signum])
-        elif not told:
-            # Asked again: the stop is under way and nothing may cut it short (that is how a
-            # belt was left running). Only SIGKILL abandons it, and then nothing is sent.
-            told = True
-            with contextlib.suppress(OSError):
-                print(
-                    "Stopping the belt: waiting for the treadmill to confirm "
-                    "(only SIGKILL abandons this, and the belt may then keep running).",
-                    flush=True,
-                )
-
-    for signum in signals:
-        loop.add_signal_handler(signum, on_signal, signum)
-    speaker = await speaker_for_run(args, session, clock)
-    try:
-        return await session.run()
-    finally:
-        if speaker is not None:  # "program complete" or a STOP is still being said
-            await speaker.close()
-        for signum in signals:
-            loop.remove_signal_handler(signum)
-        if operator is not None:
-            operator.detach()
 
 
-def cmd_run(args: argparse.Namespace, program: Program | None = None) -> int:
-    from retrotread.events import StopReason
-    from retrotread.headless import format_summary
-    from retrotread.program import find_program
-    from retrotread.session import Outcome
+def cmd_run(args: argparse.Namespace) -> int:
+    from retrotread.playback import run_headless
 
-    if args.rehearse and not args.device.startswith("sim://"):
-        raise RetrotreadError(
-            f"--rehearse runs on the virtual clock and needs the in-process simulator "
-            f"(sim://...), not {args.device}"
-        )
-    if not (args.unattended or args.rehearse) and not sys.stdin.isatty():
-        raise RetrotreadError(
-            "no one at the keyboard to give the go: pass --unattended to start the belt "
-            "without a person (every change is still announced), or --rehearse"
-        )
-    # Fail on a bad program or URL before anything connects.
-    program = program or find_program(args.program)
-    open_treadmill(args.device)
-    settings_from_args(args)
-    recording = records.open_recording(args)
-    summary = run(play(args, program, recording), virtual=args.rehearse)
-    hung_up = summary.reason is StopReason.SIGNAL_HUP  # no terminal left to print to or ask
-    with contextlib.suppress(OSError):
-        print(format_summary(summary))
-    if recording is not None:
-        attended = not args.unattended and sys.stdin.isatty() and not hung_up
-        recording.conclude(summary, ask=attended)
-    if summary.outcome in (Outcome.COMPLETED, Outcome.UNCONFIRMED):
-        return EXIT_OK
-    if summary.outcome is Outcome.INTERRUPTED:
-        by_reason = {reason: 128 + signum for signum, reason in exit_signals().items()}
-        return by_reason.get(summary.reason or StopReason.SIGNAL_INT, EXIT_SIGINT)
-    if summary.outcome is Outcome.FAULT:
-        return EXIT_FAULT
-    return EXIT_STOPPED
+    return run_headless(run_options(args))
 
 
 # -- entry point ---------------------------------------------------------------------------------
@@ -433,12 +279,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return probe.cmd_probe(args)
         if args.command in records.COMMANDS:
             return records.run_command(args)
+        if args.command in clinic.COMMANDS:
+            return clinic.run_command(args)
         if args.command in program_files.COMMANDS:
             return program_files.run_command(args, program_lines)
         if args.command == "tui":
             return cmd_tui(args)
         if sys.stdin.isatty() and sys.stdout.isatty():  # `retrotread` alone: the console
-            return cmd_tui(default_tui_args())
+            return open_console(ConsoleOptions())
         parser.print_help()
         return EXIT_OK
     except ProgramError as err:

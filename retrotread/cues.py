@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from retrotread.events import StopReason
+from retrotread.vocabulary import FaultKind, StopReason
 
 if TYPE_CHECKING:
     from retrotread.program.model import Facing, Handrail, Step
@@ -185,9 +185,9 @@ def stopped(reason: StopReason) -> str | None:
     if reason is StopReason.FAULT:
         return None
     if reason is StopReason.SAFETY_KEY:
-        return FAULTS["safety-key"]
+        return FAULTS[FaultKind.SAFETY_KEY]
     if reason is StopReason.CONSOLE:
-        return FAULTS["stopped-at-console"]
+        return FAULTS[FaultKind.STOPPED_AT_CONSOLE]
     return _STOP
 
 
@@ -196,29 +196,33 @@ def stopped(reason: StopReason) -> str | None:
 _HOLD_ON = "Stopping the belt. Hold both handrails."
 _USE_THE_MACHINE = "Use the treadmill's stop button or pull the safety key."
 
-#: Keyed by :class:`retrotread.events.Fault` ``kind`` as the session raises them.
-FAULTS: dict[str, str] = {
-    "safety-key": "Safety key pulled. The belt has stopped.",
-    "stopped-at-console": "Stopped at the treadmill console.",
-    "paused-at-console": "Paused at the treadmill console. Hold both handrails.",
-    "link-lost": f"Link to the treadmill lost. {_HOLD_ON}",
-    "telemetry-stale": f"The treadmill stopped reporting. {_HOLD_ON}",
-    "command-timeout": f"The treadmill did not answer. {_HOLD_ON}",
-    "start-rejected": "The treadmill refused to start. Program paused.",
-    "stop-rejected": f"The treadmill refused to stop. {_USE_THE_MACHINE}",
-    "stop": f"Stop not confirmed. {_USE_THE_MACHINE}",
-    "control-lost": "The treadmill console took over. Program paused. Hold both handrails.",
-    "overspeed": f"Belt too fast. {_HOLD_ON}",
-    "belt-stopped": "The belt stopped. Program paused. Hold both handrails.",
-    "hold-timeout": "Held too long. The program has ended.",
-    "connect": "Could not connect to the treadmill.",
-    "different-machine": f"A different treadmill answered. {_HOLD_ON} The session has ended.",
+#: The spoken words for every fault the session raises (a test keeps it complete).
+FAULTS: dict[FaultKind, str] = {
+    FaultKind.SAFETY_KEY: "Safety key pulled. The belt has stopped.",
+    FaultKind.STOPPED_AT_CONSOLE: "Stopped at the treadmill console.",
+    FaultKind.PAUSED_AT_CONSOLE: "Paused at the treadmill console. Hold both handrails.",
+    FaultKind.LINK_LOST: f"Link to the treadmill lost. {_HOLD_ON}",
+    FaultKind.TELEMETRY_STALE: f"The treadmill stopped reporting. {_HOLD_ON}",
+    FaultKind.COMMAND_TIMEOUT: f"The treadmill did not answer. {_HOLD_ON}",
+    FaultKind.START_REJECTED: "The treadmill refused to start. Program paused.",
+    FaultKind.STOP_REJECTED: f"The treadmill refused to stop. {_USE_THE_MACHINE}",
+    FaultKind.STOP_NOT_CONFIRMED: f"Stop not confirmed. {_USE_THE_MACHINE}",
+    FaultKind.CONTROL_LOST: "The treadmill console took over. Program paused. Hold both handrails.",
+    FaultKind.OVERSPEED: f"Belt too fast. {_HOLD_ON}",
+    FaultKind.BELT_STOPPED: "The belt stopped. Program paused. Hold both handrails.",
+    FaultKind.HOLD_TIMEOUT: "Held too long. The program has ended.",
+    FaultKind.CONNECT: "Could not connect to the treadmill.",
+    FaultKind.DIFFERENT_MACHINE: (
+        f"A different treadmill answered. {_HOLD_ON} The session has ended."
+    ),
+    FaultKind.DEVICE: f"The treadmill reported a fault. {_HOLD_ON}",
+    FaultKind.SAFETY: "The program cannot run safely on this treadmill. Nothing was started.",
+    FaultKind.INTERNAL: f"Internal error. {_HOLD_ON}",
 }
-FAULT_DEFAULT = f"Fault. {_HOLD_ON}"
 
 BELT_NOT_CONFIRMED = f"The belt did not confirm it stopped. {_USE_THE_MACHINE}"
 
 
-def fault(kind: str) -> str:
+def fault(kind: FaultKind) -> str:
     """The spoken words for a fault of ``kind`` (the operator reads the details on screen)."""
-    return FAULTS.get(kind, FAULT_DEFAULT)
+    return FAULTS[kind]

@@ -11,21 +11,50 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-from retrotread.program.model import Program, Step
+from retrotread.program.model import Band, Program, Step
 from retrotread.units import Quantity
+from retrotread.vocabulary import Belt, Command, EngineState, FaultKind, Outcome, StopReason
 
+__all__ = [
+    "COUNTDOWN_FROM",
+    "Belt",
+    "BlockExtended",
+    "BlockSkipped",
+    "BlockStarted",
+    "Command",
+    "CommandConfirmed",
+    "CommandIssued",
+    "CommandUnconfirmed",
+    "Countdown",
+    "CueDue",
+    "EngineState",
+    "Event",
+    "Fault",
+    "FaultKind",
+    "LinkRestored",
+    "Listener",
+    "Notice",
+    "Outcome",
+    "Paused",
+    "ProgramFinished",
+    "ProgramStarted",
+    "ProgramStopped",
+    "Resumed",
+    "SessionEnded",
+    "SessionHandle",
+    "SessionState",
+    "SessionSummary",
+    "StopProgress",
+    "StopReason",
+    "StopState",
+    "TelemetryReceived",
+    "Tick",
+]
 
-class StopReason(enum.StrEnum):
-    OPERATOR = "stopped by the operator"
-    SIGNAL_INT = "interrupted (Ctrl-C)"
-    SIGNAL_TERM = "terminated (SIGTERM)"
-    SIGNAL_HUP = "hung up (SIGHUP: the terminal or SSH session closed)"
-    SIGNAL_QUIT = "quit (SIGQUIT)"
-    FAULT = "stopped by a fault"
-    CONSOLE = "stopped at the treadmill console"
-    SAFETY_KEY = "safety key pulled"
-    ERROR = "stopped by an internal error"
+#: The 3-2-1 before every change starts at this count.
+COUNTDOWN_FROM = 3
 
 
 @dataclass(frozen=True)
@@ -123,14 +152,14 @@ class TelemetryReceived(Event):
 class CommandIssued(Event):
     """A command passed the governor and is on its way to the treadmill."""
 
-    command: str
+    command: Command
     value: Quantity | None
     adjusted_from: Quantity | None = None  # what was asked, when the governor changed it
 
 
 @dataclass(frozen=True)
 class CommandConfirmed(Event):
-    command: str
+    command: Command
     value: Quantity | None
     latency_s: float
 
@@ -139,7 +168,7 @@ class CommandConfirmed(Event):
 class CommandUnconfirmed(Event):
     """The treadmill refused a command, or its belt did not get there in time."""
 
-    command: str
+    command: Command
     value: Quantity | None
     reason: str
     rejected: bool = False  # the treadmill said no (rather than a belt slow to get there)
@@ -147,7 +176,7 @@ class CommandUnconfirmed(Event):
 
 @dataclass(frozen=True)
 class Fault(Event):
-    kind: str
+    kind: FaultKind
     message: str
     fatal: bool
 
@@ -180,10 +209,88 @@ class StopProgress(Notice):
 
 
 @dataclass(frozen=True)
+class LinkRestored(Notice):
+    """The link to the treadmill is back (its words say what happens next)."""
+
+
+@dataclass(frozen=True)
+class SessionState(Event):
+    """What a front end shows, as of ``at``: sent on every tick and whenever any of it changes,
+    so a screen, a printer or a publisher never reads the session itself."""
+
+    device: str
+    engine: EngineState
+    step: Step | None  # the block under way (None before the first and after the last)
+    block_remaining_s: float  # to the block's end, exact (ticks come on whole seconds)
+    program_elapsed_s: float
+    program_remaining_s: float  # as planned now (extend and skip included)
+    belt: Belt  # what the session wants the belt to do
+    target_speed: Quantity | None  # None while the belt is meant to be paused or stopped
+    target_incline: Quantity | None
+    actual: TelemetryReceived | None  # the last reading, if any
+    link_up: bool
+    hold: str | None  # why nothing but stop is sent (a console stop, a lost link...)
+    hold_kind: FaultKind | None
+    nudge_mph: float  # the operator's +/- on this block
+    speed_allowed: Band | None  # the speeds a nudge may reach on this block (the governor's)
+    stop_requested: bool
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """A session's end, as every front end reports it."""
+
+    program: str
+    device: str
+    outcome: Outcome
+    reason: StopReason | None
+    detail: str
+    blocks_done: int
+    blocks_total: int
+    retro_s: float
+    elapsed_s: float
+    distance_m: float
+    belt_stopped: bool
+
+
+@dataclass(frozen=True)
 class SessionEnded(Event):
-    outcome: str
+    outcome: Outcome
     detail: str
     belt_stopped: bool
 
 
 Listener = Callable[[Event], None]
+
+
+class SessionHandle(Protocol):
+    """What a front end may do with a session: listen to its events, and ask it things.
+
+    Screens, printers, recorders and publishers hold this, never the session itself, so the
+    type checker keeps them off the session's workings (its scheduler, governor, desired state).
+    """
+
+    @property
+    def program(self) -> Program: ...
+
+    @property
+    def state(self) -> SessionState: ...
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]: ...
+
+    def stop(self, reason: StopReason = StopReason.OPERATOR, detail: str = "") -> None: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def skip(self) -> None: ...
+
+    def extend(self, seconds: int = 15) -> None: ...
+
+    def nudge_speed(self, delta_mph: float) -> str | None: ...
+
+    async def wait_stop_requested(self) -> None: ...
+
+    def notify(self, message: str) -> None:
+        """Tell every front end something (a :class:`Notice`), e.g. the recorder's trouble."""

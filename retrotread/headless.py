@@ -20,10 +20,11 @@ from retrotread.events import (
     ProgramStarted,
     ProgramStopped,
     Resumed,
+    SessionHandle,
+    SessionSummary,
     Tick,
 )
 from retrotread.program.model import Step, format_duration
-from retrotread.session import Session, SessionSummary
 from retrotread.units import Unit, format_number
 
 STATUS_EVERY_S = 10
@@ -47,7 +48,7 @@ class HeadlessPrinter:
 
     def __init__(
         self,
-        session: Session,
+        session: SessionHandle,
         out: TextIO = sys.stdout,
         *,
         live_status: bool = False,
@@ -76,7 +77,7 @@ class HeadlessPrinter:
             self._status_shown = False
 
     def _clock(self) -> str:
-        return f"[{format_duration(self.session.scheduler.program_elapsed())}]"
+        return f"[{format_duration(self.session.state.program_elapsed_s)}]"
 
     def _line(self, event: Event) -> str | None:
         match event:
@@ -84,7 +85,7 @@ class HeadlessPrinter:
                 return (
                     f"▶ {program.name}: {format_duration(program.total_s)} total, "
                     f"{format_duration(program.retro_s)} retro, {len(program.steps)} blocks "
-                    f"on {self.session.treadmill.name}"
+                    f"on {self.session.state.device}"
                 )
             case BlockStarted(step=step):
                 return (
@@ -123,9 +124,8 @@ class HeadlessPrinter:
         return None
 
     def _status(self, tick: Tick) -> None:
-        session = self.session
-        target = session.desired.speed
-        actual = session.telemetry
+        state = self.session.state
+        target, actual = state.target_speed, state.actual
         parts = [f"{tick.remaining_s:>4} s left"]
         parts.append(f"target {format_number(target.mph)} mph" if target else "target —")
         if actual is not None:

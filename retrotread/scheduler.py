@@ -14,13 +14,13 @@ each second, a :class:`~retrotread.events.CueDue` a few seconds before the chang
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import math
 from collections.abc import Sequence
 
 from retrotread.clock import Clock
 from retrotread.events import (
+    COUNTDOWN_FROM,
     BlockExtended,
     BlockSkipped,
     BlockStarted,
@@ -37,20 +37,14 @@ from retrotread.events import (
     Tick,
 )
 from retrotread.program.model import Program, Step
+from retrotread.vocabulary import EngineState
+
+__all__ = ["COUNTDOWN_FROM", "EngineState", "Scheduler"]
 
 log = logging.getLogger(__name__)
 
 CUE_LEAD_S = 5
-COUNTDOWN_FROM = 3
 EXTEND_S = 15
-
-
-class EngineState(enum.StrEnum):
-    READY = "ready"
-    RUNNING = "running"
-    PAUSED = "paused"
-    FINISHED = "finished"
-    STOPPED = "stopped"
 
 
 class Scheduler:

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from retrotread.clock import Clock
 from retrotread.drivers.base import (
     BeltStatus,
-    Command,
     MachineEvent,
     MachineEventKind,
     Report,
@@ -45,20 +43,26 @@ from retrotread.events import (
     Countdown,
     Event,
     Fault,
+    LinkRestored,
     Listener,
     Notice,
     ProgramFinished,
     ProgramStopped,
     SessionEnded,
+    SessionState,
+    SessionSummary,
     StopProgress,
     StopReason,
     StopState,
     TelemetryReceived,
 )
-from retrotread.program.model import BlockKind, Program, Step
+from retrotread.program.model import Band, BlockKind, Program, Step
 from retrotread.safety import Governor
-from retrotread.scheduler import COUNTDOWN_FROM, EngineState, Scheduler
+from retrotread.scheduler import COUNTDOWN_FROM, Scheduler
 from retrotread.units import Quantity, Unit, format_number
+from retrotread.vocabulary import Belt, Command, EngineState, FaultKind, Outcome
+
+__all__ = ["Belt", "Outcome", "Session", "SessionSummary"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +89,19 @@ SIGNAL_REASONS = frozenset(
 )
 
 
+#: What the machine's own console did, the hold it causes and the words for it.
+CONSOLE_HOLDS = {
+    MachineEventKind.STOPPED_AT_CONSOLE: (
+        FaultKind.STOPPED_AT_CONSOLE,
+        "the belt was stopped at the treadmill console",
+    ),
+    MachineEventKind.PAUSED_AT_CONSOLE: (
+        FaultKind.PAUSED_AT_CONSOLE,
+        "the belt was paused at the treadmill console",
+    ),
+    MachineEventKind.SAFETY_KEY: (FaultKind.SAFETY_KEY, "the safety key was pulled"),
+}
+
 BLIND_NOTICE = (
     "this treadmill cannot report its belt (speed, stopped): retrotread cannot see a stop at "
     "the machine or confirm any block; watch the belt yourself"
@@ -92,40 +109,11 @@ BLIND_NOTICE = (
 BLIND_DETAIL = "played to the end; this treadmill cannot report its belt, so nothing confirmed it"
 
 
-class Outcome(enum.StrEnum):
-    COMPLETED = "completed"
-    UNCONFIRMED = "unconfirmed"  # played to the end on a machine that cannot report its belt
-    STOPPED = "stopped"
-    INTERRUPTED = "interrupted"
-    FAULT = "fault"
-
-
-class Belt(enum.StrEnum):
-    RUNNING = "running"
-    PAUSED = "paused"
-    STOPPED = "stopped"
-
-
 @dataclass
 class Desired:
     belt: Belt = Belt.STOPPED
     speed: Quantity | None = None
     incline: Quantity | None = None
-
-
-@dataclass(frozen=True)
-class SessionSummary:
-    program: str
-    device: str
-    outcome: Outcome
-    reason: StopReason | None
-    detail: str
-    blocks_done: int
-    blocks_total: int
-    retro_s: float
-    elapsed_s: float
-    distance_m: float
-    belt_stopped: bool
 
 
 Go = Callable[[], Awaitable[bool]]
@@ -154,14 +142,14 @@ class Session:
         self.profile = treadmill.profile
         self.unattended = unattended
         self.go = go
-        self.scheduler = Scheduler(program, clock)
-        self.governor: Governor | None = None
-        self.desired = Desired()
-        self.applied = Desired()
-        self.holding: str | None = None  # why nothing may be sent (console stop, key, link)
-        self.hold_kind: str | None = None  # the fault kind that began the hold
-        self.nudge = Quantity.of(0, Unit.MPH)
-        self.telemetry: Telemetry | None = None
+        self._scheduler = Scheduler(program, clock)
+        self._governor: Governor | None = None
+        self._desired = Desired()
+        self._applied = Desired()
+        self._holding: str | None = None  # why nothing may be sent (console stop, key, link)
+        self._hold_kind: FaultKind | None = None  # the fault kind that began the hold
+        self._nudge = Quantity.of(0, Unit.MPH)
+        self._telemetry: Telemetry | None = None
         self._wake = asyncio.Event()
         self._confirm: asyncio.Task[None] | None = None
         self._reached = asyncio.Event()
@@ -169,7 +157,7 @@ class Session:
         self._block_elapsed_start = 0.0
         self._current: Step | None = None
         self.last_fault: Fault | None = None
-        self.link_up = True
+        self._link_up = True
         self._held_at: float | None = None
         self._resume_when_stopped = False  # unattended, after the link came back
         self._stop_accepted = False  # the machine took our last stop (nothing sent since)
@@ -180,66 +168,161 @@ class Session:
         self._overspeed_since: float | None = None
         self._seen_moving = False  # the belt has moved since the last start
         self._still_since: float | None = None  # ...and has read zero since then
-        self.scheduler.subscribe(self._on_program_event)
+        self._listeners: list[Listener] = []
+        self._state: SessionState | None = None
+        self._scheduler.subscribe(self._dispatch)
 
-    # -- subscription -------------------------------------------------------------------------
+    # -- subscription: front ends see events, never the session's workings ---------------------
 
-    def subscribe(self, listener: Listener) -> None:
-        self.scheduler.subscribe(listener)
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """``listener`` gets every event from now on (and the current state at once, so a view
+        opened mid-session has something to show); returns the way to unsubscribe."""
+        self._listeners.append(listener)
+        if self._state is not None:
+            self._deliver(listener, self._state)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
 
     def emit(self, event: Event) -> None:
-        self.scheduler.emit(event)
+        self._scheduler.emit(event)
+
+    @property
+    def state(self) -> SessionState:
+        """What every front end shows, as of now (the same event subscribers get)."""
+        return self._snapshot()
+
+    def notify(self, message: str) -> None:
+        self.emit(Notice(self.clock.now(), message))
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._scheduler.stop_request is not None
+
+    async def wait_stop_requested(self) -> None:
+        await self._scheduler.stop_requested.wait()
+
+    def _dispatch(self, event: Event) -> None:
+        self._on_program_event(event)
+        for listener in list(self._listeners):
+            self._deliver(listener, event)
+        if not isinstance(event, SessionState | SessionEnded):
+            self._publish_state()
+
+    @staticmethod
+    def _deliver(listener: Listener, event: Event) -> None:
+        try:
+            listener(event)
+        except Exception:  # a broken front end must not stop the program mid-block
+            log.exception("event listener failed on %s", type(event).__name__)
+
+    def _publish_state(self) -> None:
+        state = self._snapshot()
+        last = self._state
+        if last is not None and replace(last, at=state.at) == state:
+            return
+        self._state = state
+        self.emit(state)
+
+    def _snapshot(self) -> SessionState:
+        scheduler, desired, step = self._scheduler, self._desired, self._scheduler.current
+        telemetry = self._telemetry
+        allowed = None
+        if step is not None and self._governor is not None and step.block.speed is not None:
+            limits = self._governor.step_range(step)
+            allowed = Band(limits.low, limits.high)
+        started = scheduler.state in (EngineState.RUNNING, EngineState.PAUSED)
+        running = desired.belt is Belt.RUNNING
+        return SessionState(
+            self.clock.now(),
+            device=self.treadmill.name,
+            engine=scheduler.state,
+            step=step,
+            block_remaining_s=max(scheduler.block_end() - self.clock.now(), 0.0)
+            if step is not None and started
+            else 0.0,
+            program_elapsed_s=scheduler.program_elapsed(),
+            program_remaining_s=scheduler.program_remaining(),
+            belt=desired.belt,
+            target_speed=desired.speed if running else None,
+            target_incline=desired.incline,
+            actual=None
+            if telemetry is None
+            else TelemetryReceived(
+                telemetry.at,
+                telemetry.speed,
+                telemetry.incline,
+                telemetry.distance_m,
+                telemetry.elapsed_s,
+            ),
+            link_up=self._link_up,
+            hold=self._holding,
+            hold_kind=self._hold_kind,
+            nudge_mph=float(self._nudge.value),
+            speed_allowed=allowed,
+            stop_requested=self.stop_requested,
+        )
 
     # -- operator actions ---------------------------------------------------------------------
 
     def stop(self, reason: StopReason = StopReason.OPERATOR, detail: str = "") -> None:
         """STOP: the program ends and the belt stops now (the worker sends stop first)."""
-        self.desired.belt = Belt.STOPPED
+        self._desired.belt = Belt.STOPPED
         self._wake.set()
-        self.scheduler.stop(reason, detail)
+        self._scheduler.stop(reason, detail)
 
     def pause(self) -> None:
         if not self._started:
             return
-        self.scheduler.pause()
-        self.desired.belt = Belt.PAUSED if self.treadmill.supports_pause else Belt.STOPPED
+        self._scheduler.pause()
+        self._desired.belt = Belt.PAUSED if self.treadmill.supports_pause else Belt.STOPPED
         self._wake.set()
 
     def resume(self) -> None:
         """A person's go after a pause or a hold (console stop, safety key)."""
         if not self._started:
             return
-        self.holding = None
-        self.hold_kind = None
+        self._holding = None
+        self._hold_kind = None
         self._held_at = None
         self._telemetry_moved_at = self.clock.now()
         self._seen_moving, self._still_since = False, None
-        step = self.scheduler.current
+        step = self._scheduler.current
         if step is not None:
             self._apply_step(step)
-        self.scheduler.resume()
+        self._scheduler.resume()
 
     def skip(self) -> None:
-        self.scheduler.skip()
+        self._scheduler.skip()
 
     def extend(self, seconds: int = 15) -> None:
-        self.scheduler.extend(seconds)
+        self._scheduler.extend(seconds)
 
-    def nudge_speed(self, delta_mph: float) -> None:
-        """Operator's +/-: shifts the current block's speed, within its band, until the next."""
-        step = self.scheduler.current
-        running = self.scheduler.state is EngineState.RUNNING and not self.holding
-        if not running or step is None or step.block.speed is None:
-            return  # a nudge never restarts a paused or held belt
-        self.nudge = Quantity.of(
-            self.nudge.value + Quantity.of(delta_mph, Unit.MPH).value, Unit.MPH
-        )
+    def nudge_speed(self, delta_mph: float) -> str | None:
+        """Operator's +/-: shifts the current block's speed, within what the governor allows
+        for the block, until the next. Returns why not when it cannot (nothing changes)."""
+        step = self._scheduler.current
+        running = self._scheduler.state is EngineState.RUNNING and not self._holding
+        if not running or step is None or step.block.speed is None or self._governor is None:
+            return "this block has no belt speed to change"  # never restarts a held belt
+        nudge = self._nudge.value + Quantity.of(delta_mph, Unit.MPH).value
+        allowed = self._governor.step_range(step)
+        requested = step.block.speed.to(Unit.MPH).value + nudge
+        if not allowed.low.to(Unit.MPH).value <= requested <= allowed.high.to(Unit.MPH).value:
+            edge = "top" if delta_mph > 0 else "bottom"
+            return f"at the {edge} of the band {step.band}"
+        self._nudge = Quantity.of(nudge, Unit.MPH)
         self._apply_step(step)
+        self._publish_state()
+        return None
 
     @property
     def _started(self) -> bool:
         """The program is under way: operator actions apply (before the go they do nothing)."""
-        return self.governor is not None and self.scheduler.state in (
+        return self._governor is not None and self._scheduler.state in (
             EngineState.RUNNING,
             EngineState.PAUSED,
         )
@@ -255,7 +338,7 @@ class Session:
         try:
             await treadmill.connect()
         except DeviceError as err:
-            self.emit(Fault(self.clock.now(), "connect", str(err), fatal=True))
+            self.emit(Fault(self.clock.now(), FaultKind.CONNECT, str(err), fatal=True))
             raise
         self.profile = treadmill.profile  # a driver may pick it on connect, by device name
         self._identity = treadmill.identity  # which machine this is, where it can say
@@ -263,14 +346,14 @@ class Session:
         worker = asyncio.create_task(self._command_worker(), name="command-worker")
         watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
         try:
-            self.governor = Governor(self.profile, treadmill.capabilities)
+            self._governor = Governor(self.profile, treadmill.capabilities)
             self._check_program()
             self._check_feedback()
             if not self.unattended and self.go is not None and not await self.go():
-                self.scheduler.stop(StopReason.OPERATOR, "no go given: the belt was not started")
+                self._scheduler.stop(StopReason.OPERATOR, "no go given: the belt was not started")
             else:
                 self._apply_step(self.program.steps[0])
-            state = await self.scheduler.run()
+            state = await self._scheduler.run()
             if state is EngineState.STOPPED:
                 reason, detail = self._stop_reason()
                 outcome = self._outcome_for(reason)
@@ -282,23 +365,23 @@ class Session:
             raise
         except SafetyError as err:
             outcome, reason, detail = Outcome.FAULT, StopReason.FAULT, str(err)
-            self.emit(Fault(self.clock.now(), "safety", str(err), fatal=True))
+            self.emit(Fault(self.clock.now(), FaultKind.SAFETY, str(err), fatal=True))
         except Exception as err:
             outcome, reason, detail = Outcome.FAULT, StopReason.ERROR, repr(err)
             log.exception("session failed")
-            self.emit(Fault(self.clock.now(), "internal", repr(err), fatal=True))
+            self.emit(Fault(self.clock.now(), FaultKind.INTERNAL, repr(err), fatal=True))
         finally:
             for task in (watchdog, worker):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            self.desired.belt = Belt.STOPPED
+            self._desired.belt = Belt.STOPPED
             belt_stopped = await self._stop_belt()
             unsubscribe()
             with contextlib.suppress(DeviceError):
                 await treadmill.close()
             summary = self._summary(outcome, reason, detail, belt_stopped)
-            self.emit(SessionEnded(self.clock.now(), outcome.value, summary.detail, belt_stopped))
+            self.emit(SessionEnded(self.clock.now(), outcome, summary.detail, belt_stopped))
         return summary
 
     def _check_feedback(self) -> None:
@@ -316,8 +399,8 @@ class Session:
     def _check_program(self) -> None:
         """Refuse before the belt moves if any block cannot be run as written on this machine:
         nothing is changed silently (a target the governor would clamp is refused here)."""
-        assert self.governor is not None
-        problems = self.governor.check(self.program.steps)
+        assert self._governor is not None
+        problems = self._governor.check(self.program.steps)
         if problems:
             raise SafetyError(
                 "this program cannot run as written on this treadmill:\n  "
@@ -326,7 +409,7 @@ class Session:
             )
 
     def _stop_reason(self) -> tuple[StopReason, str]:
-        return self.scheduler.stop_request or (StopReason.OPERATOR, "")
+        return self._scheduler.stop_request or (StopReason.OPERATOR, "")
 
     @staticmethod
     def _outcome_for(reason: StopReason) -> Outcome:
@@ -361,7 +444,7 @@ class Session:
             show(StopState.WAITING_FOR_MACHINE)
         # The worker's stop was accepted already (the session ended while the belt slowed):
         # watch it halt before asking again.
-        already = self._stop_accepted and self.link_up and treadmill.reports_belt
+        already = self._stop_accepted and self._link_up and treadmill.reports_belt
         if already and await self._belt_still_within(STOP_WAIT_S, self._stop_accepted_at):
             self._record_applied(Command.STOP, None)
             show(StopState.CONFIRMED)
@@ -381,7 +464,7 @@ class Session:
                     self.emit(
                         Fault(
                             self.clock.now(),
-                            "stop-rejected",
+                            FaultKind.STOP_REJECTED,
                             f"the treadmill refused stop ({err.reason.value}): use its STOP or "
                             "the safety key",
                             fatal=True,
@@ -405,11 +488,18 @@ class Session:
                     show(StopState.CONFIRMED)
                     return True
                 show(StopState.STILL_MOVING)
-            if self.desired.belt is not Belt.STOPPED:
+            if self._desired.belt is not Belt.STOPPED:
                 return False  # a person resumed meanwhile: the worker brings the new state
             if self.clock.now() >= give_up:
                 show(StopState.GAVE_UP)
-                self.emit(Fault(self.clock.now(), "stop", StopState.GAVE_UP.value, fatal=True))
+                self.emit(
+                    Fault(
+                        self.clock.now(),
+                        FaultKind.STOP_NOT_CONFIRMED,
+                        StopState.GAVE_UP.value,
+                        fatal=True,
+                    )
+                )
                 return False
             # Ask again after the pause, at once if the link comes back meanwhile, and once
             # more at the limit itself.
@@ -449,8 +539,8 @@ class Session:
     def _summary(
         self, outcome: Outcome, reason: StopReason | None, detail: str, belt_stopped: bool
     ) -> SessionSummary:
-        done = self.scheduler.index
-        if self.scheduler.state is EngineState.FINISHED:
+        done = self._scheduler.index
+        if self._scheduler.state is EngineState.FINISHED:
             done = len(self.program.steps)
         if not detail:
             detail = reason.value if reason else "program completed"
@@ -463,14 +553,14 @@ class Session:
             blocks_done=done,
             blocks_total=len(self.program.steps),
             retro_s=self._retro_s + self._current_retro(),
-            elapsed_s=self.scheduler.program_elapsed(),
-            distance_m=self.telemetry.distance_m if self.telemetry else 0.0,
+            elapsed_s=self._scheduler.program_elapsed(),
+            distance_m=self._telemetry.distance_m if self._telemetry else 0.0,
             belt_stopped=belt_stopped,
         )
 
     def _current_retro(self) -> float:
         if self._current is not None and self._current.kind.is_retro:
-            return self.scheduler.program_elapsed() - self._block_elapsed_start
+            return self._scheduler.program_elapsed() - self._block_elapsed_start
         return 0.0
 
     # -- program events -> desired state ------------------------------------------------------
@@ -479,8 +569,8 @@ class Session:
         if isinstance(event, BlockStarted):
             self._retro_s += self._current_retro()
             self._current = event.step
-            self._block_elapsed_start = self.scheduler.program_elapsed()
-            self.nudge = Quantity.of(0, Unit.MPH)
+            self._block_elapsed_start = self._scheduler.program_elapsed()
+            self._nudge = Quantity.of(0, Unit.MPH)
             self._apply_step(event.step)
         elif (
             isinstance(event, Countdown)
@@ -490,24 +580,24 @@ class Session:
         ):
             # The belt is at the turn speed (or paused) before the turn cue, not ramping down
             # while the walker is told to turn: slow down over the 3-2-1 instead.
-            self.nudge = Quantity.of(0, Unit.MPH)
+            self._nudge = Quantity.of(0, Unit.MPH)
             self._apply_step(event.step)
         elif isinstance(event, ProgramFinished | ProgramStopped):
             self._retro_s += self._current_retro()
             self._current = None
-            self.desired.belt = Belt.STOPPED
+            self._desired.belt = Belt.STOPPED
             self._wake.set()
 
     def _apply_step(self, step: Step) -> None:
-        assert self.governor is not None
+        assert self._governor is not None
         block = step.block
-        self.desired.incline = self.governor.incline(block.incline)
+        self._desired.incline = self._governor.incline(block.incline)
         if block.speed is None:  # turn-around in pause mode: the belt pauses
-            self.desired.belt = Belt.PAUSED if self.treadmill.supports_pause else Belt.STOPPED
+            self._desired.belt = Belt.PAUSED if self.treadmill.supports_pause else Belt.STOPPED
         else:
-            requested = Quantity.of(block.speed.to(Unit.MPH).value + self.nudge.value, Unit.MPH)
-            self.desired.speed = self.governor.speed(step, requested)
-            self.desired.belt = Belt.RUNNING
+            requested = Quantity.of(block.speed.to(Unit.MPH).value + self._nudge.value, Unit.MPH)
+            self._desired.speed = self._governor.speed(step, requested)
+            self._desired.belt = Belt.RUNNING
         self._wake.set()
 
     # -- the command worker -------------------------------------------------------------------
@@ -520,13 +610,13 @@ class Session:
                 await self._execute(*action)
 
     def _next_action(self) -> tuple[Command, Quantity | None] | None:
-        assert self.governor is not None
-        want, have = self.desired, self.applied
-        if not self.link_up:
+        assert self._governor is not None
+        want, have = self._desired, self._applied
+        if not self._link_up:
             return None
         if want.belt is Belt.STOPPED:
             return (Command.STOP, None) if have.belt is not Belt.STOPPED else None
-        if self.holding:
+        if self._holding:
             return None
         if want.belt is Belt.PAUSED:
             return (Command.PAUSE, None) if have.belt is Belt.RUNNING else None
@@ -537,12 +627,12 @@ class Session:
             if want.incline is not None and want.incline != have.incline:
                 return (Command.SET_INCLINE, want.incline)
             if want.speed is not None and have.speed is None:
-                return (Command.SET_SPEED, self.governor.ramp(None, want.speed))
+                return (Command.SET_SPEED, self._governor.ramp(None, want.speed))
             return (Command.START, None)
         if want.incline is not None and want.incline != have.incline:
             return (Command.SET_INCLINE, want.incline)
         if want.speed is not None and want.speed != have.speed:
-            return (Command.SET_SPEED, self.governor.ramp(have.speed, want.speed))
+            return (Command.SET_SPEED, self._governor.ramp(have.speed, want.speed))
         return None
 
     async def _execute(self, command: Command, value: Quantity | None) -> None:
@@ -567,7 +657,7 @@ class Session:
         except CommandTimeout as err:
             # Unknown outcome: never resend blindly. Pause, stop, tell the operator.
             self._record_applied(command, value)
-            self.hold("command-timeout", str(err))
+            self.hold(FaultKind.COMMAND_TIMEOUT, str(err))
             return
         except CommandRejected as err:
             self._rejected(command, value, err)
@@ -577,19 +667,23 @@ class Session:
             return
         except DeviceError as err:
             self._record_applied(command, value)
-            self._fault("device", f"{command}: {err}")
+            self._fault(FaultKind.DEVICE, f"{command}: {err}")
             return
         self._record_applied(command, value)
         if command is Command.SET_SPEED and value is not None:
-            if value == self.desired.speed:
+            if value == self._desired.speed:
                 self._watch_speed(value, issued)
-            elif self.applied.belt is Belt.RUNNING:
+            elif self._applied.belt is Belt.RUNNING:
                 # A ramp step: the belt gets there before the next one goes out.
                 await self._ramp_step_reached(value, issued)
             return
         self.emit(CommandConfirmed(self.clock.now(), command, value, self.clock.now() - issued))
-        first_step = self.applied.speed
-        if command is Command.START and first_step is not None and first_step != self.desired.speed:
+        first_step = self._applied.speed
+        if (
+            command is Command.START
+            and first_step is not None
+            and first_step != self._desired.speed
+        ):
             # The first ramp step went out before the start: the belt reaches it before the
             # next step, as for every other step (never two steps back to back).
             await self._ramp_step_reached(first_step, self.clock.now())
@@ -601,7 +695,7 @@ class Session:
         if await self._until_reached(step, deadline, interruptible=True):
             return
         if self.clock.now() >= deadline and self.treadmill.reports_belt:
-            seen = f"{format_number(self.telemetry.speed.mph)} mph" if self.telemetry else "?"
+            seen = f"{format_number(self._telemetry.speed.mph)} mph" if self._telemetry else "?"
             self.emit(
                 CommandUnconfirmed(
                     self.clock.now(),
@@ -619,7 +713,7 @@ class Session:
         return self.profile.confirm.timeout_s if self.treadmill.reports_belt else BLIND_RAMP_STEP_S
 
     def _record_applied(self, command: Command, value: Quantity | None) -> None:
-        applied = self.applied
+        applied = self._applied
         if command is Command.SET_SPEED:
             applied.speed = value
         elif command is Command.SET_INCLINE:
@@ -644,29 +738,31 @@ class Session:
     def _rejected(self, command: Command, value: Quantity | None, err: CommandRejected) -> None:
         self.emit(CommandUnconfirmed(self.clock.now(), command, value, str(err), rejected=True))
         self._record_applied(command, value)
-        if command is Command.START or err.reason is Rejection.SAFETY_KEY:
-            self.hold(f"{command}-rejected", f"the treadmill refused {command}: {err}")
+        if err.reason is Rejection.SAFETY_KEY:
+            self.hold(FaultKind.SAFETY_KEY, f"the treadmill refused {command}: {err}")
+        elif command is Command.START:
+            self.hold(FaultKind.START_REJECTED, f"the treadmill refused {command}: {err}")
 
-    def _fault(self, kind: str, message: str) -> None:
+    def _fault(self, kind: FaultKind, message: str) -> None:
         fault = Fault(self.clock.now(), kind, message, fatal=True)
         self.last_fault = fault
         self.emit(fault)
         self.stop(StopReason.FAULT, message)
 
-    def hold(self, kind: str, message: str, *, stop_belt: bool = True) -> None:
+    def hold(self, kind: FaultKind, message: str, *, stop_belt: bool = True) -> None:
         """Pause the program and send nothing but stop until a person resumes."""
         fault = Fault(self.clock.now(), kind, f"{message}: program paused", fatal=False)
         self.last_fault = fault
-        if self.holding is None or kind != "link-lost":
+        if self._holding is None or kind is not FaultKind.LINK_LOST:
             # A link lost during another hold keeps that hold: when the link returns, only
             # the hold that the link itself caused may end without a person.
-            self.hold_kind = kind
-        self.holding = message
+            self._hold_kind = kind
+        self._holding = message
         self._held_at = self.clock.now()
         self._seen_moving, self._still_since = False, None
-        self.scheduler.pause(message)
+        self._scheduler.pause(message)
         if stop_belt:
-            self.desired.belt = Belt.STOPPED
+            self._desired.belt = Belt.STOPPED
         self.emit(fault)
         self._wake.set()
 
@@ -677,12 +773,12 @@ class Session:
         while True:
             await self.clock.sleep_until(self.clock.now() + WATCH_INTERVAL_S)
             now = self.clock.now()
-            moving = self.applied.belt is Belt.RUNNING and not self.holding and self.link_up
+            moving = self._applied.belt is Belt.RUNNING and not self._holding and self._link_up
             last = self._telemetry_moved_at
             still = self._still_since
             if moving and still is not None and now - still > STILL_GRACE_S:
                 self.hold(
-                    "belt-stopped",
+                    FaultKind.BELT_STOPPED,
                     "the belt stopped without a command (stopped at the console, or the "
                     "safety key pulled?)",
                 )
@@ -694,16 +790,16 @@ class Session:
             ):
                 # One fault whether records stop or repeat one value: a link that passes on
                 # only changed values (pyftms) cannot tell the two apart.
-                fresh = self.telemetry is not None and now - self.telemetry.at < 1.5
+                fresh = self._telemetry is not None and now - self._telemetry.at < 1.5
                 what = "repeats one value" if fresh else "stopped arriving"
-                self.hold("telemetry-stale", f"telemetry {what} for {now - last:.0f} s")
+                self.hold(FaultKind.TELEMETRY_STALE, f"telemetry {what} for {now - last:.0f} s")
             if (
                 self.unattended
-                and self.holding
+                and self._holding
                 and self._held_at is not None
                 and now - self._held_at > self.hold_limit_s
             ):
-                self._fault("hold-timeout", f"held {self.hold_limit_s:.0f} s unattended")
+                self._fault(FaultKind.HOLD_TIMEOUT, f"held {self.hold_limit_s:.0f} s unattended")
 
     # -- confirmation against telemetry -------------------------------------------------------
 
@@ -714,7 +810,7 @@ class Session:
         self._confirm = asyncio.create_task(self._confirm_speed(target, issued))
 
     def _speed_reached(self, target: Quantity) -> bool:
-        latest = self.telemetry
+        latest = self._telemetry
         if latest is None:
             return False
         gap = abs(latest.speed.to(Unit.MPH).value - target.to(Unit.MPH).value)
@@ -726,7 +822,7 @@ class Session:
             now = self.clock.now()
             self.emit(CommandConfirmed(now, Command.SET_SPEED, target, now - issued))
             return
-        actual = self.telemetry.speed if self.telemetry else None
+        actual = self._telemetry.speed if self._telemetry else None
         seen = f"belt at {format_number(actual.mph)} mph" if actual else "no telemetry"
         self.emit(
             CommandUnconfirmed(
@@ -764,7 +860,7 @@ class Session:
 
     def _on_report(self, report: Report) -> None:
         if isinstance(report, Telemetry):
-            previous, self.telemetry = self.telemetry, report
+            previous, self._telemetry = self._telemetry, report
             if previous is None or (report.distance_m, report.elapsed_s, report.speed) != (
                 previous.distance_m,
                 previous.elapsed_s,
@@ -777,7 +873,7 @@ class Session:
             elif (
                 self._seen_moving
                 and self._still_since is None
-                and self.applied.belt is Belt.RUNNING
+                and self._applied.belt is Belt.RUNNING
             ):
                 self._still_since = report.at
             self._check_overspeed(report)
@@ -799,13 +895,13 @@ class Session:
             return
         self._resume_when_stopped = False
         self.emit(Notice(at, "belt confirmed stopped: restarting the program"))
-        self.applied.belt = Belt.STOPPED
+        self._applied.belt = Belt.STOPPED
         self.resume()
 
     def _check_overspeed(self, report: Telemetry) -> None:
-        step = self.scheduler.current
-        commanded = self.applied.speed
-        if step is None or commanded is None or self.applied.belt is not Belt.RUNNING:
+        step = self._scheduler.current
+        commanded = self._applied.speed
+        if step is None or commanded is None or self._applied.belt is not Belt.RUNNING:
             self._overspeed_since = None
             return
         tolerance = self.profile.confirm.tolerance_mph.value
@@ -817,45 +913,45 @@ class Session:
             self._overspeed_since = report.at
         elif report.at - self._overspeed_since >= OVERSPEED_GRACE_S:
             self._fault(
-                "overspeed",
+                FaultKind.OVERSPEED,
                 f"belt at {format_number(report.speed.mph)} mph, commanded "
                 f"{format_number(commanded.mph)} mph: does this machine read the speed field "
                 "as mph? (profile quirk speed_field_mph)",
             )
 
     def _link_lost(self, detail: str) -> None:
-        if not self.link_up:
+        if not self._link_up:
             return
-        self.link_up = False
-        self.hold("link-lost", f"link lost ({detail})")
+        self._link_up = False
+        self.hold(FaultKind.LINK_LOST, f"link lost ({detail})")
 
     def _link_restored(self, at: float) -> None:
-        self.link_up = True
+        self._link_up = True
         # The belt's state is unknown until telemetry says: assume it may be running and stop
         # (a stop the machine took before the link dropped says nothing about it now).
-        self.applied.belt = Belt.RUNNING
+        self._applied.belt = Belt.RUNNING
         self._stop_accepted = False
         self._link_returned.set()  # a stop waiting to be asked again goes out now
-        self.applied.speed = None
+        self._applied.speed = None
         self._telemetry_moved_at = at
         now_identity = self.treadmill.identity
         if self._identity is not None and now_identity not in (None, self._identity):
             # Another treadmill answered where ours was: stop it and end, never drive it.
             self._fault(
-                "different-machine",
+                FaultKind.DIFFERENT_MACHINE,
                 f"the link came back to a different treadmill ({now_identity}, not "
                 f"{self._identity}): stopping it and ending the session",
             )
             self._wake.set()
             return
         same = self._identity is not None and now_identity == self._identity
-        if self.unattended and self.hold_kind == "link-lost" and same:
+        if self.unattended and self._hold_kind is FaultKind.LINK_LOST and same:
             self._resume_when_stopped = True
-            self.emit(Notice(at, "link restored: stopping the belt, then restarting"))
-        elif self.unattended and self.hold_kind == "link-lost":
+            self.emit(LinkRestored(at, "link restored: stopping the belt, then restarting"))
+        elif self.unattended and self._hold_kind is FaultKind.LINK_LOST:
             # Nothing tells this machine from another at the same port: a person must confirm.
             self.emit(
-                Notice(
+                LinkRestored(
                     at,
                     "link restored: belt being stopped; this machine cannot say which treadmill "
                     "it is, so the program stays held until a person resumes",
@@ -864,9 +960,11 @@ class Session:
         elif self.unattended:
             # Held for something else (a command never answered, a stop at the console): the
             # same hold on every link, whether or not the protocol dropped the link meanwhile.
-            self.emit(Notice(at, f"link restored: belt being stopped; still held ({self.holding})"))
+            self.emit(
+                LinkRestored(at, f"link restored: belt being stopped; still held ({self._holding})")
+            )
         else:
-            self.emit(Notice(at, "link restored: belt being stopped; resume when ready"))
+            self.emit(LinkRestored(at, "link restored: belt being stopped; resume when ready"))
         self._wake.set()
 
     def _on_machine_event(self, event: MachineEvent) -> None:
@@ -877,27 +975,23 @@ class Session:
         if kind is MachineEventKind.LINK_RESTORED:
             self._link_restored(event.at)
             return
-        holds = {
-            MachineEventKind.STOPPED_AT_CONSOLE: "the belt was stopped at the treadmill console",
-            MachineEventKind.PAUSED_AT_CONSOLE: "the belt was paused at the treadmill console",
-            MachineEventKind.SAFETY_KEY: "the safety key was pulled",
-        }
-        if kind in holds:
+        if kind in CONSOLE_HOLDS:
             # The physical console always wins: pause the program and send nothing until a
             # person resumes (in retrotread, or by starting the belt at the console).
-            self.applied.belt = (
+            self._applied.belt = (
                 Belt.PAUSED if kind is MachineEventKind.PAUSED_AT_CONSOLE else Belt.STOPPED
             )
-            self.applied.speed = None
-            self.hold(kind.name.lower().replace("_", "-"), holds[kind], stop_belt=False)
-        elif kind is MachineEventKind.STARTED_AT_CONSOLE and self.holding:
+            self._applied.speed = None
+            fault_kind, message = CONSOLE_HOLDS[kind]
+            self.hold(fault_kind, message, stop_belt=False)
+        elif kind is MachineEventKind.STARTED_AT_CONSOLE and self._holding:
             self.emit(Notice(event.at, "belt started at the console: resuming the program"))
-            self.applied.belt = Belt.RUNNING
+            self._applied.belt = Belt.RUNNING
             self.resume()
         elif kind is MachineEventKind.CONTROL_LOST:
             # The driver asked for control again and was refused: the console or another app
             # has the machine. Nothing can be sent (not even stop) until a person resumes.
-            self.hold("control-lost", "the treadmill refused control", stop_belt=False)
+            self.hold(FaultKind.CONTROL_LOST, "the treadmill refused control", stop_belt=False)
         elif kind is MachineEventKind.TARGET_SPEED_CHANGED and event.value is not None:
             self.emit(
                 Notice(

@@ -148,7 +148,7 @@ def test_safety_key_pauses_the_program_and_nothing_is_sent_until_a_person_resume
         assert machine is not None
         machine.pull_safety_key()
         await asyncio.sleep(1)
-        assert session.scheduler.state is EngineState.PAUSED
+        assert session.state.engine is EngineState.PAUSED
         before = len(writes_of(driver))
         await asyncio.sleep(30)
         sent_while_held.extend(writes_of(driver)[before:])
@@ -176,7 +176,7 @@ def test_disconnect_mid_block_pauses_reconnects_and_finishes(kind: str) -> None:
         driver.ble.peripheral.in_range = False
         server_of(driver).disconnect()
         await asyncio.sleep(3)
-        paused_while_down.append(session.scheduler.state is EngineState.PAUSED)
+        paused_while_down.append(session.state.engine is EngineState.PAUSED)
         driver.ble.peripheral.in_range = True
 
     summary, events = over_ble(retro_program([60, 60]), driver, drop)
@@ -199,7 +199,7 @@ def test_an_attended_program_stays_held_after_reconnect_until_resumed() -> None:
         await at(30)
         server_of(driver).disconnect()
         await asyncio.sleep(10)
-        held.append(session.scheduler.state is EngineState.PAUSED and driver.connected)
+        held.append(session.state.engine is EngineState.PAUSED and driver.connected)
         session.resume()  # a person's go
 
     async def go() -> bool:
@@ -228,7 +228,7 @@ def test_control_lost_and_refused_pauses_the_program() -> None:
         server.deny_control()
         server.revoke_control()
         await asyncio.sleep(1)
-        assert session.scheduler.state is EngineState.PAUSED
+        assert session.state.engine is EngineState.PAUSED
         before = len(writes_of(driver))
         await asyncio.sleep(20)
         sent_while_held.extend(writes_of(driver)[before:])

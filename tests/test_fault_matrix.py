@@ -91,7 +91,7 @@ def guard(session: Session, violations: list[str]) -> None:
     last: list[Quantity] = []
 
     async def checked(speed: Quantity) -> None:
-        step = session.scheduler.current
+        step = session.state.step
         caps = driver.capabilities
         v = speed.to(Unit.MPH)
         previous = (last[-1] if last else caps.speed.low).to(Unit.MPH)

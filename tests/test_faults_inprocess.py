@@ -164,7 +164,7 @@ def test_link_drop_attended_waits_for_a_person() -> None:
     async def person(session: Session) -> None:
         clock = LoopClock()
         await clock.sleep_until(60)
-        assert session.holding and session.scheduler.current is not None
+        assert session.state.hold and session.state.step is not None
         session.resume()
 
     played = play("drop@15+10", unattended=False, script=person)

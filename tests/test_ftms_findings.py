@@ -184,7 +184,7 @@ def test_after_a_reconnect_already_stopped_counts_as_stopped_and_the_program_res
         rig.server.disconnect()
         await asyncio.sleep(10)
         assert rig.machine.belt_stopped  # stopped by the machine itself, not by us
-        assert session.scheduler.state is EngineState.PAUSED
+        assert session.state.engine is EngineState.PAUSED
         rig.peripheral.in_range = True
 
     async def main() -> Played:
@@ -283,11 +283,11 @@ def test_a_built_in_like_program_plays_to_the_end_on_every_personality(device: s
     async def watch(session: Session) -> None:
         while True:
             await asyncio.sleep(1)
-            step, machine = session.scheduler.current, driver.machine
+            step, machine = session.state.step, driver.machine
             if step is None or machine is None:
                 continue
             snap = machine.snapshot()
-            into = session.scheduler.program_elapsed() - step.start_s
+            into = session.state.program_elapsed_s - step.start_s
             # ...or seconds before the 3-2-1, if fewer: the belt slows for a turn-around then.
             settled = min(into, step.duration_s - COUNTDOWN_FROM - into)
             samples.append((step.kind, settled, snap.speed_kmh / 1.609344, snap.incline_pct))

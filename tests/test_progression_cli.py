@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import pytest
 
-from retrotread import cli as retrotread_cli
+from retrotread import playback
 from retrotread.cli import main
 from retrotread.clock import LoopClock, run
-from retrotread.commands.records import Recording
 from retrotread.drivers.registry import open_treadmill
+from retrotread.options import RunOptions
 from retrotread.program import Program, parse_program
 from retrotread.progression import OperatorOutcome
+from retrotread.recording import Recording
 from retrotread.session import Session
 from retrotread.store import Store
 
@@ -134,16 +134,16 @@ def test_next_start_takes_mute_and_hands_it_to_the_run(
     capsys: pytest.CaptureFixture[str], db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cli(capsys, "clients", "add", "Ana", "--db", db)
-    handed: list[argparse.Namespace] = []
-    real_run = retrotread_cli.cmd_run
+    handed: list[RunOptions] = []
+    real_run = playback.run_headless
 
-    def cmd_run(args: argparse.Namespace, program: Program | None = None) -> int:
-        handed.append(args)
-        return real_run(args, program)
+    def run_headless(options: RunOptions, program: Program | None = None) -> int:
+        handed.append(options)
+        return real_run(options, program)
 
-    monkeypatch.setattr(retrotread_cli, "cmd_run", cmd_run)
+    monkeypatch.setattr(playback, "run_headless", run_headless)
     status, out, _ = cli(
         capsys, "next", "--client", "Ana", "--start", "--rehearse", "--mute", "--db", db
     )
     assert status == 0 and "blocks    26 of 26" in out
-    assert len(handed) == 1 and handed[0].mute is True and handed[0].program == "retro-walk-15s"
+    assert len(handed) == 1 and handed[0].speech is None and handed[0].program == "retro-walk-15s"

@@ -151,8 +151,8 @@ class RecordingSim(SimDriver):
         self.sent: list[Quantity] = []
 
     async def set_speed(self, speed: Quantity) -> None:
-        assert self.session is not None and self.session.governor is not None
-        step = self.session.scheduler.current
+        assert self.session is not None and self.session._governor is not None
+        step = self.session.state.step
         caps = self.capabilities
         cap = self.profile.speed.max_mph
         v = speed.to(Unit.MPH)

@@ -146,7 +146,7 @@ def test_console_and_safety_key_pause_and_nothing_is_sent(action: str) -> None:
         before = len(machine.commands)
         await at(45)  # the next block would have started at 20 s
         sent_while_held.extend(c for c in machine.commands[before:] if c.source == "link")
-        assert session.scheduler.current is not None and session.scheduler.current.index == 0
+        assert session.state.step is not None and session.state.step.index == 0
         session.stop()
 
     summary, driver, events = play(retro_program([20, 20]), script)
@@ -205,7 +205,7 @@ def test_an_internal_error_still_stops_the_belt() -> None:
     async def script(session: Session, driver: SimDriver) -> None:
         await at(5)
         # A bug inside the engine itself (not a front end): the next block cannot be played.
-        session.scheduler._play_block = None  # type: ignore[assignment,method-assign]
+        session._scheduler._play_block = None  # type: ignore[assignment,method-assign]
         session.skip()
 
     summary, driver, _ = play(retro_program([10, 10]), script)

@@ -36,7 +36,7 @@ def every_fixed_phrase() -> list[str]:
     """Pause, resume, STOP, finish, and every fault that stops or holds the belt."""
     phrases = [cues.PAUSED, cues.resumed(None), cues.FINISHED, cues.BELT_NOT_CONFIRMED]
     phrases += [said for r in StopReason if (said := cues.stopped(r))]
-    phrases += [*cues.FAULTS.values(), cues.FAULT_DEFAULT]
+    phrases += list(cues.FAULTS.values())
     return list(dict.fromkeys(phrases))
 
 

@@ -92,7 +92,7 @@ def test_the_belt_waits_for_the_go_and_the_walker_sees_only_its_part() -> None:
         assert walker["handrail"] == "hands-free" and not walker["turn"]
         assert rig.do(Command.PAUSE) == (False, "nothing to pause")  # before the go
         assert rig.do(Command.FASTER)[0] is False
-        assert rig.session.desired.belt.value == "stopped"
+        assert rig.session.state.belt.value == "stopped"
         assert rig.do(Command.GO) == (True, "go: the belt starts")
         assert rig.do(Command.GO) == (False, "not waiting for the go")  # one go, one session
         await rig.until(lambda: rig.view.step.kind.value == "turn-around")
@@ -167,7 +167,7 @@ def test_resume_waits_for_the_link() -> None:
         rig.do(Command.GO)
         await rig.until(lambda: rig.view.link.value == "reconnecting")
         answers = [rig.do(Command.RESUME)]
-        await rig.until(lambda: rig.view.link.value == "connected" and rig.session.link_up)
+        await rig.until(lambda: rig.view.link.value == "connected" and rig.session.state.link_up)
         await rig.until(lambda: rig.view.operator_state()["can"]["resume"])
         answers.append(rig.do(Command.RESUME))
         await rig.until(lambda: rig.view.phase is Phase.RUNNING)

@@ -16,40 +16,23 @@ here: ``retrotread --help``, ``programs`` and ``check`` start without them.
 from __future__ import annotations
 
 import argparse
-import sys
+import shlex
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from retrotread.options import DEFAULT_DEVICE, RecordOptions
+from retrotread.recording import OUTCOME_CHOICES
+
 if TYPE_CHECKING:
-    from retrotread.progression import NextSession, OperatorOutcome
-    from retrotread.session import Session, SessionSummary
-    from retrotread.store import Client, SessionRecord, SessionRecorder, Store
+    from retrotread.progression import NextSession
+    from retrotread.store import Client, SessionRecord, Store
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 COMMANDS = ("clients", "next", "history", "export", "outcome")
-#: the speech settings `next --start` hands on to the run (retrotread.speech.options)
-SPEECH_OPTIONS = ("mute", "language", "voice", "speech_rate", "volume", "audio_player")
 
-#: `outcome` on the command line -> OperatorOutcome's value
-OUTCOME_CHOICES = {
-    "completed": "completed",
-    "pain": "pain",
-    "lost-balance": "lost balance",
-    "dizziness": "dizziness",
-    "cannot-move": "cannot move properly",
-}
-#: the key the operator types after a run -> OperatorOutcome's value
-OUTCOME_KEYS = {
-    "c": "completed",
-    "p": "pain",
-    "b": "lost balance",
-    "d": "dizziness",
-    "m": "cannot move properly",
-}
-OUTCOME_USAGE = "|".join(OUTCOME_CHOICES)
 #: the formats `export` writes (retrotread.export.Format's values)
 EXPORT_FORMATS = ("csv", "tcx", "fit")
 
@@ -168,6 +151,11 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def record_options(args: argparse.Namespace) -> RecordOptions:
+    """``--client`` and ``--db`` as options (for the commands that play a session)."""
+    return RecordOptions(client=getattr(args, "client", None), db=getattr(args, "db", None))
 
 
 def open_store(args: argparse.Namespace) -> Store:
@@ -291,129 +279,27 @@ def cmd_next(args: argparse.Namespace) -> int:
         planned = store.next_session(client)
     print(describe_next(client, planned))
     if not args.start:
-        print(f"Play it with: retrotread next --client {client.name!r} --start")
+        again = ["retrotread", "next", "--client", client.name, "--start"]
+        again += ["--db", str(args.db)] if args.db else []
+        print(f"Play it with: {shlex.join(again)}")
         return 0
-    from retrotread import cli  # the run machinery (signals, go, printer) lives there
+    from retrotread.options import RunOptions
+    from retrotread.playback import run_headless
+    from retrotread.speech.options import settings_from_args
 
     if args.rehearse:
         print("Rehearsing it on the simulator: a rehearsal is not recorded.")
-    # Parse a `run` command line so every run option has its default.
-    argv = ["run", planned.program.name, "--client", client.name]
-    argv += ["--device", args.device] if args.device else []
-    argv += ["--db", str(args.db)] if args.db else []
-    argv += [f"--{flag}" for flag in ("unattended", "rehearse", "quiet") if getattr(args, flag)]
-    run_args = cli.build_parser().parse_args(argv)
-    for option in SPEECH_OPTIONS:  # `next` has the same speech options as `run`
-        setattr(run_args, option, getattr(args, option))
-    run_args.plan = planned
-    return cli.cmd_run(run_args, planned.program)
-
-
-# -- recording a headless run --------------------------------------------------------------------
-
-
-class Recording:
-    """The store, client and plan for one headless ``run``; attaches a recorder to it."""
-
-    def __init__(
-        self, store: Store, client: Client | None, planned: NextSession | None = None
-    ) -> None:
-        self.store = store
-        self.client = client
-        self.planned = planned
-        self.recorder: SessionRecorder | None = None
-
-    def attach(self, session: Session) -> None:
-        from retrotread.store import SessionRecorder
-
-        self.recorder = SessionRecorder(
-            self.store,
-            session,
-            client=self.client,
-            program_toml=self.planned.toml if self.planned else None,
-            plan_reason=self.planned.reason if self.planned else "",
-        )
-        session.subscribe(self.recorder)
-
-    def conclude(self, summary: SessionSummary, *, ask: bool) -> None:
-        """After the run: say where it was recorded, and ask the operator how it went."""
-        recorder = self.recorder
-        try:
-            if recorder is None or not recorder.started:
-                return
-            unwritten = recorder.finish()  # a bounded wait for the last records
-            session_id = recorder.session_id
-            who = f" for {self.client.name}" if self.client else ""
-            if session_id is None:
-                print(
-                    f"this session{who} could not be recorded in {self.store.path}: "
-                    f"{unwritten.describe()}",
-                    file=sys.stderr,
-                )
-                return
-            if unwritten or recorder.failed:
-                detail = unwritten.describe() if unwritten else "see the log"
-                print(f"session #{session_id}{who} was only partly recorded ({detail})")
-                return
-            print(f"recorded as session #{session_id}{who} in {self.store.path}")
-            if self.client is None:
-                return
-            if ask and summary.blocks_done > 0:
-                outcome, note = ask_outcome()
-                if outcome is not None:
-                    self.store.record_outcome(session_id, outcome, note)
-                    print(f"outcome recorded: {outcome.value}")
-                    return
-            print(f"record how it went with: retrotread outcome {session_id} {OUTCOME_USAGE}")
-        finally:
-            self.store.close()
-
-
-def ask_outcome() -> tuple[OperatorOutcome | None, str]:
-    from retrotread.progression import OperatorOutcome
-
-    prompt = (
-        "How did it go? [c]ompleted, [p]ain, lost [b]alance, [d]izziness, cannot [m]ove "
-        "properly, Enter to skip: "
+    options = RunOptions(
+        program=planned.program.name,
+        device=args.device or DEFAULT_DEVICE,
+        rehearse=args.rehearse,
+        unattended=args.unattended,
+        quiet=args.quiet,
+        speech=None if args.mute else settings_from_args(args),
+        record=RecordOptions(client=client.name, db=args.db),
+        plan=planned,
     )
-    while True:
-        print(prompt, end="", flush=True)
-        answer = sys.stdin.readline()
-        if not answer.strip():
-            return None, ""
-        key = OUTCOME_KEYS.get(answer.strip().lower()[:1])
-        if key is not None:
-            outcome = OperatorOutcome(key)
-            break
-    print("Note (optional, Enter to skip): ", end="", flush=True)
-    return outcome, sys.stdin.readline().strip()
-
-
-def open_recording(args: argparse.Namespace) -> Recording | None:
-    """Before a run: open the records (and find the client) so a mistake stops the run early."""
-    from retrotread.store import StoreError
-
-    client_name: str | None = getattr(args, "client", None)
-    if args.rehearse:
-        if client_name and getattr(args, "plan", None) is None:
-            raise StoreError(
-                "a rehearsal runs on the virtual clock with nobody on the belt and is not "
-                "recorded: drop --client, or drop --rehearse to play it for real"
-            )
-        return None
-    try:
-        store = open_store(args)
-    except StoreError as err:
-        if client_name:
-            raise
-        print(f"retrotread: not recording this run: {err}", file=sys.stderr)
-        return None
-    try:
-        client = store.client(client_name) if client_name else None
-    except StoreError:
-        store.close()
-        raise
-    return Recording(store, client, getattr(args, "plan", None))
+    return run_headless(options, planned.program)
 
 
 # -- history -------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import asyncio
 import collections
 import contextlib
 import enum
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar, Self
@@ -26,6 +26,7 @@ from retrotread.drivers.url import DeviceUrl
 from retrotread.errors import CommandTimeout, LinkLost
 from retrotread.profiles import Profile, get_profile
 from retrotread.units import Increment, Quantity
+from retrotread.vocabulary import Command as Command  # re-exported: drivers name it here
 
 
 @dataclass(frozen=True)
@@ -42,16 +43,6 @@ class Capabilities:
     speed: Range
     incline: Range
     can_control: bool = True
-
-
-class Command(enum.StrEnum):
-    """What a driver can be asked to do: one name for each, on every link."""
-
-    START = "start"
-    PAUSE = "pause"
-    STOP = "stop"
-    SET_SPEED = "set speed"
-    SET_INCLINE = "set incline"
 
 
 class BeltStatus(enum.StrEnum):
@@ -247,41 +238,85 @@ class Treadmill(abc.ABC):
         # a second Ctrl-C) leaves a procedure already on the wire to finish there, holding the
         # gate, so nothing is ever written into a procedure whose answer is still due. One
         # still waiting for its turn is dropped: nothing of it was sent, and its caller is gone.
-        on_wire = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # The caller waits on ``outcome``, which the procedure settles itself as it ends: one
+        # loop turn from the answer to the caller, as for a bare client's write (awaiting the
+        # task through asyncio.shield costs two more). Cancelling the caller cancels only
+        # ``outcome``, never the procedure.
+        outcome: asyncio.Future[None] = loop.create_future()
+        on_wire = _OnWire()
         # Started eagerly: with the gate free, the write goes out in this very step of the
         # loop, as a bare client's would, not one loop turn later.
         procedure = asyncio.Task(
-            self._procedure(command, action, on_wire),
-            loop=asyncio.get_running_loop(),
-            eager_start=True,
+            self._procedure(command, action, on_wire, outcome), loop=loop, eager_start=True
         )
-        self._procedures.add(procedure)
-        procedure.add_done_callback(self._procedure_done)
+        if not procedure.done():
+            self._procedures.add(procedure)
+            procedure.add_done_callback(self._procedures.discard)
         try:
-            await asyncio.shield(procedure)
+            await outcome
         except asyncio.CancelledError:
-            if not on_wire.is_set():
+            if not on_wire.sent and not procedure.done():
                 procedure.cancel()
             raise
 
-    def _procedure_done(self, procedure: asyncio.Future[None]) -> None:
-        self._procedures.discard(procedure)
-        if not procedure.cancelled():
-            procedure.exception()  # retrieved: a caller that gave up does not want it
-
     async def _procedure(
-        self, command: Command, action: Callable[[], Awaitable[None]], on_wire: asyncio.Event
+        self,
+        command: Command,
+        action: Callable[[], Awaitable[None]],
+        on_wire: _OnWire,
+        outcome: asyncio.Future[None],
     ) -> None:
-        async with self._gate.turn(first=command is Command.STOP):
-            if not self.link_up:
-                raise LinkLost(f"{command}: the link to {self.name} is down; nothing was sent")
-            on_wire.set()
-            budget = self.command_timeout_s
+        """Run ``action`` in its turn and settle ``outcome`` with how it ended (a caller that
+        gave up has cancelled ``outcome`` and does not want it)."""
+        gate = self._gate
+        try:
+            if not gate.take():
+                await gate.wait(first=command is Command.STOP)
             try:
-                async with asyncio.timeout(budget):
-                    await action()
-            except TimeoutError as err:
-                raise CommandTimeout(command, budget) from err
+                if not self.link_up:
+                    raise LinkLost(f"{command}: the link to {self.name} is down; nothing was sent")
+                on_wire.sent = True
+                await self._within_budget(command, action)
+            finally:
+                gate.release()
+        except asyncio.CancelledError:
+            outcome.cancel()
+            raise
+        except Exception as err:  # handed to the caller, who raises it
+            if not outcome.done():
+                outcome.set_exception(err)
+        else:
+            if not outcome.done():
+                outcome.set_result(None)
+
+    async def _within_budget(self, command: Command, action: Callable[[], Awaitable[None]]) -> None:
+        """``action`` within the profile's command budget, or :class:`CommandTimeout`.
+
+        What ``asyncio.timeout`` does, with one timer and no context manager: this runs on
+        every command, and a bare client's write pays for neither.
+        """
+        budget = self.command_timeout_s
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        loop = asyncio.get_running_loop()
+        timer = loop.call_at(loop.time() + budget, expire)
+        try:
+            await action()
+        except asyncio.CancelledError:
+            # Ours only if nobody else asked to cancel the procedure as well (close()).
+            if expired and task.uncancel() == 0:
+                raise CommandTimeout(command, budget) from None
+            raise
+        finally:
+            timer.cancel()
 
     # -- reports ------------------------------------------------------------------------------
 
@@ -296,38 +331,50 @@ class Treadmill(abc.ABC):
             listener(report)
 
 
+class _OnWire:
+    """Whether a procedure reached the wire (a flag the caller reads if it is cancelled)."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
+
+
 class _Gate:
-    """One holder at a time; a waiter asking to go first overtakes the others."""
+    """One holder at a time; a waiter asking to go first overtakes the others.
+
+    ``take`` is the free gate's path, without a coroutine: it is every command's path.
+    """
 
     def __init__(self) -> None:
         self.held = False
         self._waiters: collections.deque[tuple[bool, asyncio.Future[None]]] = collections.deque()
 
-    @contextlib.asynccontextmanager
-    async def turn(self, *, first: bool) -> AsyncIterator[None]:
+    def take(self) -> bool:
+        """Hold the gate now if nobody holds it or waits for it."""
         if self.held or self._waiters:
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            entry = (first, waiter)
-            if first:
-                self._waiters.appendleft(entry)
-            else:
-                self._waiters.append(entry)
-            try:
-                await waiter
-            except BaseException:
-                if entry in self._waiters:
-                    self._waiters.remove(entry)
-                elif waiter.done() and not waiter.cancelled():
-                    self._release()  # handed the turn just as we were cancelled: pass it on
-                raise
-        else:
-            self.held = True
-        try:
-            yield
-        finally:
-            self._release()
+            return False
+        self.held = True
+        return True
 
-    def _release(self) -> None:
+    async def wait(self, *, first: bool) -> None:
+        """Wait for the turn (``first``: ahead of every other waiter); the gate is then held."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (first, waiter)
+        if first:
+            self._waiters.appendleft(entry)
+        else:
+            self._waiters.append(entry)
+        try:
+            await waiter
+        except BaseException:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+            elif waiter.done() and not waiter.cancelled():
+                self.release()  # handed the turn just as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
         while self._waiters:
             _, waiter = self._waiters.popleft()
             if not waiter.done():

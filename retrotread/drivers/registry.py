@@ -113,15 +113,21 @@ class DriverEntry:
 DRIVERS: dict[str, DriverEntry] = {
     entry.scheme: entry
     for entry in (
-        DriverEntry("sim", "retrotread.drivers.sim:SIM", extra="sim"),
+        DriverEntry("sim", "retrotread.drivers.sim_scheme:SIM", extra="sim"),
         DriverEntry(
             "ble",
             "retrotread.drivers.ftms_ble:FtmsBleDriver",
-            scan_target="retrotread.drivers.ftms_ble:scan",
+            # FTMS by service UUID or service data, and what the catalogue makes of each
+            scan_target="retrotread.commands.scan:scan_bluetooth",
             extra="ble",
         ),
         # pyserial URLs; ``?protocol=csafe|trackmaster`` picks the protocol driver.
-        DriverEntry("serial", "retrotread.drivers.serial_link:SERIAL", extra="serial"),
+        DriverEntry(
+            "serial",
+            "retrotread.drivers.serial_link:SERIAL",
+            scan_target="retrotread.commands.scan:scan_serial",
+            extra="serial",
+        ),
         DriverEntry("socket", "retrotread.drivers.serial_link:SOCKET", extra="serial"),
         DriverEntry("rfc2217", "retrotread.drivers.serial_link:RFC2217", extra="serial"),
         DriverEntry("loop", "retrotread.drivers.serial_link:LOOP", extra="serial"),
@@ -151,8 +157,12 @@ def driver_entries() -> dict[str, DriverEntry]:
 
 def shadowed_entries() -> list[DriverEntry]:
     """Third-party drivers left out because their scheme was already taken."""
-    chosen = driver_entries()
-    return [entry for entry in plugin_entries() if chosen[entry.scheme] is not entry]
+    taken, shadowed = set(DRIVERS), []
+    for entry in plugin_entries():
+        if entry.scheme in taken:
+            shadowed.append(entry)
+        taken.add(entry.scheme)
+    return shadowed
 
 
 def find_entry(scheme: str) -> DriverEntry:

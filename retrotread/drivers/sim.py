@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -351,26 +351,3 @@ class SimDriver(SimulatorDriver):
         if event.value is not None:
             value = kmh(event.value) if "speed" in event.kind.value else percent(event.value)
         self.publish(MachineEvent(self.clock.now(), kind, value))
-
-
-class SimScheme:
-    """What ``sim://`` opens: :class:`SimDriver`, or with ``link=ble`` the simulator over BLE
-    (:class:`~retrotread.drivers.sim_ble.SimBleDriver`, which loads bleak and pyftms)."""
-
-    url_grammar = URL_GRAMMAR
-
-    @property
-    def url_options(self) -> Mapping[str, str]:
-        return URL_OPTIONS
-
-    def from_url(
-        self, url: DeviceUrl, *, clock: Clock, profile: Profile | None = None
-    ) -> SimulatorDriver:
-        if link_option(url, URL_GRAMMAR) == "ble":
-            from retrotread.drivers.sim_ble import SimBleDriver
-
-            return SimBleDriver.from_url(url, clock=clock, profile=profile)
-        return SimDriver.from_url(url, clock=clock, profile=profile)
-
-
-SIM = SimScheme()

@@ -9,7 +9,7 @@ The simulated machine is one of a family (:data:`retrotread_sim.ftms.PERSONALITI
 ``?personality=strict`` or ``lenient``, or the one a device profile describes
 (:data:`PROFILE_PERSONALITIES`: ``profile=strict-ftms`` plays the strict machine).
 
-This module is loaded only when such a link is made (:data:`retrotread.drivers.sim.SIM` picks
+This module is loaded only when such a link is made (:data:`retrotread.drivers.sim_scheme.SIM` picks
 it for ``link=ble``), so plain ``sim://`` stays light; it needs the ``ble`` extra.
 """
 

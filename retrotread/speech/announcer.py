@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from retrotread import cues
 from retrotread.events import (
+    COUNTDOWN_FROM,
     BlockExtended,
     BlockStarted,
     Countdown,
@@ -25,7 +26,6 @@ from retrotread.events import (
     Tick,
 )
 from retrotread.program.model import Step
-from retrotread.scheduler import COUNTDOWN_FROM
 from retrotread.speech.queue import Priority, SpeechQueue
 
 #: How long each kind of call may wait before it is too late to say (seconds on the clock).

@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from typing import TYPE_CHECKING, Any
 
 from retrotread.speech.engine import RATE_RANGE, VOLUME_RANGE, SpeechSettings, parse_player
 
 if TYPE_CHECKING:  # the options build the command line; the speaker loads when a run speaks
-    from retrotread.clock import Clock
-    from retrotread.speech.speaker import Speaker, Subscribable
+    pass
 
 DEFAULTS = SpeechSettings()
 
@@ -67,45 +65,5 @@ def settings_from_args(args: argparse.Namespace) -> SpeechSettings:
     )
 
 
-def speech_settings(args: argparse.Namespace) -> SpeechSettings:
-    """Like :func:`settings_from_args`, with the defaults for options a caller did not set
-    (``retrotread`` alone opens the console with a bare namespace)."""
-    filled = argparse.Namespace(
-        language=DEFAULTS.language,
-        voice=DEFAULTS.voice,
-        speech_rate=DEFAULTS.rate_wpm,
-        volume=DEFAULTS.volume,
-        audio_player="",
-    )
-    vars(filled).update({k: v for k, v in vars(args).items() if k in vars(filled)})
-    return settings_from_args(filled)
-
-
-def speech_flags(args: argparse.Namespace) -> list[str]:
-    """The speech options as command-line flags, for a console started per browser."""
-    settings = speech_settings(args)
-    flags = ["--language", settings.language, "--speech-rate", str(settings.rate_wpm)]
-    flags += ["--volume", str(settings.volume)]
-    if settings.voice:
-        flags += ["--voice", settings.voice]
-    if settings.player:
-        flags += ["--audio-player", shlex.join(settings.player)]
-    return flags
-
-
 def print_notice(message: str) -> None:
     print(f"retrotread: {message}", file=sys.stderr, flush=True)
-
-
-async def speaker_for_run(
-    args: argparse.Namespace, session: Subscribable, clock: Clock
-) -> Speaker | None:
-    """The speaker for ``retrotread run``: none when muted or rehearsing (a rehearsal plays
-    on the virtual clock in a blink; there is no one on the belt to hear it)."""
-    if args.mute or args.rehearse:
-        return None
-    from retrotread.speech.speaker import Speaker
-
-    speaker = await Speaker.open(settings_from_args(args), clock, notice=print_notice)
-    speaker.attach(session)
-    return speaker

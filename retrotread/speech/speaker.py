@@ -34,7 +34,7 @@ DRAIN_S = 8.0
 class Subscribable(Protocol):
     """Anything with ``subscribe(listener)``: a Session or a Scheduler."""
 
-    def subscribe(self, listener: Listener) -> None: ...
+    def subscribe(self, listener: Listener) -> object: ...
 
 
 class Speaker:

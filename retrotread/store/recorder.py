@@ -26,11 +26,11 @@ from retrotread.events import (
     ProgramStopped,
     Resumed,
     SessionEnded,
+    SessionHandle,
     TelemetryReceived,
     Tick,
 )
 from retrotread.progression import OperatorOutcome
-from retrotread.session import Belt, Session
 from retrotread.store.model import BlockRecord, Client, EventRecord, Sample, Status, StoreError
 from retrotread.store.repository import Store
 from retrotread.store.writer import Backlog, SessionKey
@@ -43,17 +43,18 @@ from retrotread.store.writes import (
     session_values,
 )
 from retrotread.units import format_number
+from retrotread.vocabulary import Outcome
 
 log = logging.getLogger(__name__)
 
 # -- recording a session as it runs --------------------------------------------------------------
 
 _STATUS_FOR_OUTCOME = {
-    "completed": Status.COMPLETED,
-    "unconfirmed": Status.UNCONFIRMED,
-    "stopped": Status.STOPPED,
-    "interrupted": Status.INTERRUPTED,
-    "fault": Status.FAULT,
+    Outcome.COMPLETED: Status.COMPLETED,
+    Outcome.UNCONFIRMED: Status.UNCONFIRMED,
+    Outcome.STOPPED: Status.STOPPED,
+    Outcome.INTERRUPTED: Status.INTERRUPTED,
+    Outcome.FAULT: Status.FAULT,
 }
 
 
@@ -108,7 +109,7 @@ class SessionRecorder:
     def __init__(
         self,
         store: Store,
-        session: Session,
+        session: SessionHandle,
         *,
         client: Client | None = None,
         program_toml: str | None = None,
@@ -215,7 +216,7 @@ class SessionRecorder:
 
     def _announce(self, message: str) -> None:
         if not self._ended:
-            self.session.emit(Notice(self.session.clock.now(), message))
+            self.session.notify(message)
 
     # -- events to records ---------------------------------------------------------------------
 
@@ -236,9 +237,7 @@ class SessionRecorder:
                 )
             log.error("recording the session: %s", reason)
             if not self._ended:
-                self.session.emit(
-                    Notice(self.session.clock.now(), f"recording incomplete: {reason}")
-                )
+                self.session.notify(f"recording incomplete: {reason}")
 
     def _record(self, event: Event) -> None:
         if isinstance(event, ProgramStarted):
@@ -249,7 +248,7 @@ class SessionRecorder:
             values = session_values(
                 self.client,
                 event.program,
-                self.session.treadmill.name,
+                self.session.state.device,
                 self._wall_origin,
                 self.program_toml,
                 self.plan_reason,
@@ -260,8 +259,8 @@ class SessionRecorder:
             return
         if isinstance(event, TelemetryReceived):
             self._distance_m = event.distance_m
-            desired = self.session.desired
-            target = desired.speed.mph if desired.speed and desired.belt is Belt.RUNNING else 0.0
+            wanted = self.session.state.target_speed
+            target = wanted.mph if wanted is not None else 0.0
             sample = Sample(
                 at=self.wall(event.at),
                 offset_s=event.at - self._clock_origin,
@@ -280,7 +279,7 @@ class SessionRecorder:
         if isinstance(event, BlockStarted):
             self._close_block("done")
             step = event.step
-            elapsed = self.session.scheduler.program_elapsed()
+            elapsed = self.session.state.program_elapsed_s
             self._block = (step.index, elapsed)
             speed = step.block.speed
             block = BlockRecord(
@@ -307,7 +306,7 @@ class SessionRecorder:
         elif isinstance(event, ProgramStopped):
             self._close_block("stopped")
         elif isinstance(event, SessionEnded):
-            status = _STATUS_FOR_OUTCOME.get(event.outcome, Status.STOPPED)
+            status = _STATUS_FOR_OUTCOME[event.outcome]
             self._submit(
                 "end_session",
                 (
@@ -325,7 +324,7 @@ class SessionRecorder:
         if self._block is None:
             return
         index, started = self._block
-        elapsed = self.session.scheduler.program_elapsed()
+        elapsed = self.session.state.program_elapsed_s
         actual = max(0.0, elapsed - started)
         self._submit("end_block", (actual, result, SESSION_ID, index))
         if result != "stopped":

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 from retrotread.commands import records
 from retrotread.drivers.registry import DEFAULT_DEVICE, open_treadmill
 from retrotread.errors import RetrotreadError
+from retrotread.options import ConsoleOptions
 from retrotread.program import find_program
 
 if TYPE_CHECKING:  # the records load when a console records, not for `retrotread --help`
-    from retrotread.session import SessionSummary
+    from retrotread.events import SessionSummary
+    from retrotread.recording import Recording
 
 DESCRIPTION = """Open the operator console: big countdown, handrail cues, target and actual
 speed, STOP always one key away. With a PROGRAM it opens ready on that program (the belt
@@ -65,38 +67,52 @@ def add_tui_parser(commands: Any) -> None:
     add_speech_options(tui, mute=False)
 
 
-def default_tui_args() -> argparse.Namespace:
-    """What ``retrotread`` with no arguments means: ``retrotread tui`` (the simulator)."""
-    parser = argparse.ArgumentParser(prog="retrotread")
-    add_tui_parser(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["tui"])
+def console_options(args: argparse.Namespace) -> ConsoleOptions:
+    """``tui``'s command line as options (a bad speech setting is a usage error here)."""
+    from retrotread.speech.options import settings_from_args
+    from retrotread.web.options import serve_options
+
+    return ConsoleOptions(
+        program=args.program,
+        device=args.device,
+        mute=args.mute,
+        walker=args.walker,
+        speech=settings_from_args(args),
+        record=records.record_options(args),
+        serve=serve_options(args) if args.serve else None,
+    )
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
+    return open_console(console_options(args))
+
+
+def open_console(options: ConsoleOptions) -> int:
+    """The console on this terminal (or, with ``serve``, in browsers) until it closes."""
     # Fail on a bad program or device URL before the screen is taken over.
-    program = find_program(args.program) if args.program else None
-    open_treadmill(args.device)
-    if args.serve:
+    program = find_program(options.program) if options.program else None
+    open_treadmill(options.device)
+    if options.serve is not None:
         from retrotread.web.serve import serve_console
 
         if program is None:
             raise RetrotreadError("--serve plays one program: give its name or .toml file")
-        return serve_console(args, program)
+        return serve_console(options, options.serve, program)
 
     from retrotread.headless import format_summary
-    from retrotread.speech.options import speech_settings
+    from retrotread.recording import open_recording
     from retrotread.tui.app import ConsoleApp, run_console
     from retrotread.tui.devices import find_scanner
 
-    recording = records.open_recording(argparse.Namespace(**vars(args), rehearse=False))
+    recording = open_recording(options.record)
     app = ConsoleApp(
         program=program,
-        device=args.device,
+        device=options.device,
         go_straight_to_run=program is not None,
         scanner=find_scanner(),
-        muted=args.mute,
-        walker=getattr(args, "walker", False),
-        speech=speech_settings(args) if not getattr(args, "rehearse", False) else None,
+        muted=options.mute,
+        walker=options.walker,
+        speech=options.speech,
         on_session_start=recording.attach if recording else None,
         on_outcome=outcome_recorder(recording) if recording else None,
     )
@@ -110,7 +126,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     return 0
 
 
-def outcome_recorder(recording: records.Recording) -> Callable[[SessionSummary, str, str], None]:
+def outcome_recorder(recording: Recording) -> Callable[[SessionSummary, str, str], None]:
     """The summary screen's outcome, stored against the session the recorder wrote."""
 
     def record(summary: SessionSummary, outcome: str, note: str) -> None:

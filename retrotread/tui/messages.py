@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 from retrotread.errors import RetrotreadError
-from retrotread.events import Event
-from retrotread.session import SessionSummary
-from retrotread.tui.devices import DeviceChoice
+from retrotread.events import Event, SessionSummary
+
+if TYPE_CHECKING:  # a screen that shows the session needs no device registry
+    from retrotread.tui.devices import DeviceChoice
 
 
 @dataclass

@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import enum
 from dataclasses import dataclass
+from typing import Any
 
-from retrotread.events import StopReason
-from retrotread.scheduler import EngineState
-from retrotread.session import Session
-from retrotread.units import Unit, exact
+from retrotread.events import SessionHandle, StopReason
+from retrotread.vocabulary import EngineState
 from retrotread.web.view import Link, Phase, SessionView
 
 NUDGE_MPH = 0.1
@@ -48,7 +47,7 @@ class GoGate:
     the belt ever moving.
     """
 
-    def __init__(self, session: Session, view: SessionView) -> None:
+    def __init__(self, session: SessionHandle, view: SessionView) -> None:
         self.session = session
         self.view = view
         self._go: asyncio.Future[bool] | None = None
@@ -62,15 +61,13 @@ class GoGate:
         self._go = loop.create_future()
         self.view.awaiting_go()
         go = self._go
-        stopped = asyncio.create_task(self._stop_requested())
+        stopped = asyncio.create_task(self.session.wait_stop_requested())
         try:
-            await asyncio.wait([go, stopped], return_when=asyncio.FIRST_COMPLETED)
+            waiting: list[asyncio.Future[Any]] = [go, stopped]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             return go.done() and go.result()
         finally:
             stopped.cancel()
-
-    async def _stop_requested(self) -> bool:
-        return await self.session.scheduler.stop_requested.wait()
 
     def answer(self, go: bool) -> bool:
         if not self.waiting:
@@ -83,7 +80,7 @@ class GoGate:
 class Controls:
     """Maps one operator command to the session; refuses what the console would refuse."""
 
-    def __init__(self, session: Session, gate: GoGate, view: SessionView) -> None:
+    def __init__(self, session: SessionHandle, gate: GoGate, view: SessionView) -> None:
         self.session = session
         self.gate = gate
         self.view = view
@@ -91,7 +88,8 @@ class Controls:
     def __call__(self, command: Command) -> Answer:
         session = self.session
         view = self.view
-        state = session.scheduler.state
+        now = session.state
+        state = now.engine
         running = view.phase is Phase.RUNNING and state is EngineState.RUNNING
         match command:
             case Command.STOP:
@@ -112,7 +110,7 @@ class Controls:
             case Command.RESUME:
                 if view.phase is not Phase.PAUSED or state is not EngineState.PAUSED:
                     return Answer(False, "nothing to resume")
-                if view.link in (Link.RECONNECTING, Link.LOST) or not session.link_up:
+                if view.link in (Link.RECONNECTING, Link.LOST) or not now.link_up:
                     return Answer(
                         False, "the link to the treadmill is down: resume once it is connected"
                     )
@@ -134,16 +132,9 @@ class Controls:
 
     def _nudge(self, direction: int, running: bool) -> Answer:
         """+/- 0.1 mph on this block, refused at the edge of the block's band."""
-        session = self.session
-        step = session.scheduler.current
-        governor = session.governor
-        if not running or step is None or step.block.speed is None or governor is None:
+        if not running:
             return Answer(False, "this block has no belt speed to change")
-        delta = exact(NUDGE_MPH) * direction
-        allowed = governor.speed_range(step.band)
-        requested = step.block.speed.to(Unit.MPH).value + session.nudge.value + delta
-        if not allowed.low.to(Unit.MPH).value <= requested <= allowed.high.to(Unit.MPH).value:
-            edge = "top" if direction > 0 else "bottom"
-            return Answer(False, f"at the {edge} of the band {step.band}")
-        session.nudge_speed(float(delta))
+        refused = self.session.nudge_speed(NUDGE_MPH * direction)
+        if refused is not None:
+            return Answer(False, refused)
         return Answer(True, f"{'+' if direction > 0 else '-'}{NUDGE_MPH} mph")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
+
+from retrotread.options import ServeOptions
 
 DEFAULT_PORT = 8000
 DEFAULT_MAX_VIEWS = 8
@@ -57,3 +60,16 @@ def add_serve_options(parser: Any) -> None:
     )
     group.add_argument("--certfile", metavar="PEM", help="serve over TLS with this certificate")
     group.add_argument("--keyfile", metavar="PEM", help="the certificate's private key")
+
+
+def serve_options(args: argparse.Namespace) -> ServeOptions:
+    return ServeOptions(
+        host=args.host,
+        port=args.port,
+        allow_remote=args.allow_remote,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        password_file=args.password_file,
+        allow_origin=tuple(args.allow_origin),
+        max_views=args.max_views,
+    )

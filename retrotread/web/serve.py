@@ -9,7 +9,6 @@ before the process leaves, and there are no other processes to leave behind.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -17,13 +16,14 @@ import signal
 import sys
 
 from retrotread.clock import LoopClock
-from retrotread.commands import records
 from retrotread.drivers.registry import open_treadmill
 from retrotread.errors import RetrotreadError
 from retrotread.events import StopReason
 from retrotread.headless import HeadlessPrinter, format_summary
+from retrotread.options import ConsoleOptions, ServeOptions
 from retrotread.profiles import bundled_profiles
 from retrotread.program import Program
+from retrotread.recording import Recording, open_recording
 from retrotread.session import (
     STOP_WAIT_S,
     Outcome,
@@ -31,7 +31,7 @@ from retrotread.session import (
     SessionSummary,
 )
 from retrotread.speech import Speaker
-from retrotread.speech.options import speech_settings
+from retrotread.speech.engine import SpeechSettings
 from retrotread.web.access import (
     Secrets,
     check_bind,
@@ -83,7 +83,7 @@ def stop_grace_s(session: Session) -> float:
 class ServeSettings:
     """The serve options, checked before anything connects or listens."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: ServeOptions, *, walker_first: bool = False) -> None:
         self.host: str = args.host
         self.port: int = args.port
         if not 0 <= self.port <= 65535:
@@ -99,19 +99,19 @@ class ServeSettings:
         )
         self.extra_origins: list[str] = list(args.allow_origin)
         self.limits = Limits(max_views=args.max_views)
-        self.walker_first = bool(getattr(args, "walker", False))
+        self.walker_first = walker_first
         self.qr = sys.stdout.isatty()
 
 
-def serve_console(args: argparse.Namespace, program: Program) -> int:
-    settings = ServeSettings(args)
-    return asyncio.run(_serve(args, program, settings))
+def serve_console(options: ConsoleOptions, serve: ServeOptions, program: Program) -> int:
+    settings = ServeSettings(serve, walker_first=options.walker)
+    return asyncio.run(_serve(options, program, settings))
 
 
-async def _serve(args: argparse.Namespace, program: Program, settings: ServeSettings) -> int:
+async def _serve(options: ConsoleOptions, program: Program, settings: ServeSettings) -> int:
     loop = asyncio.get_running_loop()
     clock = LoopClock()
-    treadmill = open_treadmill(args.device, clock=clock)
+    treadmill = open_treadmill(options.device, clock=clock)
     session = Session(program, treadmill, clock)
     view = SessionView(session)
     session.subscribe(view)
@@ -130,16 +130,16 @@ async def _serve(args: argparse.Namespace, program: Program, settings: ServeSett
         notice=lambda message: say(f"retrotread: {message}"),
     )
     await server.start()
-    recording: records.Recording | None = None
+    recording: Recording | None = None
     try:
-        recording = records.open_recording(argparse.Namespace(**vars(args), rehearse=False))
+        recording = open_recording(options.record)
     except RetrotreadError:
         await server.stop()
         raise
     if recording is not None:
         recording.attach(session)
     session.subscribe(HeadlessPrinter(session, live_status=False, periodic_status=True))
-    speaker = await _open_speaker(args, session, clock)
+    speaker = await _open_speaker(options, session, clock)
     _announce(program, session, server, secrets, settings)
 
     closing = asyncio.Event()
@@ -152,7 +152,7 @@ async def _serve(args: argparse.Namespace, program: Program, settings: ServeSett
         closing.set()
         if not session_task.done():
             reason, words = CLOSING_SIGNALS[signum]
-            if session.scheduler.stop_request is None:
+            if not session.stop_requested:
                 session.stop(reason, f"{words}: the server is closing")
             gate.answer(False)
             say(f"retrotread: {words}: stopping the belt before the server closes")
@@ -162,7 +162,7 @@ async def _serve(args: argparse.Namespace, program: Program, settings: ServeSett
         loop.add_signal_handler(signum, on_signal, signum)
     summary: SessionSummary | None = None
     try:
-        summary = await _run_until_closed(session_task, closing, view)
+        summary = await _run_until_closed(session_task, closing, view, stop_grace_s(session))
         return _exit_status(summary, received)
     finally:
         if not session_task.done():  # an error in this function: still stop the belt
@@ -186,7 +186,10 @@ async def _serve(args: argparse.Namespace, program: Program, settings: ServeSett
 
 
 async def _run_until_closed(
-    session_task: asyncio.Task[SessionSummary], closing: asyncio.Event, view: SessionView
+    session_task: asyncio.Task[SessionSummary],
+    closing: asyncio.Event,
+    view: SessionView,
+    grace_s: float,
 ) -> SessionSummary:
     """Serve while the session plays; after it ends, keep showing its summary until closed."""
     closed = asyncio.create_task(closing.wait())
@@ -194,9 +197,7 @@ async def _run_until_closed(
         await asyncio.wait({session_task, closed}, return_when=asyncio.FIRST_COMPLETED)
         if not session_task.done():  # closing: the session is stopping the belt
             try:
-                summary = await asyncio.wait_for(
-                    asyncio.shield(session_task), stop_grace_s(view.session)
-                )
+                summary = await asyncio.wait_for(asyncio.shield(session_task), grace_s)
             except TimeoutError:
                 say("retrotread: the session did not end in time: check the treadmill", err=True)
                 raise
@@ -229,13 +230,15 @@ def _exit_status(summary: SessionSummary, received: list[signal.Signals]) -> int
 
 
 async def _open_speaker(
-    args: argparse.Namespace, session: Session, clock: LoopClock
+    options: ConsoleOptions, session: Session, clock: LoopClock
 ) -> Speaker | None:
-    if args.mute:
+    if options.mute:
         return None
     try:
         speaker = await Speaker.open(
-            speech_settings(args), clock, notice=lambda m: say(f"retrotread: {m}", err=True)
+            options.speech or SpeechSettings(),
+            clock,
+            notice=lambda m: say(f"retrotread: {m}", err=True),
         )
     except RetrotreadError as err:
         say(f"retrotread: cues will not be spoken: {err}", err=True)

@@ -18,7 +18,6 @@ from collections import deque
 from typing import Any
 
 from retrotread import cues
-from retrotread.drivers.base import MachineEventKind
 from retrotread.events import (
     BlockExtended,
     BlockSkipped,
@@ -28,6 +27,7 @@ from retrotread.events import (
     Countdown,
     Event,
     Fault,
+    LinkRestored,
     Notice,
     Paused,
     ProgramFinished,
@@ -35,21 +35,21 @@ from retrotread.events import (
     ProgramStopped,
     Resumed,
     SessionEnded,
+    SessionHandle,
+    SessionSummary,
     StopProgress,
     StopState,
     TelemetryReceived,
     Tick,
 )
 from retrotread.program.model import BlockKind, Handrail, Step, format_duration
-from retrotread.scheduler import EngineState
-from retrotread.session import Belt, Session, SessionSummary
 from retrotread.speech.announcer import CueCaller
 from retrotread.units import Quantity, format_number
+from retrotread.vocabulary import Command, EngineState, FaultKind
 
 #: How many recent faults and notices the operator's page lists.
 RECENT = 6
 #: Faults after which the link cannot carry commands any more (as on the console).
-LINK_FAULTS = {"connect", "device", "stop"}
 
 
 class Phase(enum.StrEnum):
@@ -116,7 +116,7 @@ def describe_block(step: Step, total: int) -> dict[str, Any]:
 class SessionView:
     """The session as the pages see it. Call it with each engine event (a session listener)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: SessionHandle) -> None:
         self.session = session
         self.program = session.program
         steps = self.program.steps
@@ -129,6 +129,7 @@ class SessionView:
         self.link = Link.CONNECTING
         self.hold = ""
         self.warning = ""
+        self.warning_for: Command | None = None  # the command whose trouble it shows
         self.faults: deque[dict[str, Any]] = deque(maxlen=RECENT)
         self.notices: deque[str] = deque(maxlen=RECENT)
         self.summary: SessionSummary | None = None
@@ -170,19 +171,22 @@ class SessionView:
                 if self.link is Link.CONNECTING:
                     self.link = Link.CONNECTED
             case CommandConfirmed(command=command):
-                if self.warning.startswith(f"{command} "):
-                    self.warning = ""
+                if self.warning_for is command:
+                    self.warning, self.warning_for = "", None
             case CommandUnconfirmed(command=command, reason=reason):
                 self.warning = f"{command} not confirmed: {reason}"
+                self.warning_for = command
             case Fault():
                 self._on_fault(event)
             case StopProgress(state=state, message=text):
                 # Where the stop stands, as on the console's warning line.
                 self.stop_state = text
                 self.warning = "" if state is StopState.CONFIRMED else text
+                self.warning_for = None
+            case LinkRestored(message=text):
+                self.link = Link.CONNECTED
+                self.notices.append(text)
             case Notice(message=text):
-                if text.startswith(MachineEventKind.LINK_RESTORED.value):
-                    self.link = Link.CONNECTED
                 self.notices.append(text)
             case ProgramFinished() | ProgramStopped():
                 self.phase = Phase.STOPPING
@@ -195,15 +199,17 @@ class SessionView:
         self._bump()
 
     def _on_fault(self, fault: Fault) -> None:
-        if fault.kind == "link-lost":
+        if fault.kind is FaultKind.LINK_LOST:
             self.link = Link.RECONNECTING
-        elif fault.kind in LINK_FAULTS:
+        elif fault.kind.link_down:
             self.link = Link.LOST
         if fault.fatal:
             self.warning = fault.message
         else:
             self.hold = fault.message
-        self.faults.append({"kind": fault.kind, "message": fault.message, "fatal": fault.fatal})
+        self.faults.append(
+            {"kind": fault.kind.value, "message": fault.message, "fatal": fault.fatal}
+        )
 
     def awaiting_go(self) -> None:
         """The device is connected and the program checked: waiting for the operator's go."""
@@ -225,10 +231,10 @@ class SessionView:
 
     def _sync_remaining(self) -> None:
         """Seconds left in the block now (ticks come on whole seconds; a pause may not)."""
-        scheduler = self.session.scheduler
-        if scheduler.current is None or scheduler.state is EngineState.READY:
+        state = self.session.state
+        if state.step is None or state.engine is EngineState.READY:
             return
-        left = scheduler.block_end() - self.session.clock.now()
+        left = state.block_remaining_s
         self.remaining_s = max(math.ceil(left - 1e-6), 0)
 
     # -- change notification ------------------------------------------------------------------
@@ -268,18 +274,16 @@ class SessionView:
         }
 
     def operator_state(self) -> dict[str, Any]:
-        session = self.session
-        scheduler = session.scheduler
-        desired = session.desired
-        telemetry = session.telemetry
+        now = self.session.state
+        telemetry = now.actual
         live_link = self.link not in (Link.RECONNECTING, Link.LOST)
         total = len(self.program.steps)
-        target = desired.speed if desired.belt is Belt.RUNNING and self.live else None
+        target = now.target_speed if self.live else None
         state: dict[str, Any] = {
             "type": "operator",
             "phase": self.phase.value,
             "program": self.program.name,
-            "device": session.treadmill.name,
+            "device": now.device,
             "block": describe_block(self.step, total),
             "next": describe_block(self.next_step, total) if self.next_step else None,
             "remaining_s": self.remaining_s,
@@ -288,13 +292,13 @@ class SessionView:
             "status": self._status_text(),
             "target_speed": show_speed(target),
             "actual_speed": show_speed(telemetry.speed if telemetry and live_link else None),
-            "target_incline": show_incline(desired.incline),
+            "target_incline": show_incline(now.target_incline),
             "actual_incline": show_incline(telemetry.incline if telemetry and live_link else None),
             "distance_m": round(telemetry.distance_m, 1) if telemetry else 0.0,
-            "elapsed": format_duration(int(scheduler.program_elapsed())),
-            "left": format_duration(math.ceil(scheduler.program_remaining())),
+            "elapsed": format_duration(int(now.program_elapsed_s)),
+            "left": format_duration(math.ceil(now.program_remaining_s)),
             "link": self.link.value,
-            "hold": session.holding or self.hold,
+            "hold": now.hold or self.hold,
             "warning": self.warning,
             "stop_state": self.stop_state,
             "faults": list(self.faults),
@@ -321,7 +325,7 @@ class SessionView:
             case Phase.READY:
                 return "READY · press GO (enter) to start the belt"
             case Phase.PAUSED:
-                reason = self.session.holding or "paused by the operator"
+                reason = self.session.state.hold or "paused by the operator"
                 return f"PAUSED · {reason} · resume when ready"
             case Phase.STOPPING:
                 return (

@@ -116,7 +116,7 @@ async def go(pilot: Pilot[Any]) -> None:
     await pilot.press("enter")
     await settle(pilot)
     assert app.session is not None
-    assert app.session.scheduler.state is EngineState.RUNNING
+    assert app.session.state.engine is EngineState.RUNNING
 
 
 async def until(pilot: Pilot[Any], condition: Any, what: str, seconds: float = 10.0) -> None:

@@ -72,7 +72,7 @@ async def test_the_cue_changes_at_each_boundary() -> None:
             assert cue(app) == (headline, detail)
             assert run_screen(app).query_one(BigCountdown).seconds == step.duration_s
             assert step.kind.label in text_of(app, "#block-title")
-            desired = app.session.desired.speed  # type: ignore[union-attr]
+            desired = app.session.state.target_speed  # type: ignore[union-attr]
             assert desired is not None and desired.mph == pytest.approx(speed, abs=0.006)
             await advance(pilot, step.duration_s - 1)
             assert cue(app) == (headline, detail)  # still this block one second before the end
@@ -114,14 +114,14 @@ async def test_pause_and_resume() -> None:
         await settle(pilot)
         session = app.session
         assert session is not None
-        assert session.scheduler.state is EngineState.PAUSED
+        assert session.state.engine is EngineState.PAUSED
         assert "PAUSED" in text_of(app, "#run-status")
         await advance(pilot, 8)
         assert run_screen(app).remaining_s == 6  # paused time does not count
         assert machine(app).state.value == "paused"
         await pilot.press("space")
         await advance(pilot, 2)
-        assert session.scheduler.state is EngineState.RUNNING
+        assert session.state.engine is EngineState.RUNNING
         assert run_screen(app).remaining_s == 4
         assert "running" in text_of(app, "#run-status")
 
@@ -149,11 +149,11 @@ async def test_nudge_within_the_band_until_the_next_block() -> None:
         await advance(pilot, 15)  # into the retro block: 2.8 mph, band 2.6-3.2
         session = app.session
         assert session is not None
-        assert session.desired.speed is not None
-        assert session.desired.speed.mph == pytest.approx(2.8, abs=0.006)
+        assert session.state.target_speed is not None
+        assert session.state.target_speed.mph == pytest.approx(2.8, abs=0.006)
         await pilot.press("plus")
         await advance(pilot, 1)
-        assert session.desired.speed.mph == pytest.approx(2.9, abs=0.006)
+        assert session.state.target_speed.mph == pytest.approx(2.9, abs=0.006)
         assert target_mph(app) == pytest.approx(2.9, abs=0.006)
         reading = run_screen(app).query_one(PacePanel).reading
         assert reading is not None and reading.target_speed is not None
@@ -161,12 +161,12 @@ async def test_nudge_within_the_band_until_the_next_block() -> None:
         for _ in range(5):
             await pilot.press("plus")
         await settle(pilot)
-        assert session.desired.speed.mph == pytest.approx(3.2, abs=0.01)  # the band's top
+        assert session.state.target_speed.mph == pytest.approx(3.2, abs=0.01)  # the band's top
         await pilot.press("minus")
         await settle(pilot)
-        assert session.desired.speed.mph == pytest.approx(3.1, abs=0.006)
+        assert session.state.target_speed.mph == pytest.approx(3.1, abs=0.006)
         await advance(pilot, 10)  # the next block (a turn-around) forgets the nudge
-        assert session.desired.speed.to(Unit.MPH).value <= 1
+        assert session.state.target_speed.to(Unit.MPH).value <= 1
 
 
 @pytest.mark.parametrize("key", ["s", "escape"])
@@ -257,7 +257,7 @@ async def test_device_lost_mid_block_pauses_the_program() -> None:
         assert app.screen.problem.title == "Device lost"
         session = app.session
         assert session is not None
-        assert session.scheduler.state is EngineState.PAUSED
+        assert session.state.engine is EngineState.PAUSED
         assert run_screen(app).query_one(LinkState).status is LinkStatus.RECONNECTING
         reading = run_screen(app).query_one(PacePanel).reading
         assert reading is not None and not reading.live  # no stale "actual" speed shown
@@ -269,12 +269,12 @@ async def test_device_lost_mid_block_pauses_the_program() -> None:
         assert not isinstance(app.screen, ErrorModal)
         assert "PAUSED" in text_of(app, "#run-status")
         await pilot.press("space")  # refused while the link is down
-        assert session.scheduler.state is EngineState.PAUSED
+        assert session.state.engine is EngineState.PAUSED
         await advance(pilot, 4)  # the link is back at 24 s
         assert run_screen(app).query_one(LinkState).status is LinkStatus.CONNECTED
         await pilot.press("space")
         await advance(pilot, 2)
-        assert session.scheduler.state is EngineState.RUNNING
+        assert session.state.engine is EngineState.RUNNING
         assert run_screen(app).remaining_s == remaining - 2
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, SummaryScreen), "the summary")
@@ -290,7 +290,7 @@ async def test_stop_from_an_open_error_modal() -> None:
         assert isinstance(app.screen, ErrorModal)
         assert app.screen.problem.title == "Safety key pulled"
         assert app.session is not None
-        assert app.session.scheduler.state is EngineState.PAUSED
+        assert app.session.state.engine is EngineState.PAUSED
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, SummaryScreen), "the summary")
         assert app.screen.summary.outcome is Outcome.STOPPED  # type: ignore[attr-defined]
@@ -309,7 +309,7 @@ async def test_resume_from_the_modal_after_a_console_stop() -> None:
         await advance(pilot, 3)
         assert not isinstance(app.screen, ErrorModal)
         assert app.session is not None
-        assert app.session.scheduler.state is EngineState.RUNNING
+        assert app.session.state.engine is EngineState.RUNNING
         assert machine(app).state.value == "running"
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, SummaryScreen), "the summary")
@@ -327,7 +327,7 @@ async def test_a_rejected_command_is_a_modal_and_a_warning() -> None:
         await settle(pilot)
         assert "not confirmed" in text_of(app, "#warning")
         assert app.session is not None
-        assert app.session.scheduler.state is EngineState.RUNNING
+        assert app.session.state.engine is EngineState.RUNNING
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, SummaryScreen), "the summary")
 

@@ -45,7 +45,7 @@ async def test_the_walker_view_shows_only_the_countdown_and_the_cue() -> None:
         assert view.cue_text.endswith("\nResuming. Hold both handrails.")
         await pilot.press("s")  # STOP from the walker view
         await settle(pilot)
-        assert app.session is not None and app.session.scheduler.stop_request is not None
+        assert app.session is not None and app.session.stop_requested
         await until(pilot, lambda: not isinstance(app.screen, WalkerScreen), "the summary")
 
 

@@ -17,7 +17,7 @@ from textual.widgets import Button, Static
 
 from retrotread.errors import RetrotreadError
 from retrotread.events import CommandUnconfirmed, Fault
-from retrotread.session import SessionSummary
+from retrotread.events import SessionSummary
 
 
 class Choice(enum.StrEnum):

@@ -16,7 +16,6 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
-from retrotread.drivers.base import MachineEventKind
 from retrotread.events import (
     BlockExtended,
     BlockSkipped,
@@ -27,6 +26,7 @@ from retrotread.events import (
     CueDue,
     Event,
     Fault,
+    LinkRestored,
     Notice,
     Paused,
     ProgramFinished,
@@ -34,14 +34,13 @@ from retrotread.events import (
     ProgramStopped,
     Resumed,
     SessionEnded,
+    SessionHandle,
     StopProgress,
     StopState,
     TelemetryReceived,
     Tick,
 )
 from retrotread.program.model import Step
-from retrotread.scheduler import EngineState
-from retrotread.session import Belt, Session
 from retrotread.tui.messages import AwaitingGo, EngineEvent
 from retrotread.tui.screens.error import is_rejection, problem_for_fault, problem_for_rejection
 from retrotread.tui.widgets.countdown import BigCountdown
@@ -50,14 +49,12 @@ from retrotread.tui.widgets.link import LinkState, LinkStatus
 from retrotread.tui.widgets.next_up import NextUp
 from retrotread.tui.widgets.pace import PacePanel, PaceReading
 from retrotread.tui.widgets.progress import ProgramProgress
-from retrotread.units import Unit, exact
+from retrotread.vocabulary import Command, EngineState, FaultKind
 
 if TYPE_CHECKING:
     from retrotread.tui.app import ConsoleApp
 
 NUDGE_MPH = 0.1
-#: Faults after which the link cannot carry commands any more.
-LINK_FAULTS = {"connect", "device", "stop"}
 
 
 class RunScreen(Screen[None]):
@@ -75,7 +72,7 @@ class RunScreen(Screen[None]):
         Binding("q", "app.quit", "Quit"),
     ]
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: SessionHandle) -> None:
         super().__init__()
         self.session = session
         self.program = session.program
@@ -90,6 +87,7 @@ class RunScreen(Screen[None]):
         self.ending = False
         self.fatal_fault: Fault | None = None
         self.warning = ""
+        self.warning_for: Command | None = None  # the command whose trouble the warning shows
         self.status_text = "connecting to the device"
 
     @property
@@ -106,7 +104,7 @@ class RunScreen(Screen[None]):
         with Horizontal(id="run-top"):
             yield Static(self.program.name, id="program-name", markup=False)
             yield Static("", id="mute-state", markup=False)
-            yield LinkState(self.session.treadmill.name, id="link")
+            yield LinkState(self.session.state.device, id="link")
         yield Static("", id="block-title")
         with Horizontal(id="run-main"):
             with Vertical(id="countdown-box"):
@@ -170,7 +168,7 @@ class RunScreen(Screen[None]):
                 if link.status in (LinkStatus.CONNECTING, LinkStatus.CONNECTED):
                     link.set_status(LinkStatus.CONNECTED)
             case CommandConfirmed(command=command):
-                if self.warning.startswith(f"! {command} "):
+                if self.warning_for is command:
                     self._warn("")
             case CommandUnconfirmed():
                 self._on_unconfirmed(event)
@@ -180,9 +178,10 @@ class RunScreen(Screen[None]):
                 # Where the stop stands goes on the warning line, not in a toast that covers
                 # the screen; a confirmed stop clears it.
                 self._warn("" if state is StopState.CONFIRMED else f"! {text}")
+            case LinkRestored(message=text):
+                self.query_one(LinkState).set_status(LinkStatus.CONNECTED)
+                self.notify(text, timeout=5)
             case Notice(message=text):
-                if text.startswith(MachineEventKind.LINK_RESTORED.value):
-                    self.query_one(LinkState).set_status(LinkStatus.CONNECTED)
                 self.notify(text, timeout=5)
             case ProgramFinished() | ProgramStopped():
                 self.ending = True
@@ -203,24 +202,24 @@ class RunScreen(Screen[None]):
 
     def _sync_remaining(self) -> None:
         """Seconds left in the block now (ticks come on whole seconds; a pause may not)."""
-        scheduler = self.session.scheduler
-        if scheduler.current is None or not self.started:
+        state = self.session.state
+        if state.step is None or not self.started:
             return
-        left = scheduler.block_end() - self.session.clock.now()
+        left = state.block_remaining_s
         self.remaining_s = max(math.ceil(left - 1e-6), 0)
         self.query_one(BigCountdown).seconds = self.remaining_s
         self.query_one(NextUp).show(self.next_step, self.remaining_s)
 
     def _on_unconfirmed(self, event: CommandUnconfirmed) -> None:
-        self._warn(f"! {event.command} not confirmed: {event.reason}")
+        self._warn(f"! {event.command} not confirmed: {event.reason}", event.command)
         if is_rejection(event):
             self.console.show_problem(problem_for_rejection(event))
 
     def _on_fault(self, fault: Fault) -> None:
         link = self.query_one(LinkState)
-        if fault.kind == "link-lost":
+        if fault.kind is FaultKind.LINK_LOST:
             link.set_status(LinkStatus.RECONNECTING)
-        elif fault.kind in LINK_FAULTS:
+        elif fault.kind.link_down:
             link.set_status(LinkStatus.LOST)
         if fault.fatal:
             self.fatal_fault = fault
@@ -257,7 +256,7 @@ class RunScreen(Screen[None]):
     # -- what the screen says -----------------------------------------------------------------
 
     def _show_status(self) -> None:
-        scheduler = self.session.scheduler
+        state = self.session.state
         status = self.query_one("#run-status", Static)
         for name in ("-ready", "-paused", "-ending"):
             status.remove_class(name)
@@ -269,8 +268,8 @@ class RunScreen(Screen[None]):
             status.add_class("-ready")
         elif not self.started:
             text = "connecting to the device"
-        elif scheduler.state is EngineState.PAUSED:
-            reason = self.session.holding or "paused by the operator"
+        elif state.engine is EngineState.PAUSED:
+            reason = state.hold or "paused by the operator"
             text = f"PAUSED · {reason} · space resumes"
             status.add_class("-paused")
         else:
@@ -279,23 +278,22 @@ class RunScreen(Screen[None]):
         status.update(text)
 
     def _show_pace(self) -> None:
-        session = self.session
-        desired = session.desired
+        state = self.session.state
         reading = PaceReading(
-            target_speed=desired.speed if desired.belt is Belt.RUNNING else None,
-            target_incline=desired.incline,
-            telemetry=session.telemetry,
+            target_speed=state.target_speed,
+            target_incline=state.target_incline,
+            telemetry=state.actual,
             elapsed_s=self.elapsed_s,
             remaining_s=self.program_remaining_s,
-            live=session.link_up,
+            live=state.link_up,
         )
         self.query_one(PacePanel).show(reading)
 
     def _show_mute(self) -> None:
         self.query_one("#mute-state", Static).update("MUTED" if self.console.muted else "")
 
-    def _warn(self, text: str) -> None:
-        self.warning = text
+    def _warn(self, text: str, command: Command | None = None) -> None:
+        self.warning, self.warning_for = text, command
         self.query_one("#warning", Static).update(text)
         self.query_one("#warning").set_class(bool(text), "-shown")
 
@@ -303,7 +301,7 @@ class RunScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         running = self.started and not self.ending
-        state = self.session.scheduler.state
+        state = self.session.state.engine
         if action == "go":
             return self.waiting_for_go
         if action in ("pause_resume", "extend"):
@@ -321,7 +319,7 @@ class RunScreen(Screen[None]):
 
     def action_pause_resume(self) -> None:
         session = self.session
-        state = session.scheduler.state
+        state = session.state.engine
         if state is EngineState.RUNNING:
             session.pause()
         elif state is EngineState.PAUSED:
@@ -345,20 +343,10 @@ class RunScreen(Screen[None]):
 
     def action_nudge(self, direction: int) -> None:
         """+/- 0.1 mph on this block, refused at the edge of the block's band."""
-        session = self.session
-        step = session.scheduler.current
-        governor = session.governor
-        if step is None or step.block.speed is None or governor is None:
-            self.notify("This block has no belt speed to change.", timeout=3)
+        refused = self.session.nudge_speed(NUDGE_MPH * direction)
+        if refused is not None:
+            self.notify(f"{refused[0].upper()}{refused[1:]}.", severity="warning", timeout=3)
             return
-        delta = exact(NUDGE_MPH) * direction
-        allowed = governor.speed_range(step.band)
-        requested = step.block.speed.to(Unit.MPH).value + session.nudge.value + delta
-        if not allowed.low.to(Unit.MPH).value <= requested <= allowed.high.to(Unit.MPH).value:
-            edge = "top" if direction > 0 else "bottom"
-            self.notify(f"At the {edge} of the band {step.band}.", severity="warning", timeout=3)
-            return
-        session.nudge_speed(float(delta))
         self._show_pace()
 
     def show_mute(self) -> None:

@@ -19,7 +19,7 @@ from textual.widgets import Button, Footer, Input, Label, RadioButton, RadioSet,
 
 from retrotread.program import format_duration
 from retrotread.progression import OperatorOutcome
-from retrotread.session import Outcome, SessionSummary
+from retrotread.events import Outcome, SessionSummary
 from retrotread.tui.widgets.pace import show_distance
 
 if TYPE_CHECKING:

@@ -29,10 +29,10 @@ from retrotread.events import (
     ProgramFinished,
     ProgramStopped,
     Resumed,
+    SessionHandle,
     Tick,
 )
 from retrotread.program.model import Step
-from retrotread.session import Session
 from retrotread.speech.announcer import CueCaller
 from retrotread.tui.messages import EngineEvent
 from retrotread.tui.widgets.countdown import BigCountdown
@@ -84,11 +84,11 @@ class WalkerScreen(Screen[None]):
         Binding("w", "operator_view", "Operator view", show=False),
     ]
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: SessionHandle) -> None:
         super().__init__()
         self.session = session
         self.caller = CueCaller()
-        step = session.scheduler.current or session.program.steps[0]
+        step = session.state.step or session.program.steps[0]
         self.step: Step = step
         self.remaining_s = self._seconds_left(step)
         self.call = ""
@@ -104,10 +104,10 @@ class WalkerScreen(Screen[None]):
             self.post_message(EngineEvent(event))
 
     def _seconds_left(self, step: Step) -> int:
-        scheduler = self.session.scheduler
-        if scheduler.current is None or scheduler.program_elapsed() == 0:
+        state = self.session.state
+        if state.step is None or state.program_elapsed_s == 0:
             return step.duration_s
-        return max(math.ceil(scheduler.block_end() - self.session.clock.now() - 1e-6), 0)
+        return max(math.ceil(state.block_remaining_s - 1e-6), 0)
 
     def compose(self) -> ComposeResult:
         yield BigCountdown(self.remaining_s, id="walker-countdown")

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from retrotread.drivers.base import Telemetry
+from retrotread.events import TelemetryReceived
 from retrotread.program.model import Step, format_duration
 from retrotread.units import Quantity, format_number
 
@@ -40,7 +40,7 @@ def show_distance(metres: float) -> str:
 class PaceReading:
     target_speed: Quantity | None  # None: the belt is meant to be paused or stopped
     target_incline: Quantity | None
-    telemetry: Telemetry | None
+    telemetry: TelemetryReceived | None
     elapsed_s: float
     remaining_s: float
     live: bool = True  # False while the link is down: the last reading is not the belt now

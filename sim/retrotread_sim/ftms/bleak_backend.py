@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import bleak
 from bleak.args import SizedBuffer
@@ -51,8 +51,10 @@ from bleak.exc import (
 )
 
 from retrotread_sim.ftms import codec
-from retrotread_sim.ftms.gatt import AttError, GattError
-from retrotread_sim.ftms.radio import AdapterState, GattLink, Peripheral, Radio
+from retrotread_sim.ftms.gatt import AdapterState, AttError, GattError
+
+if TYPE_CHECKING:  # the radio routes bleak here: only its types are needed (no import circle)
+    from retrotread_sim.ftms.radio import GattLink, Peripheral, Radio
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
+class AdapterState(enum.Enum):
+    """The local Bluetooth adapter, as a scanner or client on this radio finds it."""
+
+    READY = "ready"
+    OFF = "powered off"
+    MISSING = "no adapter"
+    DENIED = "permission denied"
+
+
 class AttError(enum.IntEnum):
     """ATT error codes the simulated server answers with (Core spec Vol 3 Part F 3.4.1.1)."""
 

@@ -8,26 +8,17 @@ and connect through it, and :meth:`Radio.routed` makes every ``BleakClient`` and
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
 from retrotread_sim.ftms import codec
+from retrotread_sim.ftms.gatt import AdapterState as AdapterState  # named here too
 from retrotread_sim.ftms.gatt import Service
 from retrotread_sim.ftms.server import Central, FtmsServer
 
 DEFAULT_ADDRESS = "C0:FF:EE:18:26:01"
-
-
-class AdapterState(enum.Enum):
-    """The local Bluetooth adapter, as a scanner or client on this radio finds it."""
-
-    READY = "ready"
-    OFF = "powered off"
-    MISSING = "no adapter"
-    DENIED = "permission denied"
 
 
 @dataclass(frozen=True)
