@@ -126,3 +126,28 @@ def test_scan_command_on_the_simulator(capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     assert "RetroTread SIM-1" in out and "ble://C0:FF:EE:18:26:01" in out
     assert "not in the profile catalogue" in out  # the simulator's name is in no profile
+
+
+def test_the_device_picker_offers_treadmills_and_serial_ports() -> None:
+    from retrotread.tui.devices import find_scanner
+
+    scanner = find_scanner(1.0)
+    assert scanner is not None
+
+    async def listen() -> list[str]:
+        radio = Radio()
+        radio.add(SimPeripheral(FtmsServer(SimTreadmill()), address="C0:01", name="Walker"))
+        radio.add(
+            ServiceDataOnly(
+                FtmsServer(SimTreadmill()),
+                address="C0:02",
+                name="Rower",
+                machine_type=MachineType.ROWER,
+            )
+        )
+        with radio.routed():
+            return [choice.url for choice in await scanner()]
+
+    urls = run(listen(), virtual=True)
+    assert "ble://C0:01" in urls and "ble://C0:02" not in urls
+    assert [u for u in urls if u.startswith("serial://")] == [p.url for p in serial_ports()]
