@@ -3,6 +3,7 @@ the profile; a program that would exceed them is refused before the belt moves."
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from retrotread.drivers.url import DeviceUrl
 from retrotread.errors import SafetyError
 from retrotread.profiles import get_profile
 from retrotread.program import Handrail, find_program, parse_program
+from retrotread.progression import OperatorOutcome
 from retrotread.safety import Governor
 from retrotread.store import Status, Store
 from retrotread.units import Unit, mph, percent
@@ -154,3 +156,61 @@ def test_limits_and_feelings_are_stored_with_the_client(tmp_path: Path) -> None:
         Feeling(exertion=3.3)
     with pytest.raises(FeelingError, match="outside 0–10"):
         Feeling(pain=11)
+
+
+def test_limits_and_feel_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from retrotread.cli import main
+
+    db = str(tmp_path / "records.sqlite3")
+    with Store.open(db) as store:
+        ana = store.add_client("Ana")
+        session = store.begin_session(
+            client=ana,
+            program=find_program("first-week"),
+            device="sim://",
+            started_at=time.time() - 3600,
+        )
+        store.end_session(
+            session,
+            ended_at=time.time() - 2700,
+            status=Status.COMPLETED,
+            detail="",
+            distance_m=0,
+            belt_stopped=True,
+        )
+        store.record_outcome(session, OperatorOutcome.COMPLETED)
+    assert main(["limits", "--client", "ana", "--db", db]) == 0
+    assert capsys.readouterr().out == "No limits set for Ana.\n"
+    status = main(
+        [
+            "limits", "--client", "Ana", "--speed", "2.6-3.0", "--backward", "60",
+            "--handrail", "both-hands", "--retro-run", "no", "--age", "60", "--hr-percent",
+            "70", "--db", db,
+        ]
+    )  # fmt: skip
+    assert status == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == [
+        "Limits for Ana:",
+        "  speed: 2.6–3 mph backward, at most 3 mph",
+        "  backward: at most 60 s without a turn-around",
+        "  handrails: both-hands or more support",
+        "  retro-running: not allowed",
+        "  heart rate: at most 112 bpm (70 % of 220 − 60); above it the belt slows to 2 mph",
+    ]
+    assert main(["limits", "--client", "Ana", "--speed", "3.2-2.6", "--db", db]) == 2
+    assert "Ana's limits not changed: the speed band 3.2–2.6 mph is upside down" in (
+        capsys.readouterr().err
+    )
+    assert main(["limits", "--client", "Ana", "--clear", "heart", "--db", db]) == 0
+    assert "heart rate" not in capsys.readouterr().out
+    assert main(["feel", "last", "--client", "Ana", "--pain", "7", "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert f"session #{session}: pain 7/10" in out
+    assert "pain 7/10 recorded at 20 s" in out  # the progression says what it did with it
+    assert (
+        main(["feel", "last", "--client", "Ana", "--block", "99", "--pain", "1", "--db", db]) == 2
+    )
+    assert "has blocks 1–" in capsys.readouterr().err
