@@ -98,10 +98,12 @@ def scanning_entries() -> list[DriverEntry]:
 def find_scanner(seconds: float = SCAN_SECONDS) -> Scanner | None:
     """A :data:`Scanner` over every driver's own scan, or None where no driver can scan."""
     entries = scanning_entries()
-    return _scanner(entries, seconds) if entries else None
+    return scanner_over(entries, seconds) if entries else None
 
 
-def _scanner(entries: Sequence[DriverEntry], seconds: float) -> Scanner:
+def scanner_over(entries: Sequence[DriverEntry], seconds: float) -> Scanner:
+    """One scan over these drivers' scans, their finds as choices."""
+
     async def scan_one(entry: DriverEntry) -> list[DeviceChoice]:
         function = entry.scanner()
         if function is None:
