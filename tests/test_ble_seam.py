@@ -4,7 +4,7 @@ If a new bleak, bleak-retry-connector or pyftms release moves one of these seams
 fail first, with a message that says what moved and where the fix goes:
 
 * the routing seam: ``retrotread_sim/ftms/bleak_backend.py`` (``route_bleak``);
-* the pyftms hooks: ``retrotread/drivers/ftms_ble.py`` (``_PyftmsTreadmill``, ``_ControlWatch``).
+* the pyftms hooks: ``retrotread/drivers/ftms/client.py`` (``FtmsClient``, ``ControlWatch``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from retrotread_sim.ftms import FtmsServer, Radio, SimPeripheral
 from retrotread_sim.ftms.bleak_backend import BACKEND_ID, SimBleakClient, SimBleakScanner
 
 SEAM = "retrotread_sim/ftms/bleak_backend.py (route_bleak)"
-HOOKS = "retrotread/drivers/ftms_ble.py (_PyftmsTreadmill, _ControlWatch)"
+HOOKS = "retrotread/drivers/ftms/client.py (FtmsClient, ControlWatch)"
 
 
 def test_installed_versions_are_the_ones_checked() -> None:

@@ -1,0 +1,147 @@
+"""What the machine reports: Treadmill Data, Training Status and Machine Status.
+
+* Treadmill Data becomes :class:`~retrotread.drivers.base.Telemetry` (pyftms joins records
+  split over several notifications, bit 0 "more data"); Training Status keeps the belt's
+  state, and "idle" with no speed known is the zero reading (pyftms drops all-zero records).
+* Machine Status becomes :class:`~retrotread.drivers.base.MachineEvent` — ``02`` stopped or
+  paused at the console, ``03`` safety key, ``04`` started at the console, target changes made
+  at the console — except where the status is the machine announcing what our own procedure
+  just did (our set value, or the Start/Stop/Pause we just sent).
+* After a stop, a belt that reads still is made to say so with its new state
+  (:meth:`Reports._settle_still`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from fractions import Fraction
+from typing import Any
+
+from pyftms import ControlEvent, SetupEvent, TrainingStatusCode, UpdateEvent
+
+from retrotread.drivers.base import BeltStatus, MachineEvent, MachineEventKind, Telemetry
+from retrotread.drivers.ftms.core import REREAD_WAIT_S, FtmsCore
+from retrotread.drivers.ftms.units import exact
+from retrotread.units import Quantity, Unit, percent
+
+_STOPPED_STATUSES = {
+    TrainingStatusCode.IDLE,
+    TrainingStatusCode.PRE_WORKOUT,
+    TrainingStatusCode.POST_WORKOUT,
+}
+
+
+class Reports(FtmsCore):
+    """Turns pyftms's events into telemetry and machine events."""
+
+    def _known_not_running(self) -> bool:
+        latest = self.latest
+        return self._belt in (BeltStatus.PAUSED, BeltStatus.STOPPED) or (
+            latest is not None and latest.speed.value == 0
+        )
+
+    async def _settle_still(self) -> None:
+        """After a stop: make a belt that reads still say so with its new state.
+
+        The machine's answer is its state, not a reading. A belt last seen moving reports
+        its way down to zero. A belt last read at zero (or not read since a reconnect) may
+        send nothing more — pyftms passes on only changes, and some machines notify only
+        changes — so the last reading would keep its "running" state for ever. A fresh
+        reading is awaited first (a belt that has just started, or winds down, sends one);
+        if none comes, the belt is where the last reading left it, and that zero (or a zero,
+        when nothing was read) is published again with the belt's new state.
+        """
+        latest = self.latest
+        if latest is not None and latest.speed.value != 0:
+            return  # moving: its readings follow it down
+        self._fresh.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(REREAD_WAIT_S, self.command_timeout_s / 2)):
+                await self._fresh.wait()
+        if self._fresh.is_set():
+            return  # the belt reported: telemetry says whether it is still
+        latest = self.latest
+        if latest is None or latest.speed.value == 0:
+            self._props["speed_instant"] = 0.0
+            self._publish_reading()
+
+    # -- reports ------------------------------------------------------------------------------
+
+    def _on_ftms_event(self, event: Any) -> None:
+        if isinstance(event, UpdateEvent):
+            self._on_update(dict(event.event_data))
+        elif isinstance(event, ControlEvent):
+            self._on_control_event(event.event_id, event.event_source)
+        elif isinstance(event, SetupEvent) and event.event_source == "other":
+            self._on_target_changed(dict(event.event_data))
+
+    def _on_update(self, data: dict[str, Any]) -> None:
+        status = data.pop("training_status", None)
+        if status is not None:
+            if status in _STOPPED_STATUSES:
+                self._belt = BeltStatus.STOPPED
+            elif status is not TrainingStatusCode.OTHER:
+                self._belt = BeltStatus.RUNNING
+            if status is TrainingStatusCode.IDLE and "speed_instant" not in self._props:
+                # pyftms drops all-zero Treadmill Data records, so an idle belt may never
+                # report; the machine saying it is idle is the zero reading.
+                data["speed_instant"] = 0.0
+        data.pop("training_status_string", None)
+        data.pop("rssi", None)
+        if not data:
+            return
+        self._props.update(data)
+        self._publish_reading()
+
+    def _publish_reading(self) -> None:
+        speed = self._props.get("speed_instant")
+        if speed is None:
+            return
+        self.publish(
+            Telemetry(
+                at=self.clock.now(),
+                speed=Quantity(exact(speed, 2), Unit.KMH),
+                incline=percent(exact(self._props.get("inclination") or 0.0, 1)),
+                distance_m=float(self._props.get("distance_total") or 0),
+                elapsed_s=float(self._props.get("time_elapsed") or 0),
+                belt=self._belt,
+            )
+        )
+        self._fresh.set()
+
+    def _on_control_event(self, what: str, source: str) -> None:
+        if source == "callback":
+            return  # our own command's success, already accounted for
+        now = self.clock.now()
+        if source == "user" and now <= self._echo_until.get(what, -math.inf):
+            # The machine announcing the Start/Stop/Pause we just sent, not a person.
+            del self._echo_until[what]
+            return
+        if source == "safety":
+            self._belt = BeltStatus.STOPPED
+            self.publish(MachineEvent(now, MachineEventKind.SAFETY_KEY))
+            return
+        events = {
+            "stop": (MachineEventKind.STOPPED_AT_CONSOLE, BeltStatus.STOPPED),
+            "pause": (MachineEventKind.PAUSED_AT_CONSOLE, BeltStatus.PAUSED),
+            "start": (MachineEventKind.STARTED_AT_CONSOLE, BeltStatus.RUNNING),
+            "reset": (MachineEventKind.RESET, BeltStatus.STOPPED),
+        }
+        if what in events:
+            kind, self._belt = events[what]
+            self.publish(MachineEvent(now, kind))
+
+    def _on_target_changed(self, data: dict[str, Any]) -> None:
+        now = self.clock.now()
+        if (speed := data.get("target_speed")) is not None:
+            wire = round(speed * 100)
+            if wire != self._sent_speed:
+                value = Quantity(Fraction(wire, 100), self._speed_field.unit)
+                self.publish(MachineEvent(now, MachineEventKind.TARGET_SPEED_CHANGED, value))
+        if (incline := data.get("target_inclination")) is not None:
+            wire = round(incline * 10)
+            if wire != self._sent_incline:
+                value = percent(Fraction(wire, 10))
+                self.publish(MachineEvent(now, MachineEventKind.TARGET_INCLINE_CHANGED, value))
