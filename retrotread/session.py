@@ -57,7 +57,7 @@ from retrotread.events import (
     TelemetryReceived,
 )
 from retrotread.program.model import Band, BlockKind, Program, Step
-from retrotread.safety import Governor
+from retrotread.safety import ClientCaps, Governor
 from retrotread.scheduler import COUNTDOWN_FROM, Scheduler
 from retrotread.units import Quantity, Unit, format_number
 from retrotread.vocabulary import Belt, Command, EngineState, FaultKind, Outcome
@@ -130,8 +130,12 @@ class Session:
         go: Go | None = None,
         hold_limit_s: float = UNATTENDED_HOLD_LIMIT_S,
         allow_blind: bool = False,
+        caps: ClientCaps | None = None,
     ) -> None:
         self.program = program
+        #: The client's own limits (their clinician's), enforced by the governor.
+        self.caps = caps
+        self._recovery: Quantity | None = None  # a speed ceiling asked for (heart rate)
         #: How long an unattended hold lasts before the session ends, and how long the stop
         #: path keeps trying: a stop outlasts any silence the session itself would sit through.
         self.hold_limit_s = hold_limit_s
@@ -319,6 +323,25 @@ class Session:
         self._publish_state()
         return None
 
+    def request_recovery(self, speed: Quantity, reason: str) -> None:
+        """Keep every block at or below ``speed`` (the governor still keeps it in the block's
+        band) until :meth:`release_recovery`: a heart rate above the client's ceiling."""
+        log.info("recovery pace %s: %s", speed, reason)
+        self._recovery = speed
+        self._reapply_current()
+
+    def release_recovery(self, reason: str) -> None:
+        log.info("recovery over: %s", reason)
+        self._recovery = None
+        self._reapply_current()
+
+    def _reapply_current(self) -> None:
+        step = self._scheduler.current
+        running = self._scheduler.state is EngineState.RUNNING and not self._holding
+        if running and step is not None and step.block.speed is not None and self._governor:
+            self._apply_step(step)  # never restarts a paused or held belt
+            self._publish_state()
+
     @property
     def _started(self) -> bool:
         """The program is under way: operator actions apply (before the go they do nothing)."""
@@ -346,7 +369,7 @@ class Session:
         worker = asyncio.create_task(self._command_worker(), name="command-worker")
         watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
         try:
-            self._governor = Governor(self.profile, treadmill.capabilities)
+            self._governor = Governor(self.profile, treadmill.capabilities, self.caps)
             self._check_program()
             self._check_feedback()
             if not self.unattended and self.go is not None and not await self.go():
@@ -596,6 +619,8 @@ class Session:
             self._desired.belt = Belt.PAUSED if self.treadmill.supports_pause else Belt.STOPPED
         else:
             requested = Quantity.of(block.speed.to(Unit.MPH).value + self._nudge.value, Unit.MPH)
+            if self._recovery is not None:
+                requested = min(requested, self._recovery.to(Unit.MPH))
             self._desired.speed = self._governor.speed(step, requested)
             self._desired.belt = Belt.RUNNING
         self._wake.set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -191,3 +192,102 @@ def test_a_lost_strap_is_a_notice_and_the_monitor_finds_it_again() -> None:
     assert "is back: " in notices[1]
     gap = [e.bpm for e in host.events if isinstance(e, HeartRateSample)][20:35]
     assert None in gap
+
+
+# -- end to end: the ceiling slows the belt, with a spoken cue -----------------------------------
+
+CEILING_PROGRAM = """
+name = "uphill-retro"
+description = "one long backward walk uphill, at the top of the band"
+[defaults]
+start_facing = "rear"
+[[blocks]]
+kind = "retro"
+name = "Uphill retro"
+duration = "3m"
+speed = 3.2
+incline = 6.0
+"""
+
+
+def test_a_heart_rate_above_the_ceiling_slows_the_belt_with_a_spoken_cue(tmp_path: Path) -> None:
+    """The simulated walker's heart rises on a steep backward walk; above the client's ceiling
+    the belt slows to the recovery speed (held in the block's band by the governor), the
+    walker hears why, the session goes on, and each second's rate is recorded."""
+    from retrotread.clinic import records
+    from retrotread.clinic.limits import ClientLimits
+    from retrotread.drivers.sim import SimDriver
+    from retrotread.drivers.url import DeviceUrl
+    from retrotread.profiles import get_profile
+    from retrotread.program import parse_program
+    from retrotread.recording import Recording
+    from retrotread.session import Session
+    from retrotread.speech.announcer import CueCaller
+    from retrotread.store import Store
+
+    limits = ClientLimits(hr_ceiling_bpm=100, recovery_mph=2.0)
+    store = Store.open(tmp_path / "records.sqlite3")
+    client = store.add_client("Ana")
+    records.set_limits(store, client, limits)
+    calls: list[str] = []
+    belt: list[tuple[float, float, int | None]] = []  # (time, belt mph, bpm)
+
+    async def main() -> None:
+        clock = LoopClock()
+        driver = SimDriver(DeviceUrl.parse("sim://"), get_profile("simulator"), clock)
+
+        def workload() -> tuple[float, float] | None:
+            machine = driver.machine
+            if machine is None:
+                return None
+            snapshot = machine.snapshot()
+            return snapshot.speed_kmh, snapshot.incline_pct
+
+        strap = HeartStrap(HeartRateServer(HeartModel(workload)))
+        radio = Radio()
+        radio.add(strap)
+        program = parse_program(CEILING_PROGRAM, "<uphill>")
+        session = Session(program, driver, clock, unattended=True, caps=limits.caps("Ana"))
+        recording = Recording(store, client)
+        recording.attach(session)
+        monitor = HeartRateMonitor(
+            session, strap.address, clock, limits.ceiling, limits.recovery_speed
+        )
+        session.subscribe(monitor)
+        caller = CueCaller()
+
+        def listen(event: Event) -> None:
+            call = caller(event)
+            if call is not None:
+                calls.append(call.text)
+            if isinstance(event, HeartRateSample) and driver.machine is not None:
+                mph = driver.machine.snapshot().speed_kmh / KMH_PER_MPH
+                belt.append((event.at, mph, event.bpm))
+
+        session.subscribe(listen)
+        with radio.routed():
+            try:
+                await session.run()
+            finally:
+                await monitor.close()
+                await strap.server.close()
+        assert recording.recorder is not None
+        recording.recorder.finish()
+
+    run(main(), virtual=True)
+    over = [i for i, (_, _, bpm) in enumerate(belt) if bpm is not None and bpm > 100]
+    assert over, "the simulated heart never passed the ceiling"
+    slowed_at = over[0] + 2  # two seconds above it, then the belt slows
+    before = [mph for _, mph, _ in belt[over[0] - 5 : over[0]]]
+    after = [mph for _, mph, _ in belt[slowed_at + 5 : slowed_at + 30]]
+    assert min(before) == pytest.approx(3.2, abs=0.02)
+    assert max(after) == pytest.approx(2.6, abs=0.02)  # the bottom of the retro band
+    spoken = [c for c in calls if c.startswith("Heart rate")]
+    assert spoken and spoken[0].endswith("above 100. Slowing down: keep walking, breathe.")
+    with store:
+        (record,) = store.sessions(client)
+        assert record.status.value == "completed"  # a slowed walk, not a stop
+        recorded = records.heart_rate(store, record.id)
+        assert 170 <= len(recorded) <= 181 and max(b for _, b in recorded) > 100
+        notices = [e.detail for e in store.events(record.id) if e.kind == "notice"]
+        assert any("above 100" in n for n in notices)

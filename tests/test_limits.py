@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from retrotread.clinic.limits import ClientLimits, LimitsError
-from retrotread.clock import LoopClock
+from retrotread.clock import LoopClock, run
 from retrotread.drivers.sim import SimDriver
 from retrotread.drivers.url import DeviceUrl
 from retrotread.errors import SafetyError
@@ -94,6 +94,30 @@ def test_the_governor_keeps_every_command_inside_the_limits() -> None:
     with pytest.raises(SafetyError, match=r"band 3\.5–4\.5 mph is outside Ana's limits"):
         gov.speed(run_, mph("3.8"))  # a retro-run band wholly above the client's top speed
     assert gov.incline(percent(10)) == percent(2)
+
+
+def test_a_session_refuses_a_program_over_the_clients_limits_before_the_belt_moves() -> None:
+    from retrotread.session import Session
+    from retrotread.vocabulary import Outcome
+
+    program = find_program("first-week")  # 20 s intervals at 2.6-3.2 mph, both hands
+    limits = ClientLimits(speed_high_mph=2.4, longest_backward_s=15)
+
+    async def main() -> tuple[Outcome, list[str], list[str]]:
+        clock = LoopClock()
+        driver = SimDriver(DeviceUrl.parse("sim://"), SIM, clock)
+        session = Session(program, driver, clock, unattended=True, caps=limits.caps("Ana"))
+        summary = await session.run()
+        assert driver.machine is not None
+        sent = [c.name for c in driver.machine.commands]
+        return summary.outcome, summary.detail.splitlines(), sent
+
+    outcome, lines, sent = run(main(), virtual=True)
+    assert outcome is Outcome.FAULT
+    assert lines[0] == "this program cannot run as written on this treadmill:"
+    assert any("longer than Ana's limit of 15 s" in line for line in lines)
+    assert any("is outside Ana's limits" in line for line in lines)
+    assert "start" not in sent and "set-speed" not in sent  # the belt never moved
 
 
 def test_limits_are_checked_when_set_and_shown_before_the_start() -> None:

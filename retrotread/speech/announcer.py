@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from retrotread import cues
+from retrotread.clinic.heart import HeartRateAlert
 from retrotread.events import (
     COUNTDOWN_FROM,
     BlockExtended,
@@ -77,6 +78,8 @@ class CueCaller:
             case ProgramStopped(reason=reason):
                 text = cues.stopped(reason)
                 return Call(text, Priority.SAFETY) if text is not None else None
+            case HeartRateAlert(message=message):  # over the client's ceiling, or back
+                return Call(message, Priority.CHANGE, CHANGE_WITHIN_S)
             case Fault(kind=kind):
                 return Call(cues.fault(kind), Priority.SAFETY)
             case SessionEnded(belt_stopped=False):

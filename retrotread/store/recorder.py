@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from retrotread.clinic.heart import HeartRateSample
 from retrotread.events import (
     BlockExtended,
     BlockSkipped,
@@ -256,6 +257,11 @@ class SessionRecorder:
             self._key = writer.begin_session(values)
             return
         if self._key is None:  # before the program started (connecting, waiting for go)
+            return
+        if isinstance(event, HeartRateSample):  # retrotread.clinic.heart, once a second
+            if event.bpm is not None:
+                offset = event.at - self._clock_origin
+                self._submit("heart_rate", (SESSION_ID, self.wall(event.at), offset, event.bpm))
             return
         if isinstance(event, TelemetryReceived):
             self._distance_m = event.distance_m
