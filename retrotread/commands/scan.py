@@ -189,24 +189,25 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    async def listen() -> list[Found] | str:
+    async def listen() -> list[Found] | DeviceUnavailable:
         with _simulated_treadmill() if args.simulator else contextlib.nullcontext():
             try:
                 return await scan_bluetooth(args.timeout)
             except DeviceUnavailable as err:
-                return str(err)
+                return err
 
     heard = run(listen(), virtual=args.simulator)
-    for line in scan_lines(heard, args.timeout, show_all=args.all):
-        print(line)
+    if not isinstance(heard, DeviceUnavailable):
+        for line in scan_lines(heard, args.timeout, show_all=args.all):
+            print(line)
     for line in serial_lines([] if args.simulator else serial_ports()):
         print(line)
+    if isinstance(heard, DeviceUnavailable):
+        raise heard  # said after the serial ports, which need no Bluetooth
     return 0
 
 
-def scan_lines(heard: list[Found] | str, seconds: float, *, show_all: bool) -> list[str]:
-    if isinstance(heard, str):
-        return [f"Bluetooth: {heard}"]
+def scan_lines(heard: list[Found], seconds: float, *, show_all: bool) -> list[str]:
     shown = [f for f in heard if show_all or f.is_treadmill is not False]
     what = "FTMS machines" if show_all else "FTMS treadmills"
     if not shown:

@@ -70,6 +70,7 @@ from pyftms import ResultCode
 
 from retrotread.clock import Clock
 from retrotread.drivers.base import BeltStatus, Capabilities, MachineEvent, MachineEventKind, Range
+from retrotread.drivers.ble_trace import wire_tracing
 from retrotread.drivers.ftms.bluetooth import (
     BLUETOOTH_ERRORS,
     FTMS_SERVICE,
@@ -240,6 +241,8 @@ class FtmsBleDriver(ControlPoint, Reports):
                 self.profile = self._with_url_quirks(profile_for_device(sighting.name, "ftms"))
             self.name = f"{sighting.name} ({sighting.address})"
             self._address = sighting.address
+            # --trace: every GATT read, write, notification and indication, while connected
+            self._exit.enter_context(wire_tracing(str(self.url), self.profile.name, self.clock))
             client = FtmsClient(
                 sighting.device,
                 sighting.advertisement,
