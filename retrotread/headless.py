@@ -25,7 +25,7 @@ from retrotread.events import (
     Tick,
 )
 from retrotread.program.model import Step, format_duration
-from retrotread.units import Unit, format_number
+from retrotread.units import show_incline, show_speed
 
 STATUS_EVERY_S = 10
 
@@ -35,11 +35,7 @@ def describe_step(step: Step) -> str:
     if block.speed is None:
         pace = "belt paused"
     else:
-        speed = block.speed
-        shown = f"{format_number(speed.mph)} mph"
-        if speed.unit is Unit.KMH:
-            shown = f"{format_number(speed.value)} km/h ({shown})"
-        pace = f"{shown}, {format_number(block.incline.value, 1)} %"
+        pace = f"{show_speed(block.speed)}, {show_incline(block.incline)}"
     return f"{format_duration(step.duration_s)} at {pace}"
 
 
@@ -127,10 +123,10 @@ class HeadlessPrinter:
         state = self.session.state
         target, actual = state.target_speed, state.actual
         parts = [f"{tick.remaining_s:>4} s left"]
-        parts.append(f"target {format_number(target.mph)} mph" if target else "target —")
+        parts.append(f"target {show_speed(target)}" if target else "target —")
         if actual is not None:
-            parts.append(f"belt {format_number(actual.speed.mph)} mph")
-            parts.append(f"{format_number(actual.incline.value, 1)} %")
+            parts.append(f"belt {show_speed(actual.speed)}")
+            parts.append(show_incline(actual.incline))
             parts.append(f"{actual.distance_m:.0f} m")
         line = f"{'':8}" + " · ".join(parts)
         if self.live_status:

@@ -88,6 +88,32 @@ def format_number(value: Fraction | float, places: int = 2) -> str:
     return "0" if text == "-0" else text
 
 
+# -- for people: the one place a speed or an incline becomes words ---------------------------
+
+
+def show_speed(speed: Quantity) -> str:
+    """'2.8 mph'; a speed someone gave in km/h keeps it first: '4.5 km/h (2.8 mph)'."""
+    shown = f"{format_number(speed.mph)} mph"
+    if speed.unit is Unit.KMH:
+        return f"{format_number(speed.value)} km/h ({shown})"
+    return shown
+
+
+def show_speed_both(speed: Quantity) -> str:
+    """On a display, both units at a glance: '2.8 mph (4.51 km/h)'."""
+    return f"{speed.mph:.1f} mph ({speed.kmh:.2f} km/h)"
+
+
+def show_incline(incline: Quantity) -> str:
+    """'2 %', '1.5 %'."""
+    return f"{format_number(incline.value, 1)} %"
+
+
+def show(value: Quantity) -> str:
+    """A speed or an incline, whichever it is."""
+    return show_incline(value) if value.unit is Unit.PERCENT else show_speed(value)
+
+
 @dataclass(frozen=True)
 class Increment:
     """The smallest step a device accepts, e.g. 0.01 km/h (FTMS) or 0.1 mph (CSAFE)."""

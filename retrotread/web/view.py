@@ -17,7 +17,7 @@ import math
 from collections import deque
 from typing import Any
 
-from retrotread import cues
+from retrotread import cues, units
 from retrotread.events import (
     BlockExtended,
     BlockSkipped,
@@ -44,7 +44,7 @@ from retrotread.events import (
 )
 from retrotread.program.model import BlockKind, Handrail, Step, format_duration
 from retrotread.speech.announcer import CueCaller
-from retrotread.units import Quantity, format_number
+from retrotread.units import Quantity, show_speed_both
 from retrotread.vocabulary import Command, EngineState, FaultKind
 
 #: How many recent faults and notices the operator's page lists.
@@ -87,7 +87,7 @@ def cue_detail(step: Step) -> str:
 
 
 def show_speed(speed: Quantity | None) -> str | None:
-    return None if speed is None else f"{speed.mph:.1f} mph ({speed.kmh:.2f} km/h)"
+    return None if speed is None else show_speed_both(speed)
 
 
 def show_incline(incline: Quantity | None) -> str | None:
@@ -108,7 +108,7 @@ def describe_block(step: Step, total: int) -> dict[str, Any]:
         "headline": cue_headline(step),
         "detail": cue_detail(step),
         "cue": cues.display_cue(step),
-        "speed": None if block.speed is None else f"{format_number(block.speed.mph)} mph",
+        "speed": None if block.speed is None else units.show_speed(block.speed),
         "duration": format_duration(step.duration_s),
     }
 

@@ -10,7 +10,7 @@ from textual.widgets import Static
 
 from retrotread.events import TelemetryReceived
 from retrotread.program.model import Step, format_duration
-from retrotread.units import Quantity, format_number
+from retrotread.units import Quantity, show_incline, show_speed, show_speed_both
 
 METRES_PER_MILE = 1609.344
 
@@ -18,17 +18,15 @@ METRES_PER_MILE = 1609.344
 def describe_pace(step: Step) -> str:
     block = step.block
     if block.speed is None:
-        return f"belt paused, {format_number(block.incline.value, 1)} %"
-    return f"{format_number(block.speed.mph)} mph, {format_number(block.incline.value, 1)} %"
+        return f"belt paused, {show_incline(block.incline)}"
+    return f"{show_speed(block.speed)}, {show_incline(block.incline)}"
 
 
-def show_speed(speed: Quantity | None) -> str:
-    if speed is None:
-        return "-"
-    return f"{speed.mph:.1f} mph ({speed.kmh:.2f} km/h)"
+def speed_cell(speed: Quantity | None) -> str:
+    return "-" if speed is None else show_speed_both(speed)
 
 
-def show_incline(incline: Quantity | None) -> str:
+def incline_cell(incline: Quantity | None) -> str:
     return "-" if incline is None else f"{float(incline.value):.1f} %"
 
 
@@ -63,15 +61,15 @@ class PacePanel(Static):
         table = Table.grid(padding=(0, 1))
         table.add_column(style="dim", no_wrap=True)
         table.add_column(no_wrap=True)
-        table.add_row("Target", Text(show_speed(reading.target_speed), style="bold"))
+        table.add_row("Target", Text(speed_cell(reading.target_speed), style="bold"))
         if reading.live:
-            table.add_row("Actual", show_speed(actual.speed if actual else None))
+            table.add_row("Actual", speed_cell(actual.speed if actual else None))
         else:
             table.add_row("Actual", Text("unknown: no link", style="bold"))
         table.add_row(
             "Incline",
-            f"{show_incline(reading.target_incline)} set · "
-            f"{show_incline(actual.incline if actual and reading.live else None)} now",
+            f"{incline_cell(reading.target_incline)} set · "
+            f"{incline_cell(actual.incline if actual and reading.live else None)} now",
         )
         table.add_row("Distance", show_distance(actual.distance_m if actual else 0.0))
         table.add_row(
