@@ -109,6 +109,7 @@ def test_a_console_closed_while_the_database_is_away_leaves_its_records_to_the_n
 
     def operator(session: Session, event: Event) -> None:
         if isinstance(event, BlockStarted) and event.step.index == 2:
+            assert store.writer.wait_idle(10)  # the session's row and first blocks are in
             server.stop()
             assert said["behind"].wait(10)
 
