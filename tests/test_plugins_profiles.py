@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from retrotread.cli import main
 from retrotread.commands.devices import cmd_devices
 from retrotread.drivers.registry import open_treadmill
 from retrotread.errors import ProfileError
@@ -83,18 +84,19 @@ def test_a_user_profile_joins_and_one_of_a_bundled_name_replaces_it(folder: Path
     assert "sim://?profile=home-tread" in [choice.url for choice in offered_devices()]
 
 
-def test_devices_shows_where_each_profile_comes_from(folder: Path) -> None:
+def test_devices_shows_where_each_profile_comes_from(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     mine = write(folder, "home.toml", "generic-ftms", name='"home-tread"')
     override = write(folder, "csafe.toml", "generic-csafe", description='"Ours"')
-    out, err = io.StringIO(), io.StringIO()
-    assert cmd_devices(out, err) == 0
-    listing = out.getvalue()
+    assert main(["devices"]) == 0
+    listing, errors = capsys.readouterr()
     bundled, _, yours = listing.partition("Your device profiles")
     assert "generic-trackmaster" in bundled and "generic-csafe" not in bundled
     assert f"({folder}/*.toml)" in yours
     assert f"from {mine}" in yours and f"from {override}" in yours
     assert "generic-csafe        csafe        Ours  (replaces the bundled one)" in yours
-    assert err.getvalue() == ""
+    assert errors == ""
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,8 @@ def grammar_of(entry: DriverEntry) -> str:
     return entry.load().url_grammar
 
 
-def cmd_devices(out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def cmd_devices(out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
     status = EXIT_OK
     catalogue = profile_catalogue()
     width = max((len(found.profile.name) for found in catalogue.files), default=0)

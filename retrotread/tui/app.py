@@ -29,7 +29,7 @@ from retrotread.clock import Clock, LoopClock
 from retrotread.drivers.registry import DEFAULT_DEVICE, open_treadmill
 from retrotread.errors import RetrotreadError
 from retrotread.events import StopReason
-from retrotread.profiles import bundled_profiles
+from retrotread.profiles import all_profiles
 from retrotread.program import Program, builtin_programs
 from retrotread.session import STOP_WAIT_S, UNATTENDED_HOLD_LIMIT_S, Session, SessionSummary
 from retrotread.speech import Speaker, SpeechSettings
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 def default_grace_s() -> float:
     """How long closing the console waits for a session to stop the belt and end: past the
     stop path's own bound (the hold limit), so the session always ends first."""
-    longest_command = max(p.confirm.command_timeout_s for p in bundled_profiles())
+    longest_command = max(p.confirm.command_timeout_s for p in all_profiles())  # yours too
     return UNATTENDED_HOLD_LIMIT_S + longest_command + STOP_WAIT_S + 1.0
 
 

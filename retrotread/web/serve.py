@@ -21,7 +21,7 @@ from retrotread.errors import RetrotreadError
 from retrotread.events import StopReason
 from retrotread.headless import HeadlessPrinter, format_summary
 from retrotread.options import ConsoleOptions, ServeOptions
-from retrotread.profiles import bundled_profiles
+from retrotread.profiles import all_profiles
 from retrotread.program import Program
 from retrotread.recording import Recording, open_recording
 from retrotread.session import (
@@ -76,7 +76,7 @@ def _detach_terminal() -> None:
 def stop_grace_s(session: Session) -> float:
     """How long closing waits for the session to stop the belt and end: longer than the
     session keeps trying to stop (up to its hold limit), so it is never cut short."""
-    longest_command = max(float(p.confirm.command_timeout_s) for p in bundled_profiles())
+    longest_command = max(float(p.confirm.command_timeout_s) for p in all_profiles())
     return session.hold_limit_s + STOP_WAIT_S + 2 * longest_command + 5.0
 
 
