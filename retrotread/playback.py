@@ -78,18 +78,24 @@ async def play(
     options: RunOptions, program: Program, recording: Recording | None = None
 ) -> SessionSummary:
     """Play ``program`` until the session ends with the belt stopped (or said not to be)."""
+    from retrotread.clinic.setup import clinic_for
     from retrotread.headless import HeadlessPrinter
     from retrotread.session import Session
 
     clock = LoopClock()
     treadmill = open_treadmill(options.device, clock=clock)
+    clinic = clinic_for(recording.store, recording.client) if recording else None
     session = Session(
         program,
         treadmill,
         clock,
         unattended=not options.attended,
         allow_blind=options.allow_blind,
+        caps=clinic.caps if clinic else None,  # the client's limits, on top of the profile
     )
+    if clinic is not None:
+        clinic.show()  # before the start
+        clinic.attach(session, clock)  # their heart-rate strap, if they have one
     operator = TerminalOperator(session) if options.attended else None
     if operator is not None:
         session.go = operator.go

@@ -21,8 +21,6 @@ from retrotread.safety import Governor
 from retrotread.store import Status, Store
 from retrotread.units import Unit, mph, percent
 
-SIM = get_profile("simulator")
-
 PROGRAM = """
 name = "limits-check"
 description = "a walk, a long backward stretch, a run"
@@ -57,8 +55,9 @@ speed = 2.4
 
 
 def governor(limits: ClientLimits) -> Governor:
-    driver = SimDriver(DeviceUrl.parse("sim://"), SIM, LoopClock())
-    return Governor(SIM, driver.capabilities, limits.caps("Ana"))
+    sim = get_profile("simulator")
+    driver = SimDriver(DeviceUrl.parse("sim://"), sim, LoopClock())
+    return Governor(sim, driver.capabilities, limits.caps("Ana"))
 
 
 def test_every_limit_the_program_exceeds_is_named() -> None:
@@ -105,7 +104,7 @@ def test_a_session_refuses_a_program_over_the_clients_limits_before_the_belt_mov
 
     async def main() -> tuple[Outcome, list[str], list[str]]:
         clock = LoopClock()
-        driver = SimDriver(DeviceUrl.parse("sim://"), SIM, clock)
+        driver = SimDriver(DeviceUrl.parse("sim://"), get_profile("simulator"), clock)
         session = Session(program, driver, clock, unattended=True, caps=limits.caps("Ana"))
         summary = await session.run()
         assert driver.machine is not None
@@ -238,3 +237,55 @@ def test_limits_and_feel_from_the_command_line(
         main(["feel", "last", "--client", "Ana", "--block", "99", "--pain", "1", "--db", db]) == 2
     )
     assert "has blocks 1–" in capsys.readouterr().err
+
+
+def test_run_for_a_client_shows_their_limits_and_refuses_a_program_over_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from retrotread.cli import main
+    from retrotread.clinic import records
+
+    db = str(tmp_path / "records.sqlite3")
+    with Store.open(db) as store:
+        records.set_limits(store, store.add_client("Ana"), ClientLimits(longest_backward_s=15))
+    status = main(["run", "first-week", "--unattended", "--mute", "--client", "Ana", "--db", db])
+    out = capsys.readouterr().out
+    assert status != 0
+    assert out.index("Limits for Ana:") < out.index("cannot run as written")
+    assert "backward: at most 15 s without a turn-around" in out
+    assert "20 s backward without a turn-around, longer than Ana's limit of 15 s" in out
+    with Store.open(db) as store:
+        assert store.sessions() == []  # refused before the program started: nothing played
+
+
+def test_the_next_session_stays_within_the_clients_limits() -> None:
+    from datetime import date
+
+    from retrotread.clinic.records import within_limits
+    from retrotread.progression import Phase, Stage, plan_next, program_toml, replay
+    from retrotread.progression import SessionEvidence as Evidence
+
+    day = date(2025, 3, 3)
+    history = [
+        Evidence(day, Phase.WALK, s, True, OperatorOutcome.COMPLETED, i)
+        for i, s in enumerate([15, 15, 15, 30, 30, 30, 45, 45, 60, 60], start=1)
+    ]
+    planned = plan_next(history, day)
+    assert planned.stage.seconds == 75 and replay(history)[-1].stage.seconds == 75
+    held = within_limits(planned, ClientLimits(longest_backward_s=60), "Ana")
+    assert held.stage.seconds == 60
+    assert held.reason.endswith(
+        "within the limits: Ana's limit of 60 s backward: intervals of 60 s"
+    )
+    assert {s.duration_s for s in held.program.steps if s.kind.is_retro} == {60}
+    top = parse_program(program_toml(Stage(Phase.WALK, 7)), "<top>")
+    assert top.name == "retro-walk-120s"
+    run_offer = plan_next(
+        [Evidence(day, Phase.WALK, 120, True, OperatorOutcome.COMPLETED, n) for n in range(20)],
+        day,
+    )
+    assert run_offer.stage.phase is Phase.RUN
+    walk = within_limits(run_offer, ClientLimits(retro_run=False), "Ana")
+    assert (walk.stage.phase, walk.stage.seconds) == (Phase.WALK, 120)
+    assert "retro-running is not allowed for Ana" in walk.reason
+    assert within_limits(planned, ClientLimits(), "Ana") is planned

@@ -12,8 +12,18 @@ from datetime import date
 
 from retrotread.clinic.limits import ClientLimits
 from retrotread.errors import RetrotreadError
-from retrotread.program import Handrail
-from retrotread.progression import NextSession, SessionEvidence, plan_next
+from retrotread.program import Handrail, parse_program
+from retrotread.progression import (
+    LADDER,
+    TOP,
+    NextSession,
+    Phase,
+    SessionEvidence,
+    Stage,
+    plan_next,
+    program_toml,
+)
+from retrotread.safety import HANDRAIL_SUPPORT
 from retrotread.store import Client, Status, Store, StoreError
 
 #: the whole session, in ``feelings.block_idx`` (a block's own feeling has its index)
@@ -198,5 +208,32 @@ def evidence(store: Store, client: Client) -> list[SessionEvidence]:
 
 
 def next_session(store: Store, client: Client, today: date | None = None) -> NextSession:
-    """The client's next session, counting how the walks felt."""
-    return plan_next(evidence(store, client), today or date.today())
+    """The client's next session, counting how the walks felt, within their limits."""
+    planned = plan_next(evidence(store, client), today or date.today())
+    return within_limits(planned, limits(store, client), client.name)
+
+
+def within_limits(planned: NextSession, chosen: ClientLimits, who: str) -> NextSession:
+    """The planned session, held back where the client's limits say so (and why)."""
+    stage, why = planned.stage, []
+    if stage.phase is Phase.RUN and not chosen.retro_run:
+        stage = Stage(Phase.WALK, TOP, LADDER[TOP].handrail)
+        why.append(f"retro-running is not allowed for {who}: keep the two-minute walk")
+    longest = chosen.longest_backward_s
+    if longest is not None and stage.seconds > longest:
+        fitting = [i for i, rung in enumerate(LADDER) if rung.seconds <= longest]
+        if fitting:
+            stage = replace(stage, rung=fitting[-1], handrail=LADDER[fitting[-1]].handrail)
+            why.append(f"{who}'s limit of {longest} s backward: intervals of {stage.seconds} s")
+    if chosen.handrail is not None and HANDRAIL_SUPPORT.index(
+        stage.handrail
+    ) > HANDRAIL_SUPPORT.index(chosen.handrail):
+        stage = replace(stage, handrail=chosen.handrail)
+        why.append(f"{who}'s handrail limit: {chosen.handrail.cue}")
+    if not why:
+        return planned
+    toml = program_toml(stage)
+    program = parse_program(toml, f"<progression {stage.phase.value} {stage.seconds}s>")
+    return NextSession(
+        stage, f"{planned.reason}; within the limits: {'; '.join(why)}", program, toml
+    )

@@ -231,6 +231,8 @@ def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
 
 
 def cmd_clients(args: argparse.Namespace) -> int:
+    from retrotread.clinic import records as clinic_records  # feelings and limits
+
     with open_store(args) as store:
         if args.clients_command == "add":
             client = store.add_client(args.name, args.note)
@@ -242,7 +244,7 @@ def cmd_clients(args: argparse.Namespace) -> int:
             return 0
         rows = []
         for summary in summaries:
-            planned = store.next_session(summary.client)
+            planned = clinic_records.next_session(store, summary.client)
             rows.append(
                 [
                     summary.client.name,
@@ -274,9 +276,11 @@ def describe_next(client: Client, planned: NextSession) -> str:
 
 
 def cmd_next(args: argparse.Namespace) -> int:
+    from retrotread.clinic import records as clinic_records  # feelings and limits
+
     with open_store(args) as store:
         client = store.client(args.client)
-        planned = store.next_session(client)
+        planned = clinic_records.next_session(store, client)
     print(describe_next(client, planned))
     if not args.start:
         again = ["retrotread", "next", "--client", client.name, "--start"]
@@ -412,6 +416,7 @@ def outcome_trail(store: Store, session_id: int) -> list[str]:
 
 
 def cmd_outcome(args: argparse.Namespace) -> int:
+    from retrotread.clinic import records as clinic_records  # feelings and limits
     from retrotread.progression import OperatorOutcome
     from retrotread.store import Status, StoreError
 
@@ -430,6 +435,6 @@ def cmd_outcome(args: argparse.Namespace) -> int:
         print(f"session #{record.id}: outcome {outcome.value}{who}{was}")
         if record.client:
             client = store.client(record.client)
-            planned = store.next_session(client)
+            planned = clinic_records.next_session(store, client)
             print(f"next for {client.name}: {planned.stage.describe()} — {planned.reason}")
     return 0
