@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from retrotread import __version__
+from retrotread import __version__, config
 from retrotread.clock import LoopClock, run
 from retrotread.commands import clinic, probe, records, scan
-from retrotread.drivers.registry import DEFAULT_DEVICE, open_treadmill
+from retrotread.drivers.registry import open_treadmill
 from retrotread.errors import DeviceError, ProfileError, RetrotreadError, SafetyError
 from retrotread.exits import (
     EXIT_CODES,
@@ -24,11 +24,11 @@ from retrotread.exits import (
     EXIT_SIGINT,
     EXIT_USAGE,
 )
-from retrotread.options import ConsoleOptions, RunOptions
+from retrotread.options import RunOptions
 from retrotread.program.formats import command as program_files
 from retrotread.speech.options import add_speech_options, settings_from_args
 from retrotread.trace import add_trace_option
-from retrotread.tui.command import add_tui_parser, cmd_tui, open_console
+from retrotread.tui.command import add_tui_parser, cmd_tui
 
 # The session, its events and the headless printer load with the command that needs them:
 # `retrotread --help`, `programs` and `check` start without them.
@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_parser.add_argument("program", metavar="PROGRAM", help="built-in name or .toml file")
     run_parser.add_argument(
-        "--device", default=DEFAULT_DEVICE, metavar="URL", help="device URL (default: sim://)"
+        "--device",
+        default=None,
+        metavar="URL",
+        help="device URL (default: the settings' device.url, else sim://; see `retrotread config`)",
     )
     run_parser.add_argument(
         "--rehearse",
@@ -100,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("program", metavar="PROGRAM", help="built-in name or .toml file")
     commands.add_parser("devices", help="list device profiles and device URL schemes")
     scan.add_parser(commands)
+    config.add_parser(commands)
     probe.add_parser(commands)
     records.add_commands(commands)
     clinic.add_commands(commands)
@@ -263,6 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     log_path = _setup_logging(args.verbose)
     try:
+        if args.command == "config":
+            return config.cmd_config(args)
+        # `check` checks against a device only when one is named on its command line.
+        config.fill_from_settings(args, skip=("device",) if args.command == "check" else ())
         if args.command == "run":
             return cmd_run(args)
         if args.command == "check":
@@ -286,7 +294,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "tui":
             return cmd_tui(args)
         if sys.stdin.isatty() and sys.stdout.isatty():  # `retrotread` alone: the console
-            return open_console(ConsoleOptions())
+            console_args = parser.parse_args(["tui"])
+            config.fill_from_settings(console_args)
+            return cmd_tui(console_args)
         parser.print_help()
         return EXIT_OK
     except ProgramError as err:

@@ -18,9 +18,13 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep logs and records of every test inside its own temporary folder."""
+    """Keep logs, records and settings of every test inside its own temporary folder; the
+    machine's own settings (a developer's config.toml or RETROTREAD_* variables) never count."""
+    for name in [n for n in os.environ if n.startswith("RETROTREAD_")]:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("RETROTREAD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("RETROTREAD_LOG_DIR", str(tmp_path / "log"))
+    monkeypatch.setenv("RETROTREAD_CONFIG_DIR", str(tmp_path / "config"))
 
 
 # -- no process a test starts outlives it ------------------------------------------------------

@@ -24,30 +24,30 @@ def add_speech_options(parser: Any, *, mute: bool = True) -> None:
         group.add_argument("--mute", action="store_true", help="do not speak the cues")
     group.add_argument(
         "--language",
-        default=DEFAULTS.language,
+        default=None,
         metavar="LANG",
         help=f"espeak-ng language, e.g. en, en-gb, en-us (default: {DEFAULTS.language})",
     )
     group.add_argument(
-        "--voice", default=DEFAULTS.voice, metavar="VARIANT", help="espeak-ng voice, e.g. f3, m1"
+        "--voice", default=None, metavar="VARIANT", help="espeak-ng voice, e.g. f3, m1"
     )
     group.add_argument(
         "--speech-rate",
         type=int,
-        default=DEFAULTS.rate_wpm,
+        default=None,
         metavar="WPM",
         help=f"words per minute, {RATE_RANGE[0]}–{RATE_RANGE[1]} (default: {DEFAULTS.rate_wpm})",
     )
     group.add_argument(
         "--volume",
         type=int,
-        default=DEFAULTS.volume,
+        default=None,
         metavar="PERCENT",
         help=f"{VOLUME_RANGE[0]}–{VOLUME_RANGE[1]} %% of normal loudness (default: 100)",
     )
     group.add_argument(
         "--audio-player",
-        default="",
+        default=None,
         metavar="CMD",
         help="play speech through CMD reading WAV on stdin (e.g. 'aplay -q', 'paplay') "
         "instead of espeak-ng's own audio output",
@@ -56,12 +56,18 @@ def add_speech_options(parser: Any, *, mute: bool = True) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> SpeechSettings:
     """Raises :class:`~retrotread.errors.SpeechError` on a bad value (a usage error)."""
+
+    def given(name: str, default: Any) -> Any:
+        value = getattr(args, name, None)
+        return default if value is None else value
+
+    player = given("audio_player", "")
     return SpeechSettings(
-        language=args.language,
-        voice=args.voice,
-        rate_wpm=args.speech_rate,
-        volume=args.volume,
-        player=parse_player(args.audio_player) if args.audio_player else (),
+        language=given("language", DEFAULTS.language),
+        voice=given("voice", DEFAULTS.voice),
+        rate_wpm=given("speech_rate", DEFAULTS.rate_wpm),
+        volume=given("volume", DEFAULTS.volume),
+        player=parse_player(player) if player else (),
     )
 
 

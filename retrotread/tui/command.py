@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from retrotread.commands import records
-from retrotread.drivers.registry import DEFAULT_DEVICE, open_treadmill
+from retrotread.drivers.registry import open_treadmill
 from retrotread.errors import RetrotreadError
 from retrotread.options import ConsoleOptions
 from retrotread.program import find_program
@@ -46,7 +46,10 @@ def add_tui_parser(commands: Any) -> None:
         "program", nargs="?", metavar="PROGRAM", help="built-in name or .toml file to open on"
     )
     tui.add_argument(
-        "--device", default=DEFAULT_DEVICE, metavar="URL", help="device URL (default: sim://)"
+        "--device",
+        default=None,
+        metavar="URL",
+        help="device URL (default: the settings' device.url, else sim://; see `retrotread config`)",
     )
     tui.add_argument(
         "--mute", action="store_true", help="start muted: no spoken cues, no bell on the 3-2-1"

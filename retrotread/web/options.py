@@ -27,11 +27,11 @@ def add_serve_options(parser: Any) -> None:
     )
     group.add_argument(
         "--host",
-        default="127.0.0.1",
+        default=None,
         help="address to listen on (127.0.0.1); beyond this machine needs --allow-remote",
     )
     group.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port ({DEFAULT_PORT}; 0 picks a free one)"
+        "--port", type=int, default=None, help=f"port ({DEFAULT_PORT}; 0 picks a free one)"
     )
     group.add_argument(
         "--allow-remote",
