@@ -18,6 +18,7 @@ from retrotread.clinic.heart import (
     decode_measurement,
 )
 from retrotread.clock import LoopClock, run
+from retrotread.commands.scan import Found
 from retrotread.events import Event, Notice
 from retrotread.units import Quantity
 from retrotread_sim.belt import SimTreadmill
@@ -291,3 +292,27 @@ def test_a_heart_rate_above_the_ceiling_slows_the_belt_with_a_spoken_cue(tmp_pat
         assert 170 <= len(recorded) <= 181 and max(b for _, b in recorded) > 100
         notices = [e.detail for e in store.events(record.id) if e.kind == "notice"]
         assert any("above 100" in n for n in notices)
+
+
+def test_scan_finds_the_heart_rate_strap_beside_the_treadmill() -> None:
+    from retrotread.commands.scan import HEART_STRAP, discover, scan_bluetooth, scan_lines
+    from retrotread_sim.ftms import FtmsServer, SimPeripheral
+
+    async def listen() -> tuple[list[Found], list[Found]]:
+        radio = Radio()
+        machine = SimTreadmill()
+        radio.add(SimPeripheral(FtmsServer(machine)))
+        radio.add(HeartStrap(HeartRateServer(HeartModel(belt_workload(machine)))))
+        with radio.routed():
+            return await scan_bluetooth(1.0), await discover(1.0)
+
+    heard, offered = run(listen(), virtual=True)
+    straps = [f for f in heard if f.kind == HEART_STRAP]
+    assert [(f.name, f.address) for f in straps] == [("HRM-Sim 0D01", "C0:FF:EE:18:0D:01")]
+    assert all(f.kind != HEART_STRAP for f in offered)  # the device picker offers treadmills
+    lines = scan_lines(heard, 1.0, show_all=False)
+    assert any(line.split()[:2] == ["HRM-Sim", "0D01"] for line in lines)
+    assert lines[-1] == (
+        "Give a client a strap with: retrotread limits --client NAME --strap ADDRESS"
+    )
+    assert any("RetroTread SIM-1" in line for line in lines)  # the treadmill still listed

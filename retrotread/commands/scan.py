@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from bleak.backends.scanner import AdvertisementData
 
 DEFAULT_TIMEOUT_S = 5.0
+#: a Bluetooth heart-rate strap (Heart Rate Service 0x180D): listed for `limits --strap`
+HEART_STRAP = "heart-rate strap"
 GENERIC_FTMS = "generic-ftms"
 SERIAL_PROTOCOLS = ("csafe", "trackmaster")
 
@@ -79,6 +81,12 @@ def ftms_kind(advertisement: AdvertisementData) -> str | None:
     return " / ".join(kinds) or "unknown"
 
 
+def heart_strap(advertisement: AdvertisementData) -> bool:
+    from bleak.uuids import normalize_uuid_str
+
+    return normalize_uuid_str("180d") in advertisement.service_uuids
+
+
 def _ble_found(device: BLEDevice, advertisement: AdvertisementData, kind: str) -> Found:
     from retrotread.profiles import profile_for_device
 
@@ -111,6 +119,11 @@ async def scan_bluetooth(seconds: float) -> list[Found]:
         kind = ftms_kind(advertisement)
         if kind is not None:
             found[device.address] = _ble_found(device, advertisement, kind)
+        elif heart_strap(advertisement):
+            name = advertisement.local_name or device.name or device.address
+            found[device.address] = Found(
+                name, device.address, device.address, HEART_STRAP, advertisement.rssi
+            )
 
     try:
         async with BleakScanner(heard):
@@ -208,6 +221,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def scan_lines(heard: list[Found], seconds: float, *, show_all: bool) -> list[str]:
+    straps = [f for f in heard if f.kind == HEART_STRAP]
+    lines = _machine_lines([f for f in heard if f not in straps], seconds, show_all)
+    if straps:
+        rows = [(f.name, f.address, str(f.rssi)) for f in straps]
+        lines += [f"  {row}" for row in _table(("HEART-RATE STRAP", "ADDRESS", "RSSI"), rows)]
+        lines.append("Give a client a strap with: retrotread limits --client NAME --strap ADDRESS")
+    return lines
+
+
+def _machine_lines(heard: list[Found], seconds: float, show_all: bool) -> list[str]:
     shown = [f for f in heard if show_all or f.is_treadmill is not False]
     what = "FTMS machines" if show_all else "FTMS treadmills"
     if not shown:
