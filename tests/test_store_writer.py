@@ -8,6 +8,7 @@ writer's busy timeout; a full disk is SQLite's own "database or disk is full", f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -42,6 +43,12 @@ from retrotread.store import (
     Store,
     describe_event,
 )
+from retrotread.store.backend import PostgresBackend
+from retrotread.store.spool import SpooledWriter, open_spool
+from tests import pg_support
+
+pg_server = pg_support.pg_server
+records = pg_support.records
 
 RETROTREAD = [sys.executable, "-m", "retrotread"]
 
@@ -115,16 +122,27 @@ class Locker:
             self.process.wait()
 
 
+def local_file(store: Store) -> Path:
+    """The file the session writer writes: the records file, or a database's spool (made
+    ready here, before anyone locks it)."""
+    if store.spool is None:
+        assert store.path is not None
+        return store.path
+    connection, _ = open_spool(store.spool)
+    connection.close()
+    return store.spool
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(tmp_path / "records.sqlite3")
+def store(records: str, tmp_path: Path) -> Iterator[Store]:
+    opened = Store.open(records, spool=tmp_path / "spool.sqlite3")
     yield opened
     opened.close()
 
 
 @pytest.fixture
 def locker(store: Store) -> Iterator[Locker]:
-    holder = Locker(store.path)
+    holder = Locker(local_file(store))
     try:
         yield holder
     finally:
@@ -231,7 +249,8 @@ def test_a_file_locked_from_the_start_gets_the_whole_session_afterwards(
 
 
 def test_a_full_disk_holds_the_records_until_there_is_room(store: Store) -> None:
-    room = {"pages": store.db.execute("PRAGMA page_count").fetchone()[0]}  # no page to spare
+    with contextlib.closing(sqlite3.connect(local_file(store))) as raw:
+        room = {"pages": raw.execute("PRAGMA page_count").fetchone()[0]}  # no page to spare
 
     def limit(connection: sqlite3.Connection) -> None:
         connection.execute(f"PRAGMA max_page_count = {room['pages']}")
@@ -273,10 +292,10 @@ def test_memory_for_waiting_samples_is_bounded_and_the_rest_still_lands(
 
 
 def test_closing_while_locked_waits_a_bounded_time_and_says_what_is_unwritten(
-    tmp_path: Path,
+    tmp_path: Path, records: str
 ) -> None:
-    store = Store.open(tmp_path / "records.sqlite3")
-    locker = Locker(store.path)
+    store = Store.open(records, spool=tmp_path / "spool.sqlite3")
+    locker = Locker(local_file(store))
     try:
         locker.lock()
         summary, recorder, _ = play(store, parse_program(PROGRAM), lambda s, e: None)
@@ -289,15 +308,21 @@ def test_closing_while_locked_waits_a_bounded_time_and_says_what_is_unwritten(
         locker.release()
     finally:
         locker.close()
-    with Store.open(tmp_path / "records.sqlite3") as reopened:
+    with Store.open(records, spool=tmp_path / "spool.sqlite3") as reopened:
         assert reopened.sessions() == []  # what was unwritten is gone, and said so
 
 
-def test_the_writer_alone_writes_batches_whole(tmp_path: Path) -> None:
+def test_the_writer_alone_writes_batches_whole(tmp_path: Path, records: str) -> None:
     """A failed batch leaves nothing behind: the retry writes it once."""
-    with Store.open(tmp_path / "records.sqlite3") as store:
-        writer = RecordWriter(store.path, busy_timeout_s=0.05)
-        locker = Locker(store.path)
+    with Store.open(records, spool=tmp_path / "spool.sqlite3") as store:
+        local = local_file(store)
+        if isinstance(store.backend, PostgresBackend):
+            writer: RecordWriter | SpooledWriter = SpooledWriter(
+                local, store.backend, busy_timeout_s=0.05
+            )
+        else:
+            writer = RecordWriter(local, busy_timeout_s=0.05)
+        locker = Locker(local)
         try:
             locker.lock()
             values = (None, "p", "", None, "sim", 1.0, "running", None, 0, None, "", 5, 1, "h")
@@ -325,14 +350,18 @@ speed = 2.5
 
 
 @pytest.mark.realtime
-def test_sigterm_while_the_file_is_locked_stops_the_belt_promptly(tmp_path: Path) -> None:
-    db = tmp_path / "records.sqlite3"
+def test_sigterm_while_the_file_is_locked_stops_the_belt_promptly(
+    tmp_path: Path, records: str
+) -> None:
+    """On a database, the file locked is the console's spool (the default one, in its data
+    directory): the records wait in memory, then in the spool, then go to the database."""
+    db = records
     program = tmp_path / "locked.toml"
     program.write_text(JOURNAL_PROGRAM)
     journal = tmp_path / "belt.jsonl"
-    with Store.open(db):
-        pass
-    locker = Locker(db)
+    with Store.open(db) as store:
+        local = local_file(store)
+    locker = Locker(local)
     device = f"sim://?record={journal}"
     child = subprocess.Popen(
         [*RETROTREAD, "run", str(program), "--unattended", "--db", str(db), "--device", device],

@@ -17,6 +17,7 @@ the next one opened on the same spool.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -69,24 +70,40 @@ def decode(text: str, session_id: int) -> Values:
     return tuple(values)
 
 
-def open_spool(path: Path) -> tuple[sqlite3.Connection, str]:
+def open_spool(path: Path, timeout_s: float = 5.0) -> tuple[sqlite3.Connection, str]:
     """The spool file, created if new; its connection and the spool's own name."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, isolation_level=None, timeout=5.0, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.executescript(OUTBOX_SCHEMA)
-    connection.execute(
-        "INSERT OR IGNORE INTO spool (key, value) VALUES ('name', ?)", (uuid.uuid4().hex,)
+    connection = sqlite3.connect(
+        path, isolation_level=None, timeout=timeout_s, check_same_thread=False
     )
-    name: str = connection.execute("SELECT value FROM spool WHERE key = 'name'").fetchone()[0]
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.executescript(OUTBOX_SCHEMA)
+        connection.execute(
+            "INSERT OR IGNORE INTO spool (key, value) VALUES ('name', ?)", (uuid.uuid4().hex,)
+        )
+        name: str = connection.execute("SELECT value FROM spool WHERE key = 'name'").fetchone()[0]
+    except sqlite3.Error:
+        connection.close()
+        raise
     return connection, name
 
 
 class OutboxSink:
-    """The session writer's records, into the spool's outbox (in the writer's transaction)."""
+    """The session writer's records, into the spool's outbox (in the writer's transaction;
+    the outbox is made there too if new, so a spool busy when the console started is no
+    obstacle)."""
+
+    def __init__(self) -> None:
+        self._ready: Db | None = None
 
     def write(self, backend: Backend, db: Db, batch: list[Record]) -> dict[SessionKey, int]:
+        if self._ready is not db:
+            for statement in OUTBOX_SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            self._ready = db
         db.executemany(
             "INSERT INTO outbox (kind, session_uid, record) VALUES (?, ?, ?)",
             [(kind, key.uid, encode(values)) for kind, key, values in batch],
@@ -106,6 +123,8 @@ class Forwarder:
     batch_size = 2000
     first_retry_s = 0.05
     last_retry_s = 2.0
+    #: seconds a read of the spool waits for another process's lock before trying later
+    spool_timeout_s = 0.25
 
     def __init__(
         self,
@@ -129,7 +148,8 @@ class Forwarder:
         self._closing = False
         self._give_up_at: float | None = None
         self._waiting: dict[str, SessionKey] = {}  # uid -> key, for keys without a number yet
-        self._local, self.name = open_spool(spool)
+        self._local: sqlite3.Connection | None = None  # opened on the thread (it may be busy)
+        self.name = ""
         self._thread = threading.Thread(
             target=self._run, name=f"records forwarder ({database.location})", daemon=True
         )
@@ -201,10 +221,17 @@ class Forwarder:
                     if self._give_up_at is not None and time.monotonic() >= self._give_up_at:
                         return
                     self._dirty = False
-                rows = self._local.execute(
-                    "SELECT seq, kind, session_uid, record FROM outbox ORDER BY seq LIMIT ?",
-                    (self.batch_size,),
-                ).fetchall()
+                try:
+                    if self._local is None:
+                        self._local, self.name = open_spool(self.spool, self.spool_timeout_s)
+                    rows = self._local.execute(
+                        "SELECT seq, kind, session_uid, record FROM outbox ORDER BY seq LIMIT ?",
+                        (self.batch_size,),
+                    ).fetchall()
+                except sqlite3.Error as err:  # the spool is busy: the records wait in it
+                    log.info("records forwarder: the spool %s: %s", self.spool, err)
+                    retry_s = self._wait_to_retry(retry_s)
+                    continue
                 if not rows:
                     if self._closing:
                         return
@@ -222,16 +249,11 @@ class Forwarder:
                         self._fail(err)
                         return
                     self._behind(err)
-                    with self._lock:
-                        self._dirty = True
-                        wait_s = retry_s
-                        if self._give_up_at is not None:
-                            wait_s = min(wait_s, max(0.0, self._give_up_at - time.monotonic()))
-                        self._lock.wait(wait_s)
-                    retry_s = min(retry_s * 2, self.last_retry_s)
+                    retry_s = self._wait_to_retry(retry_s)
                     continue
                 retry_s = self.first_retry_s
-                self._local.execute("DELETE FROM outbox WHERE seq <= ?", (rows[-1][0],))
+                with contextlib.suppress(sqlite3.Error):  # if not now, the next round skips them
+                    self._local.execute("DELETE FROM outbox WHERE seq <= ?", (rows[-1][0],))
                 self._numbered(numbers)
                 with self._lock:
                     self.sent += len(rows)
@@ -239,9 +261,20 @@ class Forwarder:
         finally:
             if remote is not None:
                 _close_quietly(remote)
-            self._local.close()
+            if self._local is not None:
+                self._local.close()
             with self._lock:
                 self._lock.notify_all()
+
+    def _wait_to_retry(self, retry_s: float) -> float:
+        """Wait ``retry_s`` (less if closing) before trying again; the next wait."""
+        with self._lock:
+            self._dirty = True
+            wait_s = retry_s
+            if self._give_up_at is not None:
+                wait_s = min(wait_s, max(0.0, self._give_up_at - time.monotonic()))
+            self._lock.wait(wait_s)
+        return min(retry_s * 2, self.last_retry_s)
 
     def _send(self, db: Db, rows: list[tuple[int, str, str, str]]) -> dict[str, int]:
         """One transaction: the records past what the database took from this spool before."""
