@@ -19,6 +19,10 @@ from retrotread.progression import OperatorOutcome
 from retrotread.recording import Recording
 from retrotread.session import Session, SessionSummary
 from retrotread.store import Status, Store
+from tests import pg_support
+
+pg_server = pg_support.pg_server
+records = pg_support.records
 
 RETROTREAD = [sys.executable, "-m", "retrotread"]
 
@@ -30,8 +34,9 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "records.sqlite3")
+def db(records: str) -> str:
+    """The records the commands get with ``--db``: a file, then a PostgreSQL database."""
+    return records
 
 
 def test_clients_add_and_list(capsys: pytest.CaptureFixture[str], db: str) -> None:
