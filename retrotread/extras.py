@@ -1,60 +1,68 @@
-"""The optional parts of an install (pip extras) and the error that names the one missing.
+"""The optional parts of an install, and the error that names the one missing.
 
-A plain ``pip install retrotread`` plays programs on the console and headless; each transport
-is an extra. Code that needs one imports it where it is used, and a missing module becomes a
-:class:`~retrotread.errors.DriverUnavailable` that says what to install, never a traceback.
+A plain ``pip install retrotread`` plays programs on the console and headless. Each transport
+is a pip extra (``ble``, ``serial``, ``web``; ``all`` for the three), and the simulator is a
+distribution of its own beside this one. Code that needs one imports it where it is used; a
+module that is missing becomes a :class:`~retrotread.errors.DriverUnavailable` that says what
+to install, never a traceback.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 
 from retrotread.errors import DriverUnavailable
 
-#: extra -> (what it is for, the top-level modules it brings)
-EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "ble": ("Bluetooth LE (FTMS)", ("bleak", "pyftms", "bleak_retry_connector")),
-    "serial": ("serial consoles (CSAFE, Trackmaster)", ("serial",)),
-    "web": ("the served console", ("aiohttp", "segno")),
+
+@dataclass(frozen=True)
+class OptionalPart:
+    """Something a plain install leaves out: what it is for, the top-level modules it brings,
+    and the command that installs it."""
+
+    purpose: str
+    modules: tuple[str, ...]
+    install: str
+
+
+def _extra(purpose: str, name: str, *modules: str) -> OptionalPart:
+    return OptionalPart(purpose, modules, f"pip install 'retrotread[{name}]'")
+
+
+#: By name: the pip extras (as in pyproject.toml), and ``sim``, the simulator's distribution.
+OPTIONAL: dict[str, OptionalPart] = {
+    "ble": _extra("Bluetooth LE (FTMS)", "ble", "bleak", "pyftms", "bleak_retry_connector"),
+    "serial": _extra("serial consoles (CSAFE, Trackmaster)", "serial", "serial"),
+    "web": _extra("the served console", "web", "aiohttp", "segno"),
+    "sim": OptionalPart(
+        "the simulator",
+        ("retrotread_sim",),
+        "pip install ./sim (retrotread-sim, beside retrotread in its source tree)",
+    ),
 }
 
-#: The simulator is not an extra: it is a distribution of its own, beside this one.
-SIMULATOR_MODULE = "retrotread_sim"
-SIMULATOR_INSTALL = "pip install ./sim (retrotread-sim, in the retrotread source tree)"
 
-
-def install_hint(extra: str) -> str:
-    return f"pip install 'retrotread[{extra}]'"
-
-
-def extra_for(module: str) -> str | None:
-    """The extra that brings ``module`` (a dotted name; its top level decides)."""
+def optional_for(module: str) -> OptionalPart | None:
+    """What brings ``module`` (a dotted name; its top level decides)."""
     top = module.partition(".")[0]
-    return next((name for name, (_, modules) in EXTRAS.items() if top in modules), None)
+    return next((part for part in OPTIONAL.values() if top in part.modules), None)
 
 
 def missing_extra(err: ModuleNotFoundError, needed_by: str) -> DriverUnavailable | None:
-    """What to install for ``err``, raised while loading ``needed_by``; None if no extra
-    brings the missing module (then it is a real bug, and stays one)."""
+    """What to install for ``err``, raised while loading ``needed_by``; None if nothing
+    optional brings the missing module (then it is a real bug, and stays one)."""
     missing = err.name or ""
-    if missing.partition(".")[0] == SIMULATOR_MODULE:
-        return DriverUnavailable(f"{needed_by} needs the simulator: {SIMULATOR_INSTALL}")
-    extra = extra_for(missing)
-    if extra is None:
+    part = optional_for(missing)
+    if part is None:
         return None
-    purpose = EXTRAS[extra][0]
     return DriverUnavailable(
-        f"{needed_by} needs {purpose}, not installed (no module {missing!r}): {install_hint(extra)}"
+        f"{needed_by} needs {part.purpose}, not installed (no module {missing!r}): {part.install}"
     )
 
 
-def installed(extra: str) -> bool:
-    """Whether every module the extra brings can be imported (looked up, not imported)."""
-    return all(_findable(module) for module in EXTRAS[extra][1])
-
-
-def simulator_installed() -> bool:
-    return _findable(SIMULATOR_MODULE)
+def installed(name: str) -> bool:
+    """Whether every module of ``OPTIONAL[name]`` can be imported (looked up, not imported)."""
+    return all(_findable(module) for module in OPTIONAL[name].modules)
 
 
 def _findable(module: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from retrotread.cli import main
+from retrotread.extras import OPTIONAL
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -219,3 +221,20 @@ def test_serving_without_the_web_extra_names_it(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stdout + done.stderr
     assert "pip install 'retrotread[web]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_extras_the_errors_name_are_the_ones_pyproject_declares() -> None:
+    """Each extra a missing module is blamed on brings exactly that module's distributions."""
+    project = pyproject()["project"]
+    assert isinstance(project, dict)
+    declared: dict[str, list[str]] = project["optional-dependencies"]
+    owners = importlib.metadata.packages_distributions()
+    for name, part in OPTIONAL.items():
+        if name == "sim":  # the simulator's own distribution, not an extra
+            assert part.modules == ("retrotread_sim",) and "./sim" in part.install
+            continue
+        assert part.install == f"pip install 'retrotread[{name}]'"
+        wanted = {re.split(r"[<>=\[ ;]", req)[0].lower() for req in declared[name]}
+        brought = {dist.lower() for module in part.modules for dist in owners[module]}
+        assert brought == wanted, name
+    assert set(OPTIONAL) - {"sim"} == set(declared) - {"all", "dev"}

@@ -9,6 +9,7 @@ real command line) or, for the registry's own checks, of this process (undone af
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import os
 import subprocess
@@ -19,16 +20,21 @@ from pathlib import Path
 
 import pytest
 
+from retrotread.clock import LoopClock
 from retrotread.commands.devices import cmd_devices
+from retrotread.drivers.base import Treadmill
 from retrotread.drivers.registry import (
     BUILT_IN,
+    DRIVERS,
     driver_entries,
     find_entry,
     open_treadmill,
     shadowed_entries,
 )
-from retrotread.drivers.sim import SimDriver
+from retrotread.drivers.sim import SimDriver, SimulatorDriver
+from retrotread.drivers.url import DeviceUrl
 from retrotread.errors import DeviceUrlError, DriverUnavailable
+from retrotread.profiles import get_profile
 from retrotread.tui.devices import DeviceChoice, find_scanner, scanner_over, scanning_entries
 
 #: A driver from another package: the simulator sold under a brand of its own, with a URL
@@ -93,6 +99,51 @@ def retrotread(site: Path, tmp_path: Path, *args: str) -> subprocess.CompletedPr
         env=env,
         timeout=60,
     )
+
+
+# -- the built-in drivers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "driver"),
+    [
+        ("sim://", "retrotread.drivers.sim.SimDriver"),
+        ("sim://?link=ble&personality=strict", "retrotread.drivers.sim_ble.SimBleDriver"),
+        ("ble://AA:BB:CC:DD:EE:FF", "retrotread.drivers.ftms_ble.FtmsBleDriver"),
+        ("serial:///dev/ttyUSB0?protocol=csafe", "retrotread.drivers.csafe.CsafeDriver"),
+        (
+            "socket://localhost:9?protocol=trackmaster",
+            "retrotread.drivers.trackmaster.TrackmasterDriver",
+        ),
+        ("loop://?protocol=csafe", "retrotread.drivers.csafe.CsafeDriver"),
+    ],
+)
+def test_every_built_in_scheme_builds_a_real_driver(url: str, driver: str) -> None:
+    treadmill = open_treadmill(url)  # built, not connected
+    assert f"{type(treadmill).__module__}.{type(treadmill).__qualname__}" == driver
+    assert not inspect.isabstract(type(treadmill))
+
+
+def test_the_registry_holds_only_drivers_that_can_be_built() -> None:
+    for scheme, entry in DRIVERS.items():
+        driver = entry.load()
+        assert driver.url_grammar.startswith(f"{scheme}://"), scheme
+        # a Treadmill in the registry is one that can be built; anything else only opens them
+        if isinstance(driver, type):
+            assert issubclass(driver, Treadmill) and not inspect.isabstract(driver), scheme
+        else:
+            assert not isinstance(driver, Treadmill), scheme
+
+
+def test_the_two_simulator_drivers_stay_apart() -> None:
+    with pytest.raises(DeviceUrlError, match="link=ble"):
+        SimDriver(DeviceUrl.parse("sim://?link=ble"), get_profile("simulator"), LoopClock())
+    with pytest.raises(DeviceUrlError, match="personality= is the FTMS machine"):
+        open_treadmill("sim://?personality=strict")
+    with pytest.raises(DeviceUrlError, match="link='pigeon' must be one of inprocess, ble"):
+        open_treadmill("sim://?link=pigeon")
+    over_ble = open_treadmill("sim://?link=ble")
+    assert isinstance(over_ble, SimulatorDriver) and not isinstance(over_ble, SimDriver)
 
 
 # -- the command line, in a process of its own -------------------------------------------------

@@ -12,7 +12,7 @@ from retrotread.drivers.registry import (
     shadowed_entries,
 )
 from retrotread.errors import RetrotreadError
-from retrotread.extras import SIMULATOR_INSTALL, install_hint
+from retrotread.extras import OPTIONAL
 from retrotread.profiles import BUNDLED, ProfileFile, profile_catalogue, user_profile_dir
 
 EXIT_OK = 0
@@ -21,9 +21,8 @@ EXIT_PROBLEMS = 2  # some user profile or driver could not be read (the rest are
 
 def grammar_of(entry: DriverEntry) -> str:
     """The scheme's URL grammar, or why it cannot be used here (nothing is connected)."""
-    if not entry.available:
-        need = SIMULATOR_INSTALL if entry.extra == "sim" else install_hint(entry.extra or "")
-        return f"{entry.scheme}://...  (not installed: {need})"
+    if not entry.available and entry.extra is not None:
+        return f"{entry.scheme}://...  (not installed: {OPTIONAL[entry.extra].install})"
     return entry.load().url_grammar
 
 

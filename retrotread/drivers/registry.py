@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from retrotread.errors import DeviceUrlError, DriverUnavailable
-from retrotread.extras import installed, missing_extra, simulator_installed
+from retrotread.extras import installed, missing_extra
 
 if TYPE_CHECKING:  # the CLI reads the registry to build its options; a driver loads when opened
     from retrotread.clock import Clock
@@ -75,18 +75,14 @@ class DriverEntry:
     origin: str = BUILT_IN
     #: ``module:function`` offering ``scan(seconds)``, for a driver that keeps it beside itself
     scan_target: str | None = None
-    #: the pip extra a built-in needs ("sim": the simulator's own distribution)
+    #: what a built-in needs beyond a plain install (a key of :data:`retrotread.extras.OPTIONAL`)
     extra: str | None = None
 
     @property
     def available(self) -> bool:
         """Whether what it needs is installed (looked up, not imported); True for plugins,
         which say so themselves when loaded."""
-        if self.extra is None:
-            return True
-        if self.extra == "sim":
-            return simulator_installed()
-        return installed(self.extra)
+        return self.extra is None or installed(self.extra)
 
     def load(self) -> Driver:
         driver = _resolve(self, self.target)
