@@ -7,7 +7,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import fitdecode
 import pytest
+from tcxreader.tcxreader import TCXReader
 
 from retrotread.clinic.heart import (
     HeartMeasurement,
@@ -20,6 +22,7 @@ from retrotread.clinic.heart import (
 from retrotread.clock import LoopClock, run
 from retrotread.commands.scan import Found
 from retrotread.events import Event, Notice
+from retrotread.export import Format, export_session
 from retrotread.units import Quantity
 from retrotread_sim.belt import SimTreadmill
 from retrotread_sim.ftms.radio import Radio
@@ -292,6 +295,21 @@ def test_a_heart_rate_above_the_ceiling_slows_the_belt_with_a_spoken_cue(tmp_pat
         assert 170 <= len(recorded) <= 181 and max(b for _, b in recorded) > 100
         notices = [e.detail for e in store.events(record.id) if e.kind == "notice"]
         assert any("above 100" in n for n in notices)
+        # the exports carry it: TCX trackpoints and FIT records (read by independent readers)
+        tcx = export_session(store, record.id, Format.TCX, tmp_path / "s.tcx")
+        fit = export_session(store, record.id, Format.FIT, tmp_path / "s.fit")
+    points = TCXReader().read(str(tcx), only_gps=False).trackpoints
+    with_hr = [p.hr_value for p in points if p.hr_value is not None]
+    assert len(with_hr) >= len(points) - 5 and max(with_hr) > 100
+    with fitdecode.FitReader(str(fit), check_crc=fitdecode.CrcCheck.RAISE) as reader:
+        beats = [
+            frame.get_value("heart_rate")
+            for frame in reader
+            if isinstance(frame, fitdecode.FitDataMessage)
+            and frame.name == "record"
+            and frame.has_field("heart_rate")
+        ]
+    assert len(beats) >= len(points) - 5 and max(beats) > 100
 
 
 def test_scan_finds_the_heart_rate_strap_beside_the_treadmill() -> None:

@@ -188,6 +188,14 @@ def heart_rate(store: Store, session_id: int) -> list[tuple[float, int]]:
     return [(float(offset), int(bpm)) for offset, bpm in rows]
 
 
+def heart_rate_by_second(store: Store, session_id: int) -> dict[int, int]:
+    """Whole wall-clock second -> bpm, for the exports (one reading a second)."""
+    rows = store.execute(
+        "SELECT at, bpm FROM heart_rate WHERE session_id = ? ORDER BY at", (session_id,)
+    ).fetchall()
+    return {int(at): int(bpm) for at, bpm in rows}
+
+
 # -- progression with the feelings ---------------------------------------------------------------
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from retrotread.store import BlockRecord, Sample, SessionRecord, Store, StoreError
@@ -38,6 +39,12 @@ class ExportData:
     laps: tuple[Lap, ...]
     samples: tuple[Sample, ...]  # every sample, at most one per whole second
     distance_origin: float  # the machine's distance counter when the session started
+    heart_rate: Mapping[int, int] = field(default_factory=dict)  # whole second -> bpm
+
+    def bpm(self, sample: Sample) -> int | None:
+        """The heart rate at ``sample`` (the strap's reading that second or the one before)."""
+        second = int(sample.at)
+        return self.heart_rate.get(second, self.heart_rate.get(second - 1))
 
     def distance(self, sample: Sample) -> float:
         """Metres since the session started (treadmills count from power-on)."""
@@ -88,7 +95,10 @@ def load(store: Store, session_id: int) -> ExportData:
         reached = max(covered, mine[-1].distance_m) if mine else covered
         laps.append(Lap(block, block.started_at, mine, reached - covered))
         covered = reached
-    return ExportData(session, tuple(laps), tuple(samples), origin)
+    from retrotread.clinic.records import heart_rate_by_second
+
+    heart = heart_rate_by_second(store, session_id)
+    return ExportData(session, tuple(laps), tuple(samples), origin, heart)
 
 
 def iso_utc(at: float) -> str:

@@ -179,15 +179,17 @@ def render_fit(data: ExportData, *, fast_records: bool = True) -> bytes:
     ]
     for index, lap in enumerate(data.laps):
         for sample in lap.samples:
-            messages.append(
-                {
-                    "mesg_num": MESG["RECORD"],
-                    "timestamp": fit_time(sample.at),
-                    "distance": data.distance(sample),
-                    "enhanced_speed": meters_per_second(sample.speed_mph),
-                    "grade": sample.incline_pct,
-                }
-            )
+            record = {
+                "mesg_num": MESG["RECORD"],
+                "timestamp": fit_time(sample.at),
+                "distance": data.distance(sample),
+                "enhanced_speed": meters_per_second(sample.speed_mph),
+                "grade": sample.incline_pct,
+            }
+            bpm = data.bpm(sample)
+            if bpm is not None:  # the strap's reading (retrotread.clinic.heart)
+                record["heart_rate"] = bpm
+            messages.append(record)
         messages.append(_lap_message(index, lap, data, sport))
     total_timer = float(session.elapsed_s or (end - start))
     messages += [

@@ -35,7 +35,7 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, ns: str = TCD) -
 _TRACKPOINT = (
     "\n          <Trackpoint>"
     "\n            <Time>{time}</Time>"
-    "\n            <DistanceMeters>{distance:.1f}</DistanceMeters>"
+    "\n            <DistanceMeters>{distance:.1f}</DistanceMeters>{heart}"
     "\n            <Extensions>"
     "\n              <ax:TPX>"
     "\n                <ax:Speed>{speed:.3f}</ax:Speed>"
@@ -44,6 +44,17 @@ _TRACKPOINT = (
     "\n          </Trackpoint>"
 )
 _TRACK_END = "\n        </Track>"
+
+
+def _heart(bpm: int | None) -> str:
+    """A trackpoint's HeartRateBpm (after DistanceMeters, in the schema's order), if read."""
+    if bpm is None:
+        return ""
+    return (
+        "\n            <HeartRateBpm>"
+        f"\n              <Value>{bpm}</Value>"
+        "\n            </HeartRateBpm>"
+    )
 
 
 def _placeholder(index: int) -> str:
@@ -56,6 +67,7 @@ def _trackpoints(samples: tuple[Sample, ...], data: ExportData) -> str:
             _TRACKPOINT.format(
                 time=iso_utc(sample.at),
                 distance=data.distance(sample),
+                heart=_heart(data.bpm(sample)),
                 speed=meters_per_second(sample.speed_mph),
             )
             for sample in samples
