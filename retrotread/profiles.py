@@ -11,6 +11,7 @@ branches scattered through drivers.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -235,13 +236,19 @@ def user_profile_dir() -> Path:
 
 
 def bundled_profiles() -> list[Profile]:
+    return list(_bundled_profiles())
+
+
+@functools.cache
+def _bundled_profiles() -> tuple[Profile, ...]:
+    """Read once: they are part of the installed package (and a profile is immutable)."""
     folder = resources.files("retrotread.devices")
     profiles = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
             data = tomllib.loads(entry.read_text("utf-8"))
             profiles.append(parse_profile(data, f"devices/{entry.name}"))
-    return profiles
+    return tuple(profiles)
 
 
 def _read_user_profile(path: Path) -> Profile:
