@@ -31,6 +31,18 @@ if TYPE_CHECKING:
     from retrotread.recording import Recording
 
 
+def ready_line(session: SessionHandle) -> str:
+    """What the person confirms with Enter: which program, on which treadmill."""
+    from retrotread.program import format_duration
+
+    program = session.program
+    return (
+        f"Ready: {program.name} ({format_duration(program.total_s)}, "
+        f"{len(program.steps)} blocks) on {session.state.device}.\n"
+        "Press Enter to start the belt (Ctrl-C to cancel)."
+    )
+
+
 class TerminalOperator:
     """The person at the terminal in an attended headless run.
 
@@ -63,7 +75,7 @@ class TerminalOperator:
             self.session.resume()
 
     async def go(self) -> bool:
-        print("Ready. Press Enter to start the belt (Ctrl-C to cancel).", flush=True)
+        print(ready_line(self.session), flush=True)
         self._go = asyncio.get_running_loop().create_future()
         stopped = asyncio.ensure_future(self.session.wait_stop_requested())
         try:
