@@ -35,6 +35,25 @@ class Quirks:
     speed_field_mph: bool = False  # the speed field is read as mph instead of km/h
     read_only: bool = False  # the console can be read but not driven
     incline_step: float | None = None  # incline only in these steps (e.g. 0.5 %)
+    # FTMS machines (docs/ftms.md, "Quirks"; each handled by one mechanism in
+    # retrotread/drivers/ftms/quirks.py; the simulator plays them: drivers/ftms/simulated.py).
+    start_each_command: bool = False  # Request Control + Start before every speed/incline
+    telemetry_speed_mph: bool = False  # Treadmill Data speed arrives in 0.01 mph
+    request_control_again_s: float | None = None  # at connect, Request Control again after this
+    start_keepalive_s: float | None = None  # while running, Start resent this often
+    ranges_from_profile: bool = False  # the machine's declared ranges are wrong: use ours
+    incline_table: tuple[tuple[float, int], ...] = ()  # (percent, wire value) pairs
+    incline_unreported: bool = False  # no incline in Treadmill Data: the set value is echoed
+    zero_speed_debounce_s: float | None = None  # a lone zero-speed record is not believed
+    start_handshake: bool = False  # answers Start with status 02 01, then wants control + Start
+    silence_means_stopped_s: float | None = None  # no Treadmill Data this long: belt stopped
+    min_command_interval_s: float | None = None  # the machine drops writes closer than this
+
+    def __post_init__(self) -> None:
+        # TOML gives lists; a frozen profile keeps tuples (and checks the pairs' shape).
+        table = tuple((float(pct), int(wire)) for pct, wire in self.incline_table)
+        object.__setattr__(self, "incline_table", table)
+
     speed_unit: str | None = None  # CSAFE speed unit: "0.1mph", "0.01kmh", ...
     grade_unit: str | None = None  # CSAFE grade unit: "0.1%" (default), "0.01%", "1%"
     status_query: bool = False  # Trackmaster: answers A5 (speed) / A6 (grade) queries
@@ -82,6 +101,8 @@ class Profile:
     confirm: ConfirmSpec
     match: tuple[str, ...] = ()
     quirks: Quirks = field(default_factory=Quirks)
+    models: str = ""  # the real machines this profile describes
+    sources: str = ""  # where its facts come from (each fact's source is a comment in it)
 
     def matches(self, device_name: str) -> bool:
         return any(fnmatch.fnmatchcase(device_name, pattern) for pattern in self.match)
@@ -103,6 +124,8 @@ class Profile:
             self.confirm,
             self.match,
             Quirks(**quirks),
+            self.models,
+            self.sources,
         )
 
 
@@ -133,9 +156,20 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
     try:
         top = _take(
             data,
-            {"name", "description", "protocol", "match", "speed", "incline", "confirm", "quirks"},
+            {
+                "name",
+                "description",
+                "protocol",
+                "match",
+                "speed",
+                "incline",
+                "confirm",
+                "quirks",
+                "models",
+                "sources",
+            },
             source,
-            optional={"match", "quirks", "description"},
+            optional={"match", "quirks", "description", "models", "sources"},
         )
         if top["protocol"] not in PROTOCOLS:
             raise ProfileError(f"{source}: protocol must be one of {', '.join(PROTOCOLS)}")
@@ -198,6 +232,8 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
         confirm=confirm,
         match=tuple(top.get("match", ())),
         quirks=quirks,
+        models=str(top.get("models", "")),
+        sources=str(top.get("sources", "")),
     )
 
 

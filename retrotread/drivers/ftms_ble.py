@@ -87,8 +87,9 @@ from retrotread.drivers.ftms.core import (
     REREAD_WAIT_S,
     log,
 )
-from retrotread.drivers.ftms.procedures import ControlPoint
-from retrotread.drivers.ftms.telemetry import Reports
+from retrotread.drivers.ftms.procedures import start_procedure
+from retrotread.drivers.ftms.quirk_link import QuirkHandling
+from retrotread.drivers.ftms.quirks import capabilities, incline_wire
 from retrotread.drivers.ftms.units import (
     INCLINE_RESOLUTION,
     SPEED_RESOLUTION,
@@ -125,7 +126,7 @@ _QUIRK_FLAGS = ("request_control_each_command", "start_before_speed", "speed_fie
 # -- the driver ----------------------------------------------------------------------------------
 
 
-class FtmsBleDriver(ControlPoint, Reports):
+class FtmsBleDriver(QuirkHandling):
     scheme: ClassVar[str] = "ble"
     url_grammar: ClassVar[str] = (
         "ble://ADDRESS | ble://?name=NAME  [&profile=NAME][&scan_timeout=S]"
@@ -261,7 +262,8 @@ class FtmsBleDriver(ControlPoint, Reports):
                     f"{self.name} did not grant control; is another app connected to it?",
                 )
             self.device_info = {k: str(v) for k, v in client.device_info.items()}
-            self._capabilities = self._read_capabilities(client)
+            self._capabilities = capabilities(self._read_capabilities(client), self.profile)
+            self._start_watch()
             log.info("connected to %s %s", self.name, self.device_info)
         except BaseException:
             await self.close()
@@ -320,7 +322,9 @@ class FtmsBleDriver(ControlPoint, Reports):
         except (TimeoutError, AssertionError, ValueError) as err:  # unreadable GATT tables
             raise DeviceUnavailable(Unavailable.CONNECT_FAILED, f"{self.name}: {err!r}") from err
         self._link_up = True
-        return await self._send("request control", request_control)
+        if self.profile.quirks.read_only or not client.has_control_point:
+            return ResultCode.SUCCESS  # read-only FTMS: nothing to request
+        return await self._request_control_at_connect(client)
 
     def _read_capabilities(self, client: FtmsClient) -> Capabilities:
         profile = self.profile
@@ -348,27 +352,35 @@ class FtmsBleDriver(ControlPoint, Reports):
             spec = profile.incline
             incline_range = Range(spec.min, spec.max, spec.increment)
         return Capabilities(
-            speed_range, incline_range, can_control="target_speed" in client.supported_settings
+            speed_range,
+            incline_range,
+            can_control="target_speed" in client.supported_settings and client.has_control_point,
         )
 
     # -- commands -----------------------------------------------------------------------------
 
     async def _do_start(self) -> None:
+        self._refuse_read_only("start", "start the belt on the treadmill console")
+        self._handshake.clear()
         # 04 to Start: already started if the machine says it runs, else a refusal (a pulled
         # safety key, a machine not ready).
         await self._control(
             "start",
-            lambda c: c.start_resume(),
+            start_procedure,
             BeltStatus.RUNNING,
             already=lambda: self._belt is BeltStatus.RUNNING,
         )
+        if self.profile.quirks.start_handshake:
+            await self._start_with_handshake(start_procedure)
 
     async def _do_pause(self) -> None:
+        self._refuse_read_only("pause", "pause the belt on the treadmill console")
         await self._control(
             "pause", lambda c: c.pause(), BeltStatus.PAUSED, already=self._known_not_running
         )
 
     async def _do_stop(self) -> None:
+        self._refuse_read_only("stop", "STOP the belt on the treadmill console now")
         result = await self._control(
             "stop", lambda c: c.stop(), BeltStatus.STOPPED, already=lambda: True
         )
@@ -387,6 +399,7 @@ class FtmsBleDriver(ControlPoint, Reports):
         await self._settle_still()
 
     async def _do_set_speed(self, speed: Quantity) -> None:
+        self._refuse_read_only("set speed", f"set {speed} on the treadmill console")
         resolution = self._speed_field
         wire = self._wire("set speed", speed, resolution)
         self._sent_speed = wire
@@ -398,8 +411,13 @@ class FtmsBleDriver(ControlPoint, Reports):
         )
 
     async def _do_set_incline(self, incline: Quantity) -> None:
+        self._refuse_read_only("set incline", f"set the incline to {incline} on the console")
+        table_wire = incline_wire(incline, self.profile.quirks)
         wire = self._wire("set incline", incline, INCLINE_RESOLUTION)
+        if table_wire is not None:
+            wire = table_wire  # the machine's own encoding (iConcept, Kettler)
         self._sent_incline = wire
+        self._sent_incline_value = incline
         value = pyftms_value(wire, INCLINE_RESOLUTION)
         await self._control(
             "set incline",

@@ -4,6 +4,7 @@ Grammar::
 
     sim://[?profile=NAME][&record=PATH][&faults=PLAN|@FILE][&speed_needs_running=BOOL]
           [&accel=KMH_PER_S][&decel=KMH_PER_S][&link=inprocess|ble][&personality=NAME]
+          [&quirks=NAME,...]
 
 ``profile`` picks a bundled device profile whose ranges the simulated machine takes on
 (default ``simulator``); ``record`` appends every command the machine receives, and its state
@@ -60,6 +61,7 @@ TELEMETRY_INTERVAL_S = 1.0
 URL_GRAMMAR = (
     "sim://[?profile=NAME][&record=PATH][&faults=PLAN|@FILE][&speed_needs_running=BOOL]"
     "[&accel=KMH_PER_S][&decel=KMH_PER_S][&link=inprocess|ble][&personality=NAME]"
+    "[&quirks=NAME,...]"
 )
 URL_OPTIONS = {
     "profile": "device profile whose ranges the machine takes on (simulator)",
@@ -70,6 +72,7 @@ URL_OPTIONS = {
     "decel": "belt deceleration in km/h per second (3.0)",
     "link": "inprocess (default), or ble: over FTMS, pyftms and bleak, in-process",
     "personality": "with link=ble, the FTMS machine played: lenient, strict, pause-first",
+    "quirks": "with link=ble, quirks of real machines played too (docs/ftms.md)",
 }
 LINKS = ("inprocess", "ble")
 

@@ -45,7 +45,16 @@ def ftms_options(url: DeviceUrl, profile: Profile, grammar: str) -> FtmsOptions:
             f"{url.text!r}: personality={name!r} must be one of {', '.join(PERSONALITIES)}\n"
             f"  grammar: {grammar}"
         )
-    return personality_options(name)
+    from retrotread.drivers.ftms.simulated import QUIRKS, simulated_options
+
+    quirks = [q for q in url.options.get("quirks", "").split(",") if q]
+    if unknown := [q for q in quirks if q not in QUIRKS]:
+        raise DeviceUrlError(
+            f"{url.text!r}: quirks={','.join(unknown)} unknown; known: {', '.join(QUIRKS)}\n"
+            f"  grammar: {grammar}"
+        )
+    # The profile's quirks are played too (retrotread/drivers/ftms/simulated.py).
+    return simulated_options(personality_options(name), profile, quirks)
 
 
 class BleSimLink:

@@ -6,5 +6,6 @@
 * :mod:`.core` — the state every part shares, and the time limits FTMS sets;
 * :mod:`.procedures` — control point procedures: one at a time, answers, pairing, timeouts;
 * :mod:`.telemetry` — Treadmill Data, Training Status and Machine Status become reports;
-* :mod:`.quirks` — what real machines need beyond FTMS, each a profile option.
+* :mod:`.quirks` — what real machines need beyond FTMS, each a profile option;
+* :mod:`.quirk_link` — the quirk mechanisms that need the link (connect, Start, timers).
 """

@@ -15,6 +15,7 @@ from bleak.backends.scanner import AdvertisementData
 from pyftms import ResultCode
 from pyftms import Treadmill as PyftmsTreadmill
 from pyftms.client.backends import MachineController
+from pyftms.client.const import CONTROL_POINT_UUID
 from pyftms.models import ControlCode, MachineStatusCode
 
 
@@ -68,11 +69,10 @@ class FtmsClient(PyftmsTreadmill):  # type: ignore[misc]  # pyftms ships no type
         """Pair with the machine over the current link (bleak's ``BleakClient.pair``)."""
         await self._cli.pair()
 
-    async def write_raw(self, data: bytes) -> None:
-        """Write bytes to the control point as they are, answered or not (a vendor's unlock
-        sequence, which no FTMS procedure describes)."""
-        characteristic = self._cli.services.get_characteristic(ControlCode.UUID)
-        await self._cli.write_gatt_char(characteristic, data, response=True)
+    @property
+    def has_control_point(self) -> bool:
+        """Whether the machine has an FTMS control point (some are read-only)."""
+        return self._cli.services.get_characteristic(CONTROL_POINT_UUID) is not None
 
 
 async def request_control(client: FtmsClient) -> ResultCode:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Coroutine
 from typing import Any
 
@@ -22,7 +23,7 @@ from retrotread.drivers.ftms.units import SPEED_RESOLUTION, SPEED_RESOLUTION_MPH
 from retrotread.drivers.url import DeviceUrl
 from retrotread.errors import Rejection
 from retrotread.profiles import Profile
-from retrotread.units import Increment
+from retrotread.units import Increment, Quantity
 
 log = logging.getLogger("retrotread.drivers.ftms_ble")
 
@@ -61,6 +62,11 @@ class FtmsCore(Treadmill):
         self._sent_incline: int | None = None  # own echo from a change made at the console
         #: Start/Stop/Pause sent by us: until when a matching Machine Status is our echo.
         self._echo_until: dict[str, float] = {}
+        self._last_answer_at = -math.inf  # when the last control point answer came
+        self._data_at = -math.inf  # when the last Treadmill Data field came
+        self._sent_incline_value: Quantity | None = None  # echoed by incline_unreported
+        self._handshake = asyncio.Event()  # the machine answered our Start with 02 01
+        self._pending_zero: asyncio.Task[None] | None = None  # a zero held back (debounce)
 
     @property
     def _speed_field(self) -> Increment:

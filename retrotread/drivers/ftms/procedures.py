@@ -30,6 +30,7 @@ from retrotread.drivers.base import BeltStatus, MachineEvent, MachineEventKind, 
 from retrotread.drivers.ftms.client import FtmsClient, request_control
 from retrotread.drivers.ftms.core import ECHO_WINDOW_S, REJECTIONS, FtmsCore, log
 from retrotread.errors import CommandRejected, CommandTimeout, LinkLost, Rejection
+from retrotread.profiles import Quirks
 from retrotread.units import Increment, Quantity, Unit, format_number, wire_integer
 
 #: ATT errors that mean "this attribute needs a paired (encrypted) link".
@@ -40,6 +41,21 @@ _NEEDS_PAIRING = {
 }
 
 Action = Callable[[FtmsClient], Awaitable[ResultCode]]
+
+
+def preamble(command: str, quirks: Quirks) -> list[tuple[str, Action]]:
+    """Procedures some machines need before a command, in order (profile quirks
+    ``start_each_command``, ``request_control_each_command``)."""
+    if quirks.start_each_command and command in ("set speed", "set incline"):
+        return [("request control", request_control), ("start", start_procedure)]
+    if quirks.request_control_each_command:
+        return [("request control", request_control)]
+    return []
+
+
+async def start_procedure(client: FtmsClient) -> ResultCode:
+    result: ResultCode = await client.start_resume()
+    return result
 
 
 class ControlPoint(FtmsCore):
@@ -97,9 +113,9 @@ class ControlPoint(FtmsCore):
         already: Callable[[], bool] | None,
     ) -> ResultCode:
         async with self._lock:
-            if self.profile.quirks.request_control_each_command:
-                granted = await self._send("request control", request_control)
-                if granted is not ResultCode.SUCCESS:
+            for name, step in preamble(command, self.profile.quirks):
+                answer = await self._send(name, step)
+                if step is request_control and answer is not ResultCode.SUCCESS:
                     self._give_up_control(command)
             result = await self._send(command, action)
             if result is ResultCode.NOT_PERMITTED:
@@ -140,6 +156,9 @@ class ControlPoint(FtmsCore):
         # deadline to now. No extra task, so the write costs what a bare pyftms write costs.
         scope = asyncio.timeout(None)
         self._in_flight.add(scope)
+        if (gap := self.profile.quirks.min_command_interval_s) is not None:
+            # A machine that drops a write too close to the last answer (WalkingPad).
+            await self.clock.sleep_until(self._last_answer_at + gap)
         try:
             async with scope:
                 return await self._write(client, command, action)
@@ -164,6 +183,7 @@ class ControlPoint(FtmsCore):
             raise LinkLost(f"{command}: {err}") from err
         finally:
             self._in_flight.discard(scope)
+            self._last_answer_at = self.clock.now()
 
     async def _write(
         self,

@@ -23,8 +23,8 @@ from pyftms import ControlEvent, SetupEvent, TrainingStatusCode, UpdateEvent
 
 from retrotread.drivers.base import BeltStatus, MachineEvent, MachineEventKind, Telemetry
 from retrotread.drivers.ftms.core import REREAD_WAIT_S, FtmsCore
-from retrotread.drivers.ftms.units import exact
-from retrotread.units import Quantity, Unit, percent
+from retrotread.drivers.ftms.quirks import incline_reading, speed_reading
+from retrotread.units import Quantity, percent
 
 _STOPPED_STATUSES = {
     TrainingStatusCode.IDLE,
@@ -92,29 +92,59 @@ class Reports(FtmsCore):
         data.pop("rssi", None)
         if not data:
             return
+        self._data_at = self.clock.now()
         self._props.update(data)
         self._publish_reading()
 
-    def _publish_reading(self) -> None:
+    def _publish_reading(self, *, confirmed: bool = False) -> None:
+        """Publish what the machine reports; ``confirmed``: a zero that is not to be held
+        back (the quirk ``zero_speed_debounce_s`` holds a lone zero after a moving reading
+        until it lasts that long; Merach)."""
         speed = self._props.get("speed_instant")
         if speed is None:
             return
-        self.publish(
-            Telemetry(
-                at=self.clock.now(),
-                speed=Quantity(exact(speed, 2), Unit.KMH),
-                incline=percent(exact(self._props.get("inclination") or 0.0, 1)),
-                distance_m=float(self._props.get("distance_total") or 0),
-                elapsed_s=float(self._props.get("time_elapsed") or 0),
-                belt=self._belt,
-            )
+        quirks = self.profile.quirks
+        reading = Telemetry(
+            at=self.clock.now(),
+            speed=speed_reading(speed, quirks),
+            incline=incline_reading(
+                self._props.get("inclination"), self._sent_incline_value, quirks
+            ),
+            distance_m=float(self._props.get("distance_total") or 0),
+            elapsed_s=float(self._props.get("time_elapsed") or 0),
+            belt=self._belt,
         )
+        debounce = quirks.zero_speed_debounce_s
+        if reading.speed.value != 0 or confirmed:
+            if self._pending_zero is not None:
+                self._pending_zero.cancel()
+                self._pending_zero = None
+        elif debounce and self.latest is not None and self.latest.speed.value != 0:
+            if self._pending_zero is None:
+                self._pending_zero = self._spawn(self._zero_if_it_lasts(debounce))
+            return
+        self.publish(reading)
         self._fresh.set()
+
+    async def _zero_if_it_lasts(self, seconds: float) -> None:
+        await self.clock.sleep_until(self.clock.now() + seconds)
+        self._pending_zero = None
+        if self._props.get("speed_instant") == 0:
+            self._publish_reading(confirmed=True)
 
     def _on_control_event(self, what: str, source: str) -> None:
         if source == "callback":
             return  # our own command's success, already accounted for
         now = self.clock.now()
+        if (
+            what == "stop"
+            and source == "user"
+            and self.profile.quirks.start_handshake
+            and now <= self._echo_until.get("start", -math.inf)
+        ):
+            # The Toputure TP1 answers our Start with 02 01 and waits for control + Start.
+            self._handshake.set()
+            return
         if source == "user" and now <= self._echo_until.get(what, -math.inf):
             # The machine announcing the Start/Stop/Pause we just sent, not a person.
             del self._echo_until[what]

@@ -22,15 +22,18 @@ from retrotread_sim.ftms.gatt import AttError, GattError
 from retrotread_sim.ftms.radio import DEFAULT_ADDRESS, AdapterState, Advert, Radio, SimPeripheral
 from retrotread_sim.ftms.server import (
     PERSONALITIES,
+    QUIRKS,
     ControlPointWrite,
     FtmsOptions,
     FtmsServer,
     personality,
+    with_quirks,
 )
 
 __all__ = [
     "DEFAULT_ADDRESS",
     "PERSONALITIES",
+    "QUIRKS",
     "AdapterState",
     "Advert",
     "AttError",
@@ -45,4 +48,5 @@ __all__ = [
     "SimPeripheral",
     "StatusCode",
     "personality",
+    "with_quirks",
 ]

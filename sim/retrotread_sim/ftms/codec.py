@@ -153,7 +153,7 @@ class TreadmillRecord:
 
     speed: int  # 0.01 km/h
     distance_m: int
-    incline: int  # 0.1 %
+    incline: int | None  # 0.1 %; None: a machine that does not report its incline
     elapsed_s: int
 
 
@@ -165,11 +165,12 @@ def encode_treadmill_data(record: TreadmillRecord, parts: int = 1) -> list[bytes
     speed), and the last fragment clears it and carries the speed.
     """
     distance = min(max(record.distance_m, 0), 0xFFFFFF)
-    fields: list[tuple[int, bytes]] = [
-        (FLAG_TOTAL_DISTANCE, distance.to_bytes(3, "little")),
-        (FLAG_INCLINATION, struct.pack("<hh", record.incline, RAMP_ANGLE_NOT_AVAILABLE)),
-        (FLAG_ELAPSED_TIME, struct.pack("<H", min(max(record.elapsed_s, 0), 0xFFFF))),
-    ]
+    fields: list[tuple[int, bytes]] = [(FLAG_TOTAL_DISTANCE, distance.to_bytes(3, "little"))]
+    if record.incline is not None:
+        fields.append(
+            (FLAG_INCLINATION, struct.pack("<hh", record.incline, RAMP_ANGLE_NOT_AVAILABLE))
+        )
+    fields.append((FLAG_ELAPSED_TIME, struct.pack("<H", min(max(record.elapsed_s, 0), 0xFFFF))))
     speed = struct.pack("<H", min(max(record.speed, 0), 0xFFFF))
     parts = min(max(parts, 1), len(fields) + 1)
     if parts == 1:

@@ -136,6 +136,37 @@ class FtmsOptions:
     start_countdown_s: float = 0.0
     #: Stop is answered 04 while the belt moves (or counts down); Pause halts it.
     stop_refused_while_moving: bool = False
+    # -- quirks of real machines (:data:`QUIRKS`; sources there) --------------------------
+    #: The control point's speed field is read (and echoed) as 0.01 mph.
+    target_speed_mph: bool = False
+    #: Treadmill Data speed is sent in 0.01 mph.
+    data_speed_mph: bool = False
+    #: Speed and incline writes are answered success but ignored unless the two procedures
+    #: before them were Request Control and Start.
+    writes_need_start: bool = False
+    #: The first Request Control on a link is lost (never answered, never pending).
+    ignores_first_control_request: bool = False
+    #: While the belt runs, no control point write for this long stops it (status 02 01).
+    needs_keepalive_s: float = 0.0
+    #: Inclines off this grid (percent) are answered 03 (invalid parameter).
+    incline_grid_pct: float = 0.0
+    #: The incline range declared starts here (percent), whatever the machine takes.
+    declared_incline_min_pct: float | None = None
+    #: Incline written and reported through a table of (percent, wire value) pairs.
+    incline_table: tuple[tuple[float, int], ...] = ()
+    #: Treadmill Data carries no incline.
+    no_incline_data: bool = False
+    #: While the belt runs, one record in this many seconds reports speed 0.
+    stray_zero_every_s: float = 0.0
+    #: A control point Start from standstill is answered, then announced as ``02 01``; the
+    #: belt moves only with the next Start.
+    start_handshake: bool = False
+    #: No Treadmill Data while the belt stands still (and no record reads zero).
+    quiet_when_still: bool = False
+    #: A write closer than this to the previous answer is answered success but ignored.
+    min_command_gap_s: float = 0.0
+    #: No control point at all: a read-only FTMS machine.
+    no_control_point: bool = False
     personality: str = "lenient"
     serial_number: str = "SIM-0001"
     hardware_revision: str = "1"
@@ -161,6 +192,78 @@ PERSONALITIES: dict[str, FtmsOptions] = {
         personality="pause-first",
     ),
 }
+
+
+#: Quirks of real FTMS treadmills the simulator can play (``sim://?link=ble&quirks=a,b``),
+#: each with its source. "qz" is cagnulein/qdomyos-zwift,
+#: ``src/devices/horizontreadmill/horizontreadmill.cpp`` (its generic FTMS treadmill driver).
+QUIRKS: dict[str, dict[str, Any]] = {
+    # qz forceSpeed: "BOWFLEX_T9 ... this treadmill wants the speed in miles"; JFTM T202 too.
+    "speed-field-mph": {"target_speed_mph": True},
+    # qz characteristicChanged 0x2ACD: "BOWFLEX_T9 ... this treadmill sends the speed in
+    # miles"; 3G Elite and TheRun T15 likewise.
+    "data-speed-mph": {"data_speed_mph": True},
+    # qz forceSpeed/forceIncline: Request Control + Start before every write, for all but
+    # ANPLUS, TRX3500, WellFit, Mobvoi TMP, SW, iConcept, YPOO, 3G, FS.
+    "start-each-command": {"writes_need_start": True},
+    # qz btinit: WellFit, SW and YPOO get Request Control twice, 500 ms apart.
+    "request-control-twice": {"ignores_first_control_request": True},
+    # qz update(): the Xterra TRX3500 gets Start every second.
+    "start-keepalive": {"needs_keepalive_s": 3.0},
+    # qz minStepInclination(): 1 % on Kettler, TRX3500, Sole TT8/S77, 3G...; Sole F85:
+    # "this treadmill doesn't handle 0.5 inclination".
+    "incline-step-1": {"incline_grid_pct": 1.0},
+    # qz deviceDiscovered: Sole TT8 min -6 %, F85/F89 -5 %, TM4500/TM6500 -3 %; Adidas 40 %.
+    "declares-no-decline": {"declared_incline_min_pct": 0.0},
+    # qz forceIncline/0x2ACD for ICONCEPT_FTMS_treadmill: 1 % is 0x3C, 2 % 0x82, ... 15 % 0x3E8.
+    "incline-table": {
+        "incline_table": (
+            (0.0, 0),
+            (1.0, 60),
+            (2.0, 130),
+            (3.0, 200),
+            (4.0, 260),
+            (5.0, 330),
+            (6.0, 400),
+            (7.0, 460),
+            (8.0, 530),
+            (9.0, 600),
+            (10.0, 660),
+            (11.0, 730),
+            (12.0, 800),
+            (13.0, 860),
+            (14.0, 930),
+            (15.0, 1000),
+        )
+    },
+    # qz update(): "this treadmill doesn't send the incline" (Schwinn 810, FIT-TM).
+    "no-incline-data": {"no_incline_data": True},
+    # qz autoPauseWhenSpeedIsZero(): "Merach sometimes emits a single transient FTMS
+    # speed=0 frame while the treadmill is still running".
+    "stray-zero": {"stray_zero_every_s": 20.0},
+    # qz characteristicChanged 0x2ADA for TP1: "received start packet from treadmill
+    # (02 01), sending start command" (Request Control + Start).
+    "start-handshake": {"start_handshake": True},
+    # qz bowflext216treadmill.cpp: no data for a while means the belt stopped.
+    "quiet-when-still": {"quiet_when_still": True},
+    # Issue 17's table: WalkingPads (their proprietary protocol) and others drop commands
+    # closer than about 0.7 s.
+    "command-spacing": {"min_command_gap_s": 0.6},
+    # Issue 17's table: "control point absent: read-only FTMS" (several machines).
+    "read-only": {"no_control_point": True},
+}
+
+
+def with_quirks(options: FtmsOptions, names: list[str] | tuple[str, ...]) -> FtmsOptions:
+    """``options`` playing the named :data:`QUIRKS` too."""
+    changes: dict[str, Any] = {}
+    for name in names:
+        try:
+            changes.update(QUIRKS[name])
+        except KeyError:
+            known = ", ".join(QUIRKS)
+            raise ValueError(f"unknown FTMS quirk {name!r}; known: {known}") from None
+    return replace(options, **changes) if changes else options
 
 
 def personality(name: str, **changes: Any) -> FtmsOptions:
@@ -209,6 +312,7 @@ class Connection:
     pending: bool = False  # a control point procedure awaits its indication
     open: bool = True
     encrypted: bool = False  # paired now, or bonded before
+    asked_control: bool = False  # a Request Control reached the machine on this link
 
     def pair(self) -> None:
         """The client pairs (or re-encrypts with its bond): the link is encrypted."""
@@ -266,6 +370,12 @@ class FtmsServer:
         self._watching_link: asyncio.Task[None] | None = None
         self._forced: dict[int, list[ResultCode | None]] = {}
         self._control_denied = False
+        self._recent_ops: list[int] = []  # the last procedures acted on (start-each-command)
+        self._last_answer_at = -float("inf")  # when the last write was answered (spacing)
+        self._last_write_at = self.machine.clock.now()  # keep-alive
+        self._handshake_armed = False
+        self._keepalive: asyncio.Task[None] | None = None
+        self._next_stray_zero_at: float | None = None
         self._training_status: bytes | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._telemetry: asyncio.Task[None] | None = None
@@ -307,6 +417,10 @@ class FtmsServer:
                 Characteristic(codec.MACHINE_STATUS, ("notify",)),
             ],
         )
+        if self.options.no_control_point:
+            ftms.characteristics = [
+                c for c in ftms.characteristics if c.uuid != codec.CONTROL_POINT
+            ]
         return [ftms, dis]
 
     def handle(self, uuid: str) -> int:
@@ -324,6 +438,8 @@ class FtmsServer:
             codec.FEATURE_TOTAL_DISTANCE | codec.FEATURE_INCLINATION | codec.FEATURE_ELAPSED_TIME
         )
         targets = codec.TARGET_SETTING_SPEED | codec.TARGET_SETTING_INCLINATION
+        if self.options.no_control_point:
+            targets = 0
         return codec.encode_feature(features, targets)
 
     def _speed_range(self) -> bytes:
@@ -336,8 +452,10 @@ class FtmsServer:
 
     def _inclination_range(self) -> bytes:
         spec = self.machine.spec
+        declared_min = self.options.declared_incline_min_pct
+        low = spec.incline_min_pct if declared_min is None else declared_min
         return codec.encode_inclination_range(
-            round(spec.incline_min_pct * 10),
+            round(low * 10),
             round(spec.incline_max_pct * 10),
             max(1, round(spec.incline_increment_pct * 10)),
         )
@@ -351,7 +469,7 @@ class FtmsServer:
         control point's speed fields as 0.01 mph, while its Treadmill Data and its range are
         true 0.01 km/h (so comparing what it reports with what was sent reveals the quirk).
         """
-        if self.machine.spec.speed_field_mph:
+        if self.machine.spec.speed_field_mph or self.options.target_speed_mph:
             return round(kmh / KMH_PER_MPH * 100)
         return round(kmh * 100)
 
@@ -516,8 +634,27 @@ class FtmsServer:
         if not data:
             raise GattError(AttError.INVALID_ATTRIBUTE_VALUE_LENGTH, "empty control point write")
         request = codec.ControlRequest.decode(data)
+        if (
+            self.options.ignores_first_control_request
+            and request.op == OpCode.REQUEST_CONTROL
+            and not connection.asked_control
+        ):
+            # Lost while the machine's control point wakes up: no answer, nothing pending.
+            connection.asked_control = True
+            self._log_write(ControlPointWrite(now, bytes(data), None))
+            return
+        connection.asked_control = True
+        too_soon = now - self._last_answer_at < self.options.min_command_gap_s
+        self._last_write_at = now
         connection.pending = True
-        result, echo = self._execute(connection, request)
+        result: ResultCode | None
+        echo: bytes | None
+        if too_soon and request.op != OpCode.REQUEST_CONTROL:
+            # Dropped by a machine that needs time between commands, yet answered success.
+            self.machine.note("link", f"op {request.op:#04x}", "dropped: too soon after the last")
+            result, echo = ResultCode.SUCCESS, None
+        else:
+            result, echo = self._execute(connection, request)
         record = ControlPointWrite(now, bytes(data), result)
         self._log_write(record)
         if result is not None:
@@ -546,7 +683,7 @@ class FtmsServer:
         if not connection.open:
             return
         connection.pending = False
-        record.answered_at = clock.now()
+        record.answered_at = self._last_answer_at = clock.now()
         connection.notify(self.handle(codec.CONTROL_POINT), codec.encode_response(op, result))
         if echo is not None:
             self._notify_all(codec.MACHINE_STATUS, echo)
@@ -565,6 +702,7 @@ class FtmsServer:
             if self._control_denied or holder:
                 return ResultCode.CONTROL_NOT_PERMITTED, None
             connection.has_control = True
+            self._recent_ops = [*self._recent_ops[-1:], request.op]
             return ResultCode.SUCCESS, None
         if request.op not in _PROCEDURES:
             return ResultCode.NOT_SUPPORTED, None
@@ -584,6 +722,7 @@ class FtmsServer:
         except _Failed as failed:
             self.machine.note("link", failed.name, f"{failed.why}: answered operation failed")
             return ResultCode.OPERATION_FAILED, None
+        self._recent_ops = [*self._recent_ops[-1:], request.op]
         if request.op == OpCode.RESET:
             for each in self.connections:
                 each.has_control = False
@@ -591,6 +730,8 @@ class FtmsServer:
             connection.has_control = False
         if request.op in (OpCode.SET_TARGET_SPEED, OpCode.SET_TARGET_INCLINATION):
             return ResultCode.SUCCESS, echo if self.options.echo_targets else None
+        if self.options.start_handshake and request.op == OpCode.START_OR_RESUME and echo:
+            return ResultCode.SUCCESS, echo if self._handshake_armed else None
         return ResultCode.SUCCESS, echo if self.options.echo_state_changes else None
 
     def _planned_fault(
@@ -633,14 +774,21 @@ class FtmsServer:
                 self._cancel_countdown()
                 machine.reset()
             case OpCode.SET_TARGET_SPEED:
+                if self._ignores_unprepared_write():
+                    return None
                 # The machine itself reads the value as mph if it has that quirk.
-                machine.set_target_speed(request.u16() / 100)
+                value = request.u16() / 100
+                if self.options.target_speed_mph and not machine.spec.speed_field_mph:
+                    value *= KMH_PER_MPH
+                machine.set_target_speed(value)
                 target = self.target_to_wire(machine.target_speed_kmh)
                 return codec.encode_status(
                     StatusCode.TARGET_SPEED_CHANGED, target.to_bytes(2, "little")
                 )
             case OpCode.SET_TARGET_INCLINATION:
-                machine.set_target_incline(request.s16() / 10)
+                if self._ignores_unprepared_write():
+                    return None
+                machine.set_target_incline(self._incline_from_wire(request.s16()))
                 target = round(machine.target_incline_pct * 10)
                 return codec.encode_status(
                     StatusCode.TARGET_INCLINE_CHANGED, target.to_bytes(2, "little", signed=True)
@@ -648,6 +796,11 @@ class FtmsServer:
             case OpCode.START_OR_RESUME:
                 if request.parameter:
                     raise codec.DecodeError("start takes no parameter")
+                if self.options.start_handshake and state is not BeltState.RUNNING:
+                    self._handshake_armed = not self._handshake_armed
+                    if self._handshake_armed:
+                        # The TP1 announces a Start as 02 01 and waits for control + Start.
+                        return codec.encode_status(StatusCode.STOPPED_OR_PAUSED_BY_USER, b"\x01")
                 if strict and (state is BeltState.RUNNING or counting):
                     raise _Failed("start", _ALREADY)
                 countdown = self.options.start_countdown_s
@@ -679,6 +832,32 @@ class FtmsServer:
                     return codec.encode_status(StatusCode.STOPPED_OR_PAUSED_BY_USER, b"\x02")
                 raise codec.DecodeError(f"stop/pause parameter {code:#04x}")
         return None
+
+    def _ignores_unprepared_write(self) -> bool:
+        """A set not preceded by Request Control and Start is ignored (start-each-command)."""
+        if not self.options.writes_need_start:
+            return False
+        if self._recent_ops == [OpCode.REQUEST_CONTROL, OpCode.START_OR_RESUME]:
+            return False
+        self.machine.note("link", "set", "ignored: no Request Control + Start before it")
+        return True
+
+    def _incline_from_wire(self, wire: int) -> float:
+        table = self.options.incline_table
+        if table:
+            # The largest table entry not above the value (qz reads unknown values as 0 %).
+            return max((pct for pct, code in table if code <= wire), default=0.0)
+        pct = wire / 10
+        grid = self.options.incline_grid_pct
+        if grid and abs(pct / grid - round(pct / grid)) > 1e-6:
+            raise SimRefused(Refusal.OUT_OF_RANGE, f"{pct} % is not a multiple of {grid} %")
+        return pct
+
+    def _incline_to_wire(self, pct: float) -> int:
+        table = self.options.incline_table
+        if table:
+            return min(table, key=lambda entry: abs(entry[0] - pct))[1]
+        return round(pct * 10)
 
     async def _count_down(self, seconds: float) -> None:
         """The console's 3-2-1 after Start: the belt moves when it ends."""
@@ -736,10 +915,19 @@ class FtmsServer:
 
     def record(self) -> codec.TreadmillRecord:
         snap = self.machine.snapshot()
+        options = self.options
+        speed = snap.speed_kmh / KMH_PER_MPH if options.data_speed_mph else snap.speed_kmh
+        if options.stray_zero_every_s and snap.speed_kmh > 0:
+            due = self._next_stray_zero_at
+            if due is None:
+                self._next_stray_zero_at = snap.time + options.stray_zero_every_s
+            elif snap.time >= due:
+                self._next_stray_zero_at = snap.time + options.stray_zero_every_s
+                speed = 0.0  # the Merach's lone zero: the belt runs on
         return codec.TreadmillRecord(
-            speed=round(snap.speed_kmh * 100),
+            speed=round(speed * 100),
             distance_m=int(snap.distance_m),
-            incline=round(snap.incline_pct * 10),
+            incline=None if options.no_incline_data else self._incline_to_wire(snap.incline_pct),
             elapsed_s=int(snap.elapsed_s),
         )
 
@@ -754,10 +942,23 @@ class FtmsServer:
             self._frozen = None
         if self.options.data_on_change and record == self._last_sent:
             return  # nothing changed: a strict machine stays quiet (a still belt says nothing)
+        if self.options.quiet_when_still and self.machine.snapshot().speed_kmh == 0:
+            return  # the Bowflex T216: no final zero record, just silence
+        self._check_keepalive()
         self._last_sent = record
         for fragment in codec.encode_treadmill_data(record, self.split_records):
             self._notify_all(codec.TREADMILL_DATA, fragment)
         self._refresh_training_status()
+
+    def _check_keepalive(self) -> None:
+        """A machine that wants a keep-alive stops its belt when writes stop coming."""
+        limit = self.options.needs_keepalive_s
+        machine = self.machine
+        if not limit or machine.state is not BeltState.RUNNING:
+            return
+        if machine.clock.now() - self._last_write_at >= limit:
+            machine.note("link", "keep-alive", f"no write for {limit:g} s: belt stopped")
+            machine.console_stop()
 
     def _start_telemetry(self) -> None:
         if self._telemetry is None or self._telemetry.done():

@@ -1,0 +1,97 @@
+"""The quirk mechanisms that need the link (options and sources: :mod:`.quirks`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+
+from bleak.exc import BleakError
+from pyftms import ResultCode
+
+from retrotread.drivers.base import BeltStatus
+from retrotread.drivers.ftms.client import FtmsClient, request_control
+from retrotread.drivers.ftms.core import ECHO_WINDOW_S, log
+from retrotread.drivers.ftms.procedures import Action, ControlPoint, start_procedure
+from retrotread.drivers.ftms.telemetry import Reports
+from retrotread.errors import CommandRejected, DeviceError, Rejection
+
+#: How often the timer quirks look at the clock.
+WATCH_INTERVAL_S = 0.25
+
+
+class QuirkHandling(ControlPoint, Reports):
+    """The quirk mechanisms that need the link: at connect, around Start, and on a timer."""
+
+    async def _request_control_at_connect(self, client: FtmsClient) -> ResultCode:
+        """Request Control; a machine that loses the first one gets it again after a gap."""
+        gap = self.profile.quirks.request_control_again_s
+        if gap is not None:
+            first_at = self.clock.now()
+            # The first request may never be answered (WellFit, FitShow "SW", YPOO): its
+            # answer is not waited for beyond the gap, and the second one counts.
+            with contextlib.suppress(TimeoutError, BleakError):
+                async with asyncio.timeout(gap):
+                    await client.request_control()
+            await self.clock.sleep_until(first_at + gap)
+        return await self._send("request control", request_control)
+
+    async def _start_with_handshake(self, start: Action) -> None:
+        """After our Start, a machine that announces it as ``02 01`` (Toputure TP1) moves its
+        belt only on Request Control + Start; give it those within the echo window."""
+        try:
+            async with asyncio.timeout(ECHO_WINDOW_S):
+                await self._handshake.wait()
+        except TimeoutError:
+            return  # no 02 01: the Start itself was enough
+        await self._control("request control", request_control)
+        await self._control("start", start, BeltStatus.RUNNING)
+
+    def _refuse_read_only(self, command: str, instruction: str) -> None:
+        if self.capabilities.can_control:
+            return
+        raise CommandRejected(command, Rejection.READ_ONLY, instruction)
+
+    def _start_watch(self) -> None:
+        quirks = self.profile.quirks
+        if quirks.start_keepalive_s or quirks.silence_means_stopped_s:
+            self._spawn(self._watch())
+
+    async def _watch(self) -> None:
+        """Timer quirks: Start as a keep-alive while running (Xterra TRX3500); silence from
+        a moving belt read as a stopped belt (Bowflex T216)."""
+        quirks = self.profile.quirks
+        while True:
+            await self.clock.sleep_until(self.clock.now() + WATCH_INTERVAL_S)
+            now = self.clock.now()
+            silence = quirks.silence_means_stopped_s
+            latest = self.latest
+            if (
+                silence
+                and self._link_up
+                and latest is not None
+                and latest.speed.value != 0
+                and now - self._data_at >= silence
+            ):
+                log.info("%s: no data for %g s: the belt reads stopped", self.name, silence)
+                self._props["speed_instant"] = 0.0
+                self._publish_reading(confirmed=True)
+            keepalive = quirks.start_keepalive_s
+            if (
+                keepalive
+                and self._link_up
+                and self._belt is BeltStatus.RUNNING
+                and not self._lock.locked()
+                and now - self._last_answer_at >= keepalive
+            ):
+                await self._keep_alive()
+
+    async def _keep_alive(self) -> None:
+        self._echo_until["start"] = math.inf  # its 04 or status is ours, not the console's
+        try:
+            async with self._lock:
+                await self._send("start (keep-alive)", start_procedure)
+        except DeviceError as err:
+            log.debug("keep-alive start: %s", err)
+        finally:
+            self._echo_until["start"] = self.clock.now() + ECHO_WINDOW_S

@@ -1,0 +1,143 @@
+"""Real treadmills' quirks, end to end: each catalogue profile (devices/*.toml) plays a
+program on the simulator playing the machine it describes, through the real BLE path
+(session, governor, ``ble://`` driver, pyftms, bleak, over the simulator's bleak backend), on
+the virtual clock: the belt in the retro band, the incline right, the belt stopped at the end.
+A profile whose quirk does not match the machine fails the way a user would see it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from retrotread.clock import LoopClock, run
+from retrotread.drivers.registry import open_treadmill
+from retrotread.drivers.sim_ble import SimBleDriver
+from retrotread.errors import CommandTimeout
+from retrotread.events import CommandUnconfirmed, Event, Fault
+from retrotread.profiles import bundled_profiles
+from retrotread.program.model import Program
+from retrotread.session import Outcome, Session, SessionSummary
+from retrotread_sim.belt import KMH_PER_MPH, BeltState, Snapshot
+from tests.helpers import retro_program
+
+#: Each quirk of issue 17 with the catalogue profile that has it.
+QUIRK_PROFILES = {
+    "speed_field_mph": "horizon-jftm-t202",
+    "telemetry_speed_mph (and speed_field_mph)": "bowflex-t9",
+    "start_each_command": "technogym-run",
+    "request_control_again_s": "wellfit-tm",
+    "start_keepalive_s": "xterra-trx3500",
+    "incline_step 1 %": "fitshow-sw",
+    "ranges_from_profile (decline)": "sole-tt8",
+    "incline_table": "iconcept-t01",
+    "incline_unreported": "schwinn-810",
+    "ranges_from_profile (1 km/h floor)": "mobvoi-tmp",
+    "zero_speed_debounce_s": "merach",
+    "start_handshake": "toputure-tp1",
+    "silence_means_stopped_s": "bowflex-t216",
+    "min_command_interval_s": "walkingpad-spaced",
+}
+
+RETRO_BAND_MPH = (2.6, 3.2)
+TOLERANCE_MPH = 0.15
+
+
+def sim_over_ble(query: str) -> SimBleDriver:
+    driver = open_treadmill(f"sim://?link=ble&{query}")
+    assert isinstance(driver, SimBleDriver)
+    return driver
+
+
+def play(
+    program: Program, driver: SimBleDriver
+) -> tuple[SessionSummary, list[Event], list[float], Snapshot]:
+    """The program, unattended; returns the summary, the events, the belt's speed (mph)
+    sampled every second while the program runs, and the machine after the session."""
+    samples: list[float] = []
+
+    async def sample() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if driver.machine is not None:
+                samples.append(driver.machine.snapshot().speed_kmh / KMH_PER_MPH)
+
+    async def session() -> tuple[SessionSummary, list[Event], list[float], Snapshot]:
+        events: list[Event] = []
+        runner = Session(program, driver, LoopClock(), unattended=True)
+        runner.subscribe(events.append)
+        sampler = asyncio.create_task(sample())
+        try:
+            summary = await runner.run()
+        finally:
+            sampler.cancel()
+        assert driver.machine is not None
+        return summary, events, samples, driver.machine.snapshot()
+
+    return run(session(), virtual=True)
+
+
+@pytest.mark.parametrize("quirk", list(QUIRK_PROFILES))
+def test_a_program_plays_on_the_machine_its_profile_describes(quirk: str) -> None:
+    profile = QUIRK_PROFILES[quirk]
+    program = retro_program([40, 40])  # 2.8 then 3.0 mph, 2 % incline
+    summary, events, samples, machine = play(program, sim_over_ble(f"profile={profile}"))
+    problems = [e for e in events if isinstance(e, CommandUnconfirmed | Fault)]
+    assert (summary.outcome, problems) == (Outcome.COMPLETED, [])
+    low, high = RETRO_BAND_MPH
+    # Never above the band; and most of the program in it (ramps and the stop pass below).
+    assert max(samples) <= high + TOLERANCE_MPH
+    in_band = [s for s in samples if low - TOLERANCE_MPH <= s <= high + TOLERANCE_MPH]
+    assert len(in_band) >= 60
+    assert abs(machine.incline_pct - 2.0) < 1e-6
+    assert (machine.state, machine.speed_kmh, summary.belt_stopped) == (
+        BeltState.STOPPED,
+        0.0,
+        True,
+    )
+
+
+def first_problem(events: list[Event]) -> str:
+    """What the user sees first: the first fault, else the first unconfirmed command."""
+    faults = [e for e in events if isinstance(e, Fault)]
+    if faults:
+        return f"fault: {faults[0].kind}"
+    unconfirmed = [e for e in events if isinstance(e, CommandUnconfirmed)]
+    return f"unconfirmed: {unconfirmed[0].command}" if unconfirmed else "none"
+
+
+#: The simulator's quirk, and what a user sees when the profile (generic FTMS) lacks it.
+MISMATCHES = {
+    "speed-field-mph": "fault: overspeed",
+    "data-speed-mph": "unconfirmed: set speed",
+    "start-each-command": "unconfirmed: set speed",
+    "start-keepalive": "fault: stopped-at-console",
+    "start-handshake": "fault: stopped-at-console",
+    "quiet-when-still": "fault: stop-not-confirmed",
+    "command-spacing": "fault: telemetry-stale",
+}
+
+
+@pytest.mark.parametrize("quirk", list(MISMATCHES))
+def test_a_profile_without_the_machines_quirk_fails_visibly(quirk: str) -> None:
+    program = retro_program([40, 40])
+    _, events, _, _ = play(program, sim_over_ble(f"profile=generic-ftms&quirks={quirk}"))
+    assert first_problem(events) == MISMATCHES[quirk]
+
+
+def test_a_machine_that_loses_the_first_request_for_control_never_answers_it() -> None:
+    driver = sim_over_ble("profile=generic-ftms&quirks=request-control-twice")
+    with pytest.raises(CommandTimeout, match="request control"):
+        play(retro_program([40]), driver)
+
+
+def test_an_incline_table_machine_driven_in_tenths_of_a_percent_stays_flat() -> None:
+    _, _, _, machine = play(retro_program([40]), sim_over_ble("quirks=incline-table"))
+    assert machine.incline_pct == 0.0  # 2 % sent as 20, which its table reads as 0 %
+
+
+def test_the_catalogue_names_models_patterns_and_sources() -> None:
+    real = [p for p in bundled_profiles() if p.models]
+    assert len(real) >= 15
+    assert all(p.sources and p.protocol == "ftms" for p in real)
+    assert sum(bool(p.match) for p in real) >= 15
