@@ -9,9 +9,9 @@ STAMP  := $(VENV)/.installed
 
 # Debian packages the tests use for real: espeak-ng speaks the cues, sox measures audio,
 # chromium and its driver load the served views, openssl makes the TLS test's certificate.
-# postgresql (initdb, pg_ctl) serves the records tests on PostgreSQL.
+# postgresql (initdb, pg_ctl) serves the records tests on PostgreSQL; mosquitto is the floor's broker.
 # Installed only when missing (apt-get update runs once, then), so a second run stays fast.
-SYSTEM_PACKAGES := espeak-ng sox chromium chromium-driver openssl postgresql
+SYSTEM_PACKAGES := espeak-ng sox chromium chromium-driver openssl postgresql mosquitto
 
 $(STAMP): pyproject.toml sim/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "retrotread needs Python 3.12+ (found " + sys.version.split()[0] + "); install it or set PYTHON=python3.12")'

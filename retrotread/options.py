@@ -19,7 +19,22 @@ class RecordOptions:
     """Where a session is recorded, and for whom."""
 
     client: str | None = None
-    db: Path | None = None  # None: the platform data directory
+    db: Path | str | None = None  # None: the platform data directory; str: a database URL
+    enabled: bool = True  # False: --no-record
+
+
+@dataclass(frozen=True)
+class FloorOptions:
+    """Where a console shows itself on the gym floor (an MQTT broker), and what it accepts
+    from there (retrotread.floor)."""
+
+    broker: str  # mqtt://[user:pass@]host[:port], or mqtts:// for TLS
+    console_id: str
+    client_name: str = "none"  # what the floor sees of the client: full, initials or none
+    discovery_prefix: str = "homeassistant"  # Home Assistant discovery ("" for none)
+    secret_file: str | None = None  # floor commands must be signed with this shared secret
+    trust_broker: bool = False  # accept unsigned commands: the broker's ACL says who may send
+    ca_file: str | None = None  # mqtts: the certificate authority that signed the broker's
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,7 @@ class RunOptions:
     speech: SpeechSettings | None = None  # None: no spoken cues
     record: RecordOptions = field(default_factory=RecordOptions)
     plan: NextSession | None = None  # the progression's session, when `next --start` plays it
+    floor: FloorOptions | None = None  # publish to the gym floor (MQTT)
 
     @property
     def attended(self) -> bool:
@@ -66,3 +82,4 @@ class ConsoleOptions:
     speech: SpeechSettings | None = None  # None: the defaults
     record: RecordOptions = field(default_factory=RecordOptions)
     serve: ServeOptions | None = None  # serve it to browsers instead of this terminal
+    floor: FloorOptions | None = None  # publish to the gym floor (MQTT)
