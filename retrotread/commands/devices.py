@@ -68,4 +68,11 @@ def cmd_devices(out: TextIO | None = None, err: TextIO | None = None) -> int:
 
 def _profile_line(found: ProfileFile, width: int) -> str:
     profile = found.profile
-    return f"  {profile.name:<{width}}  {profile.protocol:<11}  {profile.description}"
+    line = f"  {profile.name:<{width}}  {profile.protocol:<11}  {profile.description}"
+    if profile.models:  # a real-model profile: which machines, by which names, from where
+        names = ", ".join(profile.match) or "chosen by name (?profile=)"
+        line += (
+            f"\n  {'':<{width}}  {'':<11}  models: {profile.models}; names: {names}; "
+            f"source: {profile.sources}"
+        )
+    return line
