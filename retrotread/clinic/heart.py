@@ -131,6 +131,15 @@ class HeartRateAlert(Notice):
     recovering: bool
 
 
+def heart_rate_text(sample: HeartRateSample) -> str:
+    """What the console and the walker view show: '♥ 118 bpm (ceiling 130)'."""
+    if sample.bpm is None:
+        return "♥ no reading"
+    ceiling = f" (ceiling {sample.ceiling})" if sample.ceiling is not None else ""
+    slowed = ": slowed to recover" if sample.recovering else ""
+    return f"♥ {sample.bpm} bpm{ceiling}{slowed}"
+
+
 def over_ceiling_cue(bpm: int, ceiling: int) -> str:
     return f"Heart rate {bpm}, above {ceiling}. Slowing down: keep walking, breathe."
 

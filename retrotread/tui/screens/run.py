@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
+from retrotread.clinic.heart import HeartRateSample, heart_rate_text
 from retrotread.events import (
     BlockExtended,
     BlockSkipped,
@@ -104,6 +105,9 @@ class RunScreen(Screen[None]):
         with Horizontal(id="run-top"):
             yield Static(self.program.name, id="program-name", markup=False)
             yield Static("", id="mute-state", markup=False)
+            heart = Static("", id="heart-rate", markup=False)  # a strap's reading, if any
+            heart.display = False  # until a strap reads
+            yield heart
             yield LinkState(self.session.state.device, id="link")
         yield Static("", id="block-title")
         with Horizontal(id="run-main"):
@@ -181,6 +185,11 @@ class RunScreen(Screen[None]):
             case LinkRestored(message=text):
                 self.query_one(LinkState).set_status(LinkStatus.CONNECTED)
                 self.notify(text, timeout=5)
+            case HeartRateSample():
+                heart = self.query_one("#heart-rate", Static)
+                heart.update(heart_rate_text(event))
+                heart.display = True
+                heart.set_class(event.recovering, "-over")
             case Notice(message=text):
                 self.notify(text, timeout=5)
             case ProgramFinished() | ProgramStopped():

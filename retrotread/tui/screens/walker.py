@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from retrotread import cues
+from retrotread.clinic.heart import HeartRateSample, heart_rate_text
 from retrotread.events import (
     BlockExtended,
     BlockStarted,
@@ -92,6 +93,7 @@ class WalkerScreen(Screen[None]):
         self.step: Step = step
         self.remaining_s = self._seconds_left(step)
         self.call = ""
+        self.heart = ""  # a strap's reading, if the client wears one
         self.stopping = False
         session.subscribe(self._on_session_event)
 
@@ -122,6 +124,8 @@ class WalkerScreen(Screen[None]):
         lines = [cues.display_cue(self.step).upper()]
         if self.call:
             lines.append(self.call)
+        if self.heart:
+            lines.append(self.heart)
         return "\n".join(lines)
 
     def on_engine_event(self, message: EngineEvent) -> None:
@@ -139,6 +143,8 @@ class WalkerScreen(Screen[None]):
                 self.remaining_s = self._seconds_left(self.step)
             case ProgramFinished() | ProgramStopped():
                 self.stopping = True
+            case HeartRateSample():
+                self.heart = heart_rate_text(event)
         self._show()
 
     def _show(self) -> None:
