@@ -13,11 +13,12 @@ import pytest
 from retrotread.clock import LoopClock, run
 from retrotread.drivers.registry import open_treadmill
 from retrotread.drivers.sim_ble import SimBleDriver
-from retrotread.errors import CommandTimeout
+from retrotread.errors import CommandRejected, CommandTimeout, Rejection
 from retrotread.events import CommandUnconfirmed, Event, Fault
 from retrotread.profiles import bundled_profiles
 from retrotread.program.model import Program
 from retrotread.session import Outcome, Session, SessionSummary
+from retrotread.units import mph
 from retrotread_sim.belt import KMH_PER_MPH, BeltState, Snapshot
 from tests.helpers import retro_program
 
@@ -141,3 +142,16 @@ def test_the_catalogue_names_models_patterns_and_sources() -> None:
     assert len(real) >= 15
     assert all(p.sources and p.protocol == "ftms" for p in real)
     assert sum(bool(p.match) for p in real) >= 15
+
+
+def test_a_read_only_machine_connects_reports_and_says_to_use_its_console() -> None:
+    driver = sim_over_ble("quirks=read-only")
+
+    async def try_it() -> tuple[bool, Rejection, bool]:
+        async with driver:
+            await asyncio.sleep(2)
+            with pytest.raises(CommandRejected) as refused:
+                await driver.set_speed(mph("2.8"))
+            return driver.capabilities.can_control, refused.value.reason, driver.latest is not None
+
+    assert run(try_it(), virtual=True) == (False, Rejection.READ_ONLY, True)

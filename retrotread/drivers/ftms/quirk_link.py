@@ -48,9 +48,11 @@ class QuirkHandling(ControlPoint, Reports):
         await self._control("start", start, BeltStatus.RUNNING)
 
     def _refuse_read_only(self, command: str, instruction: str) -> None:
-        if self.capabilities.can_control:
-            return
-        raise CommandRejected(command, Rejection.READ_ONLY, instruction)
+        """A read-only machine (the profile says so, or it has no control point) is driven
+        at its console: say what to do there. A control point is never second-guessed."""
+        client = self._client
+        if self.profile.quirks.read_only or (client is not None and not client.has_control_point):
+            raise CommandRejected(command, Rejection.READ_ONLY, instruction)
 
     def _start_watch(self) -> None:
         quirks = self.profile.quirks
