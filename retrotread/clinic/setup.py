@@ -13,7 +13,11 @@ from retrotread.clock import Clock
 from retrotread.safety import ClientCaps
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from retrotread.events import Listener
+    from retrotread.recording import Recording
+    from retrotread.session import Session
     from retrotread.store import Client, Store
 
 
@@ -64,3 +68,21 @@ def clinic_for(store: Store | None, client: Client | None) -> ClinicRun | None:
     from retrotread.clinic import records
 
     return ClinicRun(client.name, records.limits(store, client))
+
+
+def console_start(recording: Recording) -> Callable[[Session], None]:
+    """The console's session-start hook for a recorded client: the recorder, the client's
+    limits for the governor (said before the go), and their strap."""
+    clinic = clinic_for(recording.store, recording.client)
+
+    def start(session: Session) -> None:
+        recording.attach(session)
+        if clinic is None:
+            return
+        session.caps = clinic.caps  # read when the session starts, before the belt moves
+        lines = clinic.limits.describe()
+        if lines:
+            session.notify(f"Limits for {clinic.client_name}: " + "; ".join(lines))
+        clinic.attach(session, session.clock)
+
+    return start

@@ -102,6 +102,7 @@ def open_console(options: ConsoleOptions) -> int:
             raise RetrotreadError("--serve plays one program: give its name or .toml file")
         return serve_console(options, options.serve, program)
 
+    from retrotread.clinic.setup import console_start
     from retrotread.headless import format_summary
     from retrotread.recording import open_recording
     from retrotread.tui.app import ConsoleApp, run_console
@@ -116,7 +117,7 @@ def open_console(options: ConsoleOptions) -> int:
         muted=options.mute,
         walker=options.walker,
         speech=options.speech,
-        on_session_start=recording.attach if recording else None,
+        on_session_start=console_start(recording) if recording else None,
         on_outcome=outcome_recorder(recording) if recording else None,
     )
     try:
