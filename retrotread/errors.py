@@ -5,6 +5,9 @@
      ├── ProfileError            a device profile is wrong or unknown
      ├── SafetyError             the governor refused a command: nothing was sent
      ├── SpeechError             spoken cues: bad settings, or no engine or audio output
+     ├── PlaceError              a folder retrotread keeps its files in cannot be used
+     ├── ConfigError             the settings file or a setting's variable is wrong  [config]
+     ├── StoreError              the records cannot be read or written  [store]
      └── DeviceError             anything between retrotread and a treadmill
           ├── DeviceUrlError     a device URL names an unknown scheme or option
           ├── DeviceUnavailable  the device cannot be found or opened (reason: Unavailable)
@@ -32,6 +35,10 @@ class ProfileError(RetrotreadError):
 
 class SafetyError(RetrotreadError):
     pass
+
+
+class PlaceError(RetrotreadError):
+    """A folder for retrotread's own files (data, logs) cannot be made or used."""
 
 
 class SpeechError(RetrotreadError):

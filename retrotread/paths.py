@@ -7,13 +7,21 @@ from pathlib import Path
 
 import platformdirs
 
+from retrotread.errors import PlaceError
+
 APP = "retrotread"
 
 
 def data_dir() -> Path:
     override = os.environ.get("RETROTREAD_DATA_DIR")
     path = Path(override) if override else platformdirs.user_data_path(APP)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        where = " (RETROTREAD_DATA_DIR)" if override else ""
+        raise PlaceError(
+            f"the data folder {path}{where} cannot be used: {err.strerror or err}"
+        ) from None
     return path
 
 

@@ -128,8 +128,16 @@ def open_recording(
     record: RecordOptions, *, rehearse: bool = False, planned: NextSession | None = None
 ) -> Recording | None:
     """Before a run: open the records (and find the client) so a mistake stops the run early."""
+    from retrotread.errors import RetrotreadError
     from retrotread.store import StoreError
 
+    if not record.enabled:
+        if record.client:
+            raise StoreError(
+                "a session for a client is always recorded (it counts toward the "
+                "progression): drop --no-record, or drop --client"
+            )
+        return None
     if rehearse:
         if record.client and planned is None:
             raise StoreError(
@@ -139,9 +147,13 @@ def open_recording(
         return None
     try:
         store = open_store(record)
-    except StoreError as err:
-        if record.client:
-            raise
+    except RetrotreadError as err:
+        if record.client or record.db is not None:
+            # Records the operator asked for: they choose before the belt moves.
+            raise StoreError(
+                f"{err}\nnothing was started: record elsewhere with --db PATH, or play it "
+                "unrecorded with --no-record" + (" (and without --client)" if record.client else "")
+            ) from None
         print(f"retrotread: not recording this run: {err}", file=sys.stderr)
         return None
     try:

@@ -40,8 +40,6 @@ def db(records: str) -> str:
 
 
 def test_clients_add_and_list(capsys: pytest.CaptureFixture[str], db: str) -> None:
-    status, out, _ = cli(capsys, "clients", "--db", db)
-    assert status == 0 and "no clients yet" in out
     status, out, _ = cli(capsys, "clients", "add", "Ana Silva", "--note", "knee rehab", "--db", db)
     assert status == 0 and "added client 'Ana Silva'" in out
     status, _, err = cli(capsys, "clients", "add", "ana silva", "--db", db)
@@ -220,3 +218,118 @@ def test_the_history_chart_shows_retro_time_per_session() -> None:
     assert sparkline([0, 30, 60, 120]) == " ▃▅█"
     assert sparkline([0, 0]) == "  "
     assert sparkline([]) == ""
+
+
+def test_clients_db_before_add_is_the_file_written(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    chosen = tmp_path / "clinic.sqlite3"
+    status, out, _ = cli(capsys, "clients", "--db", str(chosen), "add", "Ana")
+    assert status == 0 and str(chosen) in out
+    assert chosen.is_file()
+    status, out, _ = cli(capsys, "clients", "--db", str(chosen))
+    assert status == 0 and "Ana" in out
+
+
+@pytest.mark.parametrize(
+    "command", [["history"], ["clients"], ["export", "1"], ["next", "--client", "Ana"]]
+)
+def test_a_read_only_command_never_creates_records(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: list[str]
+) -> None:
+    mistyped = tmp_path / "no" / "such" / "dir" / "x.db"
+    status, _, err = cli(capsys, *command, "--db", str(mistyped))
+    assert status == 2 and f"no records at {mistyped}: it does not exist" in err
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_read_only_command_leaves_the_file_as_it_was(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    chosen = tmp_path / "x.db"
+    cli(capsys, "clients", "add", "Ana", "--db", str(chosen))
+    before = chosen.read_bytes()
+    status, out, _ = cli(capsys, "history", "--db", str(chosen))
+    assert status == 0 and "no sessions recorded" in out
+    assert chosen.read_bytes() == before
+
+
+def test_records_the_operator_chose_but_cannot_be_written_stop_the_run_before_the_belt(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    status, out, err = cli(
+        capsys, "run", "first-week", "--unattended", "--db", str(blocked / "x.db")
+    )
+    assert status == 2 and "--no-record" in err and "nothing was started" in err
+    assert "summary" not in out  # nothing played
+
+
+def test_no_record_opens_no_records_and_refuses_a_client(tmp_path: Path) -> None:
+    from retrotread.options import RecordOptions
+    from retrotread.recording import open_recording
+    from retrotread.store import StoreError
+
+    blocked = tmp_path / "a-file" / "x.db"
+    assert open_recording(RecordOptions(db=blocked, enabled=False)) is None
+    with pytest.raises(StoreError, match="drop --no-record, or drop --client"):
+        open_recording(RecordOptions(client="Ana", enabled=False))
+
+
+def test_a_data_folder_that_is_a_file_means_an_unrecorded_run_not_an_internal_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "data-is-a-file"
+    folder.write_text("")
+    monkeypatch.setenv("RETROTREAD_DATA_DIR", str(folder))
+    status, out, err = cli(capsys, "run", "first-week", "--rehearse", "--quiet")
+    assert status == 0 and "belt      stopped" in out
+    status, _, err = cli(capsys, "history")
+    assert status == 2 and "data folder" in err and "internal error" not in err
+
+
+def test_stop_before_the_go_records_no_session(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from retrotread.clock import LoopClock, run
+    from retrotread.drivers.registry import open_treadmill
+    from retrotread.program import find_program
+    from retrotread.recording import Recording
+    from retrotread.session import Session
+    from retrotread.store import Store
+
+    chosen = tmp_path / "x.db"
+
+    async def refused() -> None:
+        clock = LoopClock()
+        session = Session(find_program("first-week"), open_treadmill("sim://", clock=clock), clock)
+
+        async def no_go() -> bool:
+            return False
+
+        session.go = no_go
+        store = Store.open(chosen)
+        recording = Recording(store, None)
+        recording.attach(session)
+        summary = await session.run()
+        recording.conclude(summary, ask=False)
+
+    run(refused(), virtual=True)
+    with Store.open(chosen) as store:
+        assert store.sessions(None) == []
+
+
+def test_the_play_it_with_hint_is_a_shell_command_with_its_records(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import shlex
+
+    chosen = tmp_path / "my records.db"
+    name = 'O\'Brien "Bob"'
+    cli(capsys, "clients", "add", name, "--db", str(chosen))
+    status, out, _ = cli(capsys, "next", "--client", name, "--db", str(chosen))
+    hint = next(line for line in out.splitlines() if line.startswith("Play it with: "))
+    argv = shlex.split(hint.removeprefix("Play it with: "))
+    assert status == 0
+    assert argv == ["retrotread", "next", "--client", name, "--start", "--db", str(chosen)]

@@ -37,12 +37,19 @@ COMMANDS = ("clients", "next", "history", "export", "outcome")
 EXPORT_FORMATS = ("csv", "tcx", "fit")
 
 
-def _db_option(parser: argparse.ArgumentParser) -> None:
+def db_target(text: str) -> Path | str:
+    """A records file's path, or a database URL kept as written (a Path would fold its //)."""
+    return text if "://" in text else Path(text).expanduser()
+
+
+def _db_option(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
     parser.add_argument(
         "--db",
         metavar="PATH",
-        type=Path,
-        help=f"records file (default: {default_db_path_hint()})",
+        type=db_target,
+        # on a nested command (`clients add`), unset must not undo `clients --db PATH add`
+        default=argparse.SUPPRESS if nested else None,
+        help=f"records file or postgresql:// URL (default: {default_db_path_hint()})",
     )
 
 
@@ -58,6 +65,11 @@ def add_recording_options(run_parser: argparse.ArgumentParser) -> None:
         help="record the session for this client (see `retrotread clients`)",
     )
     _db_option(run_parser)
+    run_parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help="play without recording the session (never with --client)",
+    )
 
 
 def add_commands(commands: Subparsers) -> None:
@@ -72,7 +84,7 @@ def add_commands(commands: Subparsers) -> None:
     add = clients_sub.add_parser("add", help="add a client")
     add.add_argument("name", metavar="NAME")
     add.add_argument("--note", default="", help="a note about the client")
-    _db_option(add)
+    _db_option(add, nested=True)
 
     next_parser = commands.add_parser(
         "next",
@@ -155,13 +167,21 @@ def run_command(args: argparse.Namespace) -> int:
 
 def record_options(args: argparse.Namespace) -> RecordOptions:
     """``--client`` and ``--db`` as options (for the commands that play a session)."""
-    return RecordOptions(client=getattr(args, "client", None), db=getattr(args, "db", None))
+    return RecordOptions(
+        client=getattr(args, "client", None),
+        db=getattr(args, "db", None),
+        enabled=not getattr(args, "no_record", False),
+    )
 
 
-def open_store(args: argparse.Namespace) -> Store:
+def open_store(args: argparse.Namespace, *, read_only: bool = False) -> Store:
+    """The records a command names. A command that only reads never creates a file: a
+    mistyped ``--db`` is an error, not an empty history (the default file, in retrotread's own
+    data directory, is created on first use whatever the command)."""
     from retrotread.store import Store
 
-    return Store.open(getattr(args, "db", None))
+    target = getattr(args, "db", None)
+    return Store.open(target, read_only=read_only and target is not None)
 
 
 def _when(at: float | None) -> str:
@@ -233,7 +253,7 @@ def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
 def cmd_clients(args: argparse.Namespace) -> int:
     from retrotread.clinic import records as clinic_records  # feelings and limits
 
-    with open_store(args) as store:
+    with open_store(args, read_only=args.clients_command is None) as store:
         if args.clients_command == "add":
             client = store.add_client(args.name, args.note)
             print(f"added client {client.name!r} ({store.path})")
@@ -278,7 +298,7 @@ def describe_next(client: Client, planned: NextSession) -> str:
 def cmd_next(args: argparse.Namespace) -> int:
     from retrotread.clinic import records as clinic_records  # feelings and limits
 
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         client = store.client(args.client)
         planned = clinic_records.next_session(store, client)
     print(describe_next(client, planned))
@@ -313,7 +333,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from retrotread.program import format_duration
     from retrotread.store import Status
 
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         client = store.client(args.client) if args.client else None
         records = store.sessions(client, limit=args.limit)
         trails = {r.id: outcome_trail(store, r.id) for r in records if r.outcome}
@@ -397,7 +417,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         fmt = Format(output.suffix.lower().lstrip("."))
     else:
         fmt = Format.CSV
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         record = _session_arg(store, args.session)
         if output is None:
             stamp = datetime.fromtimestamp(record.started_at).strftime("%Y%m%d-%H%M")

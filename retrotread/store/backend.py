@@ -153,6 +153,27 @@ class SqliteBackend(Backend):
         connection = sqlite3.connect(
             self.path, isolation_level=None, timeout=timeout_s, check_same_thread=False
         )
+        return self._configured(connection)
+
+    def connect_read_only(self, *, timeout_s: float) -> sqlite3.Connection:
+        """Only reads: nothing is created for a mistyped path, and a file on a read-only
+        mount opens as what it is."""
+        from retrotread.store.model import StoreError
+
+        if not self.path.is_file():
+            what = "is not a file" if self.path.exists() else "does not exist"
+            raise StoreError(f"no records at {self.path}: it {what} (nothing was created)")
+        connection = sqlite3.connect(
+            f"{self.path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            timeout=timeout_s,
+            check_same_thread=False,
+        )
+        return self._configured(connection)
+
+    @staticmethod
+    def _configured(connection: sqlite3.Connection) -> sqlite3.Connection:
         # NORMAL in WAL mode: a commit survives a killed process (it is in the WAL file);
         # only a power cut can lose the last transactions.
         connection.execute("PRAGMA synchronous=NORMAL")

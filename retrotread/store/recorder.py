@@ -123,6 +123,7 @@ class SessionRecorder:
         self.plan_reason = plan_reason
         self.failed = False  # the record is incomplete (a write failed for good, or overflow)
         self._key: SessionKey | None = None
+        self._program_started: ProgramStarted | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ended = False
         self._unsubscribe: Callable[[], None] | None = None
@@ -242,22 +243,32 @@ class SessionRecorder:
 
     def _record(self, event: Event) -> None:
         if isinstance(event, ProgramStarted):
-            self._loop = asyncio.get_running_loop()
-            self._wall_origin, self._clock_origin = time.time(), event.at
-            writer = self.store.writer
-            self._unsubscribe = writer.subscribe(self._on_writer)
-            values = session_values(
-                self.client,
-                event.program,
-                self.session.state.device,
-                self._wall_origin,
-                self.program_toml,
-                self.plan_reason,
-            )
-            self._key = writer.begin_session(values)
+            # The session is recorded from its first block: a STOP before the go (or a
+            # console closed before it) never moved the belt and is no session.
+            self._program_started = event
             return
-        if self._key is None:  # before the program started (connecting, waiting for go)
+        if isinstance(event, BlockStarted) and self._key is None and self._program_started:
+            self._begin(self._program_started)
+        if self._key is None:  # before the first block (connecting, waiting for the go)
             return
+        self._record_started(event)
+
+    def _begin(self, event: ProgramStarted) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wall_origin, self._clock_origin = time.time(), event.at
+        writer = self.store.writer
+        self._unsubscribe = writer.subscribe(self._on_writer)
+        values = session_values(
+            self.client,
+            event.program,
+            self.session.state.device,
+            self._wall_origin,
+            self.program_toml,
+            self.plan_reason,
+        )
+        self._key = writer.begin_session(values)
+
+    def _record_started(self, event: Event) -> None:
         if isinstance(event, HeartRateSample):  # retrotread.clinic.heart, once a second
             if event.bpm is not None:
                 offset = event.at - self._clock_origin

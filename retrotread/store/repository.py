@@ -155,12 +155,24 @@ class Store:
         self.on_connect: Callable[[Any], None] | None = None
 
     @classmethod
-    def open(cls, target: Path | str | None = None, *, spool: Path | None = None) -> Store:
+    def open(
+        cls,
+        target: Path | str | None = None,
+        *,
+        spool: Path | None = None,
+        read_only: bool = False,
+    ) -> Store:
         """The records at ``target``: a file's path (None: the default file) or a database URL
         (``postgresql://user@host/dbname``). ``spool``: where a database's session records wait
-        while it is out of reach (default: a file per database in the data directory)."""
+        while it is out of reach (default: a file per database in the data directory).
+        ``read_only``: a file must exist already and is never written (commands that only
+        read)."""
         backend = backend_for(target if target is not None else default_db_path())
         try:
+            if read_only and isinstance(backend, SqliteBackend):
+                reader = cls(backend, backend.connect_read_only(timeout_s=cls.connect_timeout_s))
+                reader._check_readable()
+                return reader
             connection = backend.connect(timeout_s=cls.connect_timeout_s)
         except sqlite3.DatabaseError as err:
             if isinstance(err, sqlite3.OperationalError):
@@ -204,6 +216,22 @@ class Store:
         trace: TracebackType | None,
     ) -> None:
         self.close()
+
+    def _check_readable(self) -> None:
+        try:
+            version = self.backend.schema_version(self.db)
+        except sqlite3.DatabaseError as err:
+            self.db.close()
+            raise StoreError(f"{self.location} is not a retrotread records file: {err}") from err
+        if version == 0:
+            self.db.close()
+            raise StoreError(f"{self.location} is not a retrotread records file (it is empty)")
+        if version > len(MIGRATIONS):
+            self.db.close()
+            raise StoreError(
+                f"{self.location} was written by a newer retrotread (records version "
+                f"{version}): upgrade retrotread to read it"
+            )
 
     def _prepare(self) -> None:
         self.migrate()
