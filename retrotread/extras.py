@@ -1,10 +1,10 @@
 """The optional parts of an install, and the error that names the one missing.
 
 A plain ``pip install retrotread`` plays programs on the console and headless. Each transport
-is a pip extra (``ble``, ``serial``, ``web``; ``all`` for the three), and the simulator is a
-distribution of its own beside this one. Code that needs one imports it where it is used; a
-module that is missing becomes a :class:`~retrotread.errors.DriverUnavailable` that says what
-to install, never a traceback.
+is a pip extra (``ble``, ``serial``, ``web``, ``floor``; ``all`` for every one), and the
+simulator is a distribution of its own beside this one. Code that needs one imports it where
+it is used; a module that is missing becomes a :class:`~retrotread.errors.DriverUnavailable`
+that says what to install, never a traceback.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ OPTIONAL: dict[str, OptionalPart] = {
     "ble": _extra("Bluetooth LE (FTMS)", "ble", "bleak", "pyftms", "bleak_retry_connector"),
     "serial": _extra("serial consoles (CSAFE, Trackmaster)", "serial", "serial"),
     "web": _extra("the served console", "web", "aiohttp", "segno"),
+    "floor": _extra("the gym floor over MQTT", "floor", "aiomqtt"),
     "sim": OptionalPart(
         "the simulator",
         ("retrotread_sim",),
