@@ -145,9 +145,10 @@ def test_a_batch_sent_again_after_its_answer_was_lost_is_not_doubled(
     )
     for n in range(300):
         sample = (SESSION_ID, float(n), float(n), 0, 2.5, 2.5, 0.0, float(n))
-        outbox.execute(
-            "INSERT INTO outbox (kind, session_uid, record) VALUES ('sample', 'uid-1', ?)",
-            (encode(sample),),
+        heart = (SESSION_ID, float(n), float(n), 100 + n % 20)
+        outbox.executemany(
+            "INSERT INTO outbox (kind, session_uid, record) VALUES (?, 'uid-1', ?)",
+            [("sample", encode(sample)), ("heart_rate", encode(heart))],
         )
     sent = outbox.execute("SELECT seq, kind, session_uid, record FROM outbox").fetchall()
 
@@ -166,6 +167,8 @@ def test_a_batch_sent_again_after_its_answer_was_lost_is_not_doubled(
     with Store.open(url, spool=spool) as store:
         (record,) = store.sessions()
         assert [s.at for s in store.samples(record.id)] == [float(n) for n in range(300)]
+        beats = store.execute("SELECT count(*), sum(bpm) FROM heart_rate").fetchone()
+        assert tuple(beats) == (300, sum(100 + n % 20 for n in range(300)))
         applied = store.execute("SELECT seq FROM spool_applied").fetchone()[0]
         assert applied == sent[-1][0]
 

@@ -41,9 +41,9 @@ from retrotread.store.writes import INSERT_SESSION, SESSION_ID, WRITES, Values
 
 log = logging.getLogger(__name__)
 
-#: the kinds of record that add a row, then those that update one, in the order they are sent
-_INSERTED = ("block", "sample", "event")
-_UPDATED = ("end_block", "extend_block", "progress", "end_session")
+#: the kinds of record that add a row (sent first), then those that update one
+_INSERTED = tuple(kind for kind, sql in WRITES.items() if sql.lstrip().upper().startswith("INSERT"))
+_UPDATED = tuple(kind for kind in WRITES if kind not in _INSERTED)
 #: rows only ever added (never updated) go by COPY, several times faster than INSERTs; the
 #: spool's count of what the database took keeps them from being added twice
 _COPIED = {
