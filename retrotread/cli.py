@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import os
 import sys
@@ -15,7 +17,14 @@ from retrotread import __version__, config
 from retrotread.clock import LoopClock, run
 from retrotread.commands import clinic, probe, records, scan
 from retrotread.drivers.registry import open_treadmill
-from retrotread.errors import DeviceError, ProfileError, RetrotreadError, SafetyError
+from retrotread.errors import (
+    DeviceError,
+    DeviceUnavailable,
+    ProfileError,
+    RetrotreadError,
+    SafetyError,
+    Unavailable,
+)
 from retrotread.exits import (
     EXIT_CODES,
     EXIT_FAULT,
@@ -260,7 +269,25 @@ def _setup_logging(verbose: bool) -> Path | None:
     return path
 
 
+def _names_nothing_usable(err: Exception) -> bool:
+    """Bad input (exit 2), not a fault: a malformed URL, or one that names no device here."""
+    unusable = (Unavailable.NOT_FOUND, Unavailable.NOT_PERMITTED)
+    return isinstance(err, ValueError) or (
+        isinstance(err, DeviceUnavailable) and err.reason in unusable
+    )
+
+
+def _readable_output() -> None:
+    """A terminal that cannot show every character (PYTHONIOENCODING=ascii, a C locale) gets
+    a stand-in for each one, never a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            with contextlib.suppress(ValueError, OSError):
+                stream.reconfigure(errors="replace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _readable_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     from retrotread.program import ProgramError
@@ -305,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except (SafetyError, DeviceError) as err:
         print(f"retrotread: {err}", file=sys.stderr)
-        return EXIT_FAULT if not isinstance(err, ValueError) else EXIT_USAGE
+        return EXIT_USAGE if _names_nothing_usable(err) else EXIT_FAULT
     except (ProfileError, RetrotreadError) as err:
         print(f"retrotread: {err}", file=sys.stderr)
         return EXIT_USAGE

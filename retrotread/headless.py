@@ -25,7 +25,9 @@ from retrotread.events import (
     Tick,
 )
 from retrotread.program.model import Step, format_duration
+from retrotread.text import printable
 from retrotread.units import show_incline, show_speed
+from retrotread.vocabulary import FaultKind
 
 STATUS_EVERY_S = 10
 
@@ -64,7 +66,7 @@ class HeadlessPrinter:
         if text is None:
             return
         self._clear_status()
-        self.out.write(text + "\n")
+        self.out.write(printable(text) + "\n")  # a name or cue is shown, never obeyed
         self.out.flush()
 
     def _clear_status(self) -> None:
@@ -107,6 +109,8 @@ class HeadlessPrinter:
                 return f"{self._clock()} + {seconds} s on {step.title}"
             case CommandUnconfirmed(command=command, reason=reason):
                 return f"{'':8}! {command} not confirmed: {reason}"
+            case Fault(kind=FaultKind.CONNECT):
+                return None  # the command that could not connect says so itself, once
             case Fault(kind=kind, message=message, fatal=fatal):
                 hint = " — press Enter to resume" if self.resume_hint and not fatal else ""
                 return f"{self._clock()} ! fault ({kind}): {message}{hint}"

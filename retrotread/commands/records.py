@@ -236,6 +236,9 @@ def _session_number(spec: str) -> int:
 
 
 def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
+    from retrotread.text import printable  # records written before names were checked
+
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
     def line(cells: list[str]) -> str:

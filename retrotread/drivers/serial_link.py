@@ -41,6 +41,7 @@ import enum
 import errno
 import importlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Self
@@ -187,7 +188,9 @@ class SerialLink:
         except ValueError as err:
             raise DeviceUrlError(f"{self.port}: {err}") from err
         except (serial.SerialException, OSError) as err:
-            raise DeviceUnavailable(_unavailable_reason(err), f"{self.port}: {err}") from err
+            raise DeviceUnavailable(
+                _unavailable_reason(err), _port_problem(self.port, err)
+            ) from err
         self._serial = port
         if self._tap is not None:
             self._tap.event("opened", baud=self.baudrate)
@@ -243,6 +246,16 @@ def _range(allowed: Range) -> dict[str, str]:
         "max": str(allowed.high),
         "increment": str(allowed.increment),
     }
+
+
+def _port_problem(port: str, err: Exception) -> str:
+    """pyserial's message repeats itself ("[Errno 2] could not open port X: [Errno 2] No such
+    file..."): say it once, and where to look."""
+    code = getattr(err, "errno", None)
+    if isinstance(code, int) and code in errno.errorcode:
+        hint = " (`retrotread scan` lists the serial ports here)" if code == errno.ENOENT else ""
+        return f"{port}: {os.strerror(code)}{hint}"
+    return f"{port}: {err}"
 
 
 def _unavailable_reason(err: Exception) -> Unavailable:

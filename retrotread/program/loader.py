@@ -56,6 +56,7 @@ from retrotread.program.model import (
     Repeat,
     TurnMode,
 )
+from retrotread.text import has_control, printable
 from retrotread.units import Quantity, Unit, format_number, mph, parse_speed, percent
 
 MAX_BLOCK_SECONDS = 4 * 3600
@@ -203,6 +204,21 @@ class _Reader:
         except (ValueError, TypeError) as err:
             self.error(path, f"{where}{name} {err}")
             return None
+
+
+def _refuse_control_characters(reader: _Reader, value: Any, path: Path_) -> None:
+    """Names, titles and cues are shown on screens and spoken: a control character (a
+    terminal escape) in one is a mistake to name, not text to pass on."""
+    if isinstance(value, str):
+        if has_control(value):
+            shown = printable(value)
+            reader.error(path, f"{'.'.join(map(str, path))} holds a control character: {shown!r}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_control_characters(reader, item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_control_characters(reader, item, (*path, index))
 
 
 def _string(value: Any) -> str:
@@ -498,6 +514,7 @@ def parse_program(text: str, source: str = "<string>") -> Program:
 
     reader = _Reader(locate(text))
     reader.check_keys(data, TOP_KEYS, (), "")
+    _refuse_control_characters(reader, data, ())
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         reader.error(("name",), 'name is missing: every program needs name = "..."')

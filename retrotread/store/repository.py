@@ -56,6 +56,7 @@ from retrotread.store.writes import (
     sample_values,
     session_values,
 )
+from retrotread.text import has_control, printable
 
 log = logging.getLogger(__name__)
 
@@ -336,6 +337,11 @@ class Store:
         clean = " ".join(name.split())
         if not clean:
             raise StoreError("a client needs a name")
+        if has_control(clean) or has_control(note):
+            raise StoreError(
+                f"a client's name and note cannot hold control characters (terminal escapes): "
+                f"{printable(clean)!r}"
+            )
         existing = self.find_client(clean)
         if existing is not None:
             raise StoreError(f"there is already a client named {existing.name!r}")
