@@ -20,7 +20,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -363,3 +363,17 @@ def discovery_configs(
         }
         configs.append((f"{prefix}/{component}/{node}/{object_id}/config", config))
     return configs
+
+
+def open_link(options: FloorOptions | None, client_name: str | None = None) -> FloorLink | None:
+    """The console's floor link when ``--mqtt`` was given (attach sessions to it)."""
+    return None if options is None else FloorLink(options, client_name=client_name)
+
+
+async def closing_link[T](work: Awaitable[T], link: FloorLink | None) -> T:
+    """``work``, then the link closed (it says ``offline``; a broker away costs a second)."""
+    try:
+        return await work
+    finally:
+        if link is not None:
+            await link.close()

@@ -165,9 +165,13 @@ class FloorWatcher:
         tile.sent = f"{command.value.upper()} sent"
         self._changed(console_id)
 
+    def targets(self) -> list[str]:
+        """The consoles STOP ALL reaches: running or paused, and not known to be offline."""
+        return [t.console_id for t in self.tiles.values() if t.running and t.online is not False]
+
     async def send_all(self, command: RemoteCommand) -> list[str]:
         """``command`` to every console that is running; the ids it could not reach."""
-        targets = [t.console_id for t in self.tiles.values() if t.running and t.online is not False]
+        targets = self.targets()
         failed = []
         results = await asyncio.gather(
             *(self.send(target, command) for target in targets), return_exceptions=True
