@@ -81,7 +81,7 @@ class Recording:
             who = f" for {self.client.name}" if self.client else ""
             if session_id is None:
                 print(
-                    f"this session{who} could not be recorded in {self.store.path}: "
+                    f"this session{who} could not be recorded in {self.store.location}: "
                     f"{unwritten.describe()}",
                     file=sys.stderr,
                 )
@@ -90,7 +90,7 @@ class Recording:
                 detail = unwritten.describe() if unwritten else "see the log"
                 print(f"session #{session_id}{who} was only partly recorded ({detail})")
                 return
-            print(f"recorded as session #{session_id}{who} in {self.store.path}")
+            print(f"recorded as session #{session_id}{who} in {self.store.location}")
             if self.client is None:
                 return
             if ask and summary.blocks_done > 0:

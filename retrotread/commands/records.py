@@ -215,7 +215,7 @@ def _session_arg(store: Store, spec: str, client_name: str | None = None) -> Ses
         found = store.sessions(client, limit=1)
         if not found:
             whose = f" for {client.name}" if client else ""
-            raise StoreError(f"no sessions recorded{whose} in {store.path}")
+            raise StoreError(f"no sessions recorded{whose} in {store.location}")
         return found[0]
     if client_name:
         record = store.session(_session_number(spec))
@@ -259,11 +259,11 @@ def cmd_clients(args: argparse.Namespace) -> int:
     with open_store(args, read_only=args.clients_command is None) as store:
         if args.clients_command == "add":
             client = store.add_client(args.name, args.note)
-            print(f"added client {client.name!r} ({store.path})")
+            print(f"added client {client.name!r} ({store.location})")
             return 0
         summaries = store.clients()
         if not summaries:
-            print(f"no clients yet in {store.path}; add one with: retrotread clients add NAME")
+            print(f"no clients yet in {store.location}; add one with: retrotread clients add NAME")
             return 0
         rows = []
         for summary in summaries:

@@ -43,7 +43,10 @@ async def test_start_screen_previews_and_starts_only_on_go(tmp_path: Path) -> No
         await pilot.press("down", "down")  # two-minute-retro
         assert start.program.name == "two-minute-retro"
         assert "7:10 total" in str(start.query_one("#preview-heading").render())
-        start.query_one("#devices", OptionList).highlighted = 2
+        urls = [choice.url for choice in start.devices]
+        start.query_one("#devices", OptionList).highlighted = urls.index(
+            "sim://?profile=generic-ftms"
+        )
         await settle(pilot)
         assert start.query_one("#device-url", Input).value == "sim://?profile=generic-ftms"
         await pilot.click("#start")
