@@ -82,3 +82,22 @@ def test_any_terminal_encoding_shows_the_output() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "first-week ? 14:00 total" in done.stdout and "internal error" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("incline = -3.001", "incline -3.001 % is outside -3–15 %"),
+        ("speed = 13", "speed 13 mph is outside what any treadmill here runs (0.3–12 mph)"),
+        ('speed = "25 km/h"', "speed 25 km/h is outside what any treadmill here runs"),
+    ],
+)
+def test_a_value_out_of_range_is_shown_as_written(line: str, expected: str) -> None:
+    fields = {"speed": "speed = 2.5", "incline": "incline = 1"}
+    fields[line.split()[0]] = line
+    text = 'name = "odd"\n[[blocks]]\nkind = "warm-up"\nduration = 60\n' + "\n".join(
+        fields.values()
+    )
+    with pytest.raises(ProgramError) as caught:
+        parse_program(text, "odd.toml")
+    assert any(expected in said for said in caught.value.lines()), caught.value.lines()

@@ -277,7 +277,10 @@ def _incline(value: Any) -> Quantity:
     incline = percent(_number(value))
     low, high = INCLINE_LIMITS
     if not low <= incline <= high:
-        raise ValueError(f"{incline} is outside {low.value}–{high}")
+        # the number as written: a rounded one could read as inside ("-3 % is outside -3–15")
+        raise ValueError(
+            f"{value} % is outside {format_number(low.value)}–{format_number(high.value)} %"
+        )
     return incline
 
 
@@ -286,7 +289,8 @@ def _speed(value: Any) -> Quantity:
     low, high = SPEED_LIMITS
     if not low <= speed.to(Unit.MPH) <= high:
         raise ValueError(
-            f"{_show(speed)} is outside what any treadmill here runs ({low.value}–{high})"
+            f"{value if isinstance(value, str) else f'{value} mph'} is outside what any "
+            f"treadmill here runs ({format_number(low.value)}–{format_number(high.value)} mph)"
         )
     return speed
 
