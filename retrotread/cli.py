@@ -33,6 +33,7 @@ from retrotread.exits import (
     EXIT_SIGINT,
     EXIT_USAGE,
 )
+from retrotread.floor.command import add_floor_options, add_floor_parser, floor_options
 from retrotread.options import RunOptions
 from retrotread.program.formats import command as program_files
 from retrotread.speech.options import add_speech_options, settings_from_args
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_speech_options(run_parser)
     records.add_recording_options(run_parser)
     add_trace_option(run_parser)
+    add_floor_options(run_parser)
 
     check = commands.add_parser(
         "check",
@@ -118,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     clinic.add_commands(commands)
     program_files.add_parsers(commands)
     add_tui_parser(commands)
+    add_floor_parser(commands)
     return parser
 
 
@@ -239,6 +242,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         quiet=args.quiet,
         speech=None if args.mute else settings_from_args(args),
         record=records.record_options(args),
+        floor=floor_options(args),
     )
 
 
@@ -318,6 +322,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return clinic.run_command(args)
         if args.command in program_files.COMMANDS:
             return program_files.run_command(args, program_lines)
+        if args.command == "floor":
+            from retrotread.floor.command import cmd_floor
+
+            return cmd_floor(args)
         if args.command == "tui":
             return cmd_tui(args)
         if sys.stdin.isatty() and sys.stdout.isatty():  # `retrotread` alone: the console

@@ -91,6 +91,7 @@ async def play(
 ) -> SessionSummary:
     """Play ``program`` until the session ends with the belt stopped (or said not to be)."""
     from retrotread.clinic.setup import clinic_for
+    from retrotread.floor.publisher import open_link
     from retrotread.headless import HeadlessPrinter
     from retrotread.session import Session
 
@@ -114,6 +115,9 @@ async def play(
         operator.attach()
     if recording is not None:
         recording.attach(session)
+    floor = open_link(options.floor, options.record.client)  # --mqtt: on the gym floor
+    if floor is not None:
+        floor.attach(session)
     interactive = sys.stdout.isatty() and not options.rehearse
     if not options.quiet:
         session.subscribe(
@@ -157,6 +161,8 @@ async def play(
     finally:
         if speaker is not None:  # "program complete" or a STOP is still being said
             await speaker.close()
+        if floor is not None:
+            await floor.close()
         for signum in EXIT_SIGNALS:
             loop.remove_signal_handler(signum)
         if operator is not None:

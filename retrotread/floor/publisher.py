@@ -110,6 +110,16 @@ class FloorLink:
                 self._run(), name=f"floor-{self.console_id}"
             )
 
+    def also[S: SessionHandle](self, first: Callable[[S], None] | None) -> Callable[[S], None]:
+        """A console's session-start hook that runs ``first`` (the recorder's), then attaches."""
+
+        def start(session: S) -> None:
+            if first is not None:
+                first(session)
+            self.attach(session)
+
+        return start
+
     def __call__(self, event: Event) -> None:
         wall = self.wall()
         if isinstance(event, SessionState):

@@ -68,10 +68,14 @@ def add_tui_parser(commands: Any) -> None:
     )
     add_serve_options(tui)
     add_speech_options(tui, mute=False)
+    from retrotread.floor.command import add_floor_options
+
+    add_floor_options(tui)
 
 
 def console_options(args: argparse.Namespace) -> ConsoleOptions:
     """``tui``'s command line as options (a bad speech setting is a usage error here)."""
+    from retrotread.floor.command import floor_options
     from retrotread.speech.options import settings_from_args
     from retrotread.web.options import serve_options
 
@@ -83,6 +87,7 @@ def console_options(args: argparse.Namespace) -> ConsoleOptions:
         speech=settings_from_args(args),
         record=records.record_options(args),
         serve=serve_options(args) if args.serve else None,
+        floor=floor_options(args),
     )
 
 
@@ -103,12 +108,15 @@ def open_console(options: ConsoleOptions) -> int:
         return serve_console(options, options.serve, program)
 
     from retrotread.clinic.setup import console_start
+    from retrotread.floor.publisher import closing_link, open_link
     from retrotread.headless import format_summary
     from retrotread.recording import open_recording
     from retrotread.tui.app import ConsoleApp, run_console
     from retrotread.tui.devices import find_scanner
 
     recording = open_recording(options.record)
+    floor = open_link(options.floor, options.record.client)
+    recorded = console_start(recording) if recording else None
     app = ConsoleApp(
         program=program,
         device=options.device,
@@ -117,11 +125,11 @@ def open_console(options: ConsoleOptions) -> int:
         muted=options.mute,
         walker=options.walker,
         speech=options.speech,
-        on_session_start=console_start(recording) if recording else None,
+        on_session_start=floor.also(recorded) if floor else recorded,
         on_outcome=outcome_recorder(recording) if recording else None,
     )
     try:
-        summary = asyncio.run(run_console(app))
+        summary = asyncio.run(closing_link(run_console(app), floor))
     finally:
         if recording is not None:
             recording.store.close()

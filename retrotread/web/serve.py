@@ -19,6 +19,7 @@ from retrotread.clock import LoopClock
 from retrotread.drivers.registry import open_treadmill
 from retrotread.errors import RetrotreadError
 from retrotread.events import StopReason
+from retrotread.floor.publisher import open_link
 from retrotread.headless import HeadlessPrinter, format_summary
 from retrotread.options import ConsoleOptions, ServeOptions
 from retrotread.profiles import all_profiles
@@ -138,6 +139,9 @@ async def _serve(options: ConsoleOptions, program: Program, settings: ServeSetti
         raise
     if recording is not None:
         recording.attach(session)
+    floor = open_link(options.floor, options.record.client)  # --mqtt: on the gym floor
+    if floor is not None:
+        floor.attach(session)
     session.subscribe(HeadlessPrinter(session, live_status=False, periodic_status=True))
     speaker = await _open_speaker(options, session, clock)
     _announce(program, session, server, secrets, settings)
@@ -177,6 +181,8 @@ async def _serve(options: ConsoleOptions, program: Program, settings: ServeSetti
         await server.stop()
         if speaker is not None:
             await speaker.close()
+        if floor is not None:
+            await floor.close()
         if recording is not None:
             if summary is not None:
                 with contextlib.suppress(OSError):
