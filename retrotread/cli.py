@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK (argcomplete: `retrotread completion bash`)
 """The ``retrotread`` command line."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from retrotread import __version__, config
+from retrotread import __version__, completion, config
 from retrotread.clock import LoopClock, run
 from retrotread.commands import clinic, probe, records, scan
 from retrotread.drivers.registry import open_treadmill
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("devices", help="list device profiles and device URL schemes")
     scan.add_parser(commands)
     config.add_parser(commands)
+    completion.add_parser(commands)
     probe.add_parser(commands)
     records.add_commands(commands)
     clinic.add_commands(commands)
@@ -293,6 +295,7 @@ def _readable_output() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     _readable_output()
     parser = build_parser()
+    completion.complete_if_asked(parser)
     args = parser.parse_args(argv)
     from retrotread.program import ProgramError
 
@@ -300,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "config":
             return config.cmd_config(args)
+        if args.command == "completion":
+            return completion.cmd_completion(args)
         # `check` checks against a device only when one is named on its command line.
         config.fill_from_settings(args, skip=("device",) if args.command == "check" else ())
         if args.command == "run":

@@ -1,8 +1,8 @@
 """The optional parts of an install, and the error that names the one missing.
 
 A plain ``pip install retrotread`` plays programs on the console and headless. Each transport
-is a pip extra (``ble``, ``serial``, ``web``, ``floor``; ``all`` for every one), and the
-simulator is a distribution of its own beside this one. Code that needs one imports it where
+is a pip extra (``ble``, ``serial``, ``web``, ``floor``, ``postgresql``; ``all`` for every
+one), and the simulator is a distribution of its own beside this one. Code that needs one imports it where
 it is used; a module that is missing becomes a :class:`~retrotread.errors.DriverUnavailable`
 that says what to install, never a traceback.
 """
@@ -35,6 +35,7 @@ OPTIONAL: dict[str, OptionalPart] = {
     "serial": _extra("serial consoles (CSAFE, Trackmaster)", "serial", "serial"),
     "web": _extra("the served console", "web", "aiohttp", "segno"),
     "floor": _extra("the gym floor over MQTT", "floor", "aiomqtt"),
+    "postgresql": _extra("records in PostgreSQL", "postgresql", "psycopg"),
     "sim": OptionalPart(
         "the simulator",
         ("retrotread_sim",),
