@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import ble_roundtrip, core, scaling, serial_roundtrip, tui_bench  # noqa: E402
+from bench import ble_roundtrip, core, floor, scaling, serial_roundtrip, tui_bench  # noqa: E402
 from bench.core import Row  # noqa: E402
 
 LATEST = ROOT / "bench" / "latest.md"
@@ -55,6 +55,7 @@ SECTIONS: dict[str, tuple[str, Callable[[bool], list[Row]]]] = {
     "export": ("exports, 1 h to 24 h sessions", scaling.measure_export),
     "records": ("history and next, 10 to 10,000 sessions", scaling.measure_records),
     "startup": ("start-up", scaling.measure_startup),
+    "floor": ("the gym floor: N consoles on one broker", floor.measure),
 }
 
 
