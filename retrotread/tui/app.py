@@ -23,6 +23,7 @@ from typing import ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from retrotread.clock import Clock, LoopClock
@@ -109,6 +110,9 @@ class ConsoleApp(App[SessionSummary | None]):
         self._go: asyncio.Future[bool] | None = None
         self._quitting = False
         self._starting = False  # a session is being set up (run screen not shown yet)
+        #: the summary (and its problem) of a session that ended under the walker view: shown
+        #: once the operator leaves that view, so the rear screen never shows the form
+        self._summary_waiting: tuple[SessionSummary, Problem | None] | None = None
 
     # -- screens ------------------------------------------------------------------------------
 
@@ -197,7 +201,7 @@ class ConsoleApp(App[SessionSummary | None]):
         try:
             await self._show_screen(screen)
             if self.walker:
-                await self.push_screen(WalkerScreen(session))
+                await self._open_walker(session)
             self._session_task = asyncio.create_task(self._play(session, device), name="session")
         finally:
             self._starting = False
@@ -215,6 +219,9 @@ class ConsoleApp(App[SessionSummary | None]):
         self._go = asyncio.get_running_loop().create_future()
         if self.run_screen is not None:
             self.run_screen.post_message(AwaitingGo())
+        for screen in self.screen_stack:
+            if isinstance(screen, WalkerScreen):
+                screen.awaiting_go()
         return await self._go
 
     def give_go(self) -> None:
@@ -229,8 +236,15 @@ class ConsoleApp(App[SessionSummary | None]):
             self.exit(message.summary)
             return
         fault = self.run_screen.fatal_fault if self.run_screen else None
-        await self._show_screen(SummaryScreen(message.summary, self.on_outcome))
         problem = problem_for_ending(message.summary, fault)
+        if isinstance(self.screen, WalkerScreen):  # the rear screen: the walker's view stays
+            self._summary_waiting = (message.summary, problem)
+            return
+        await self._show_summary(message.summary, problem)
+
+    async def _show_summary(self, summary: SessionSummary, problem: Problem | None) -> None:
+        self.clear_notifications()  # nothing of the run stays over the summary
+        await self._show_screen(SummaryScreen(summary, self.on_outcome))
         if problem is not None:
             self.show_problem(problem)
 
@@ -274,7 +288,36 @@ class ConsoleApp(App[SessionSummary | None]):
         """Only the big countdown and the cue, for a screen where the walker looks."""
         live = self.session is not None and self.session_live()
         if live and self.session is not None and not isinstance(self.screen, WalkerScreen):
-            await self.push_screen(WalkerScreen(self.session))
+            await self._open_walker(self.session)
+
+    async def _open_walker(self, session: Session) -> None:
+        view = WalkerScreen(session)
+        if self.run_screen is not None and self.run_screen.waiting_for_go:
+            view.awaiting_go()
+        await self.push_screen(view, self._walker_closed)
+
+    def _walker_closed(self, _: None) -> None:
+        """Back to the operator's layout: a session that ended meanwhile shows its summary."""
+        waiting, self._summary_waiting = self._summary_waiting, None
+        if waiting is not None:
+            self.call_later(self._show_summary, *waiting)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """During a session, notices go to the run screen's message line, not into toasts
+        over the pace panel and the link status."""
+        run_screen = self.run_screen
+        if run_screen is not None and run_screen.is_attached:
+            run_screen.show_notice(message, severity=severity, timeout=timeout)
+            return
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     async def _open_speaker(self, settings: SpeechSettings) -> None:
         def notice(message: str) -> None:

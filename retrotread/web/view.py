@@ -46,6 +46,7 @@ from retrotread.program.model import BlockKind, Handrail, Step, format_duration
 from retrotread.speech.announcer import CueCaller
 from retrotread.units import Quantity, show_speed_both
 from retrotread.vocabulary import Command, EngineState, FaultKind
+from retrotread.walker import HINTS, WalkerPhase, grip_for
 
 #: How many recent faults and notices the operator's page lists.
 RECENT = 6
@@ -72,7 +73,7 @@ class Link(enum.StrEnum):
 
 def handrail_for(step: Step) -> Handrail:
     """The grip the walker must hold: a turn-around is always both hands."""
-    return Handrail.BOTH_HANDS if step.kind is BlockKind.TURN_AROUND else step.block.handrail
+    return grip_for(step)
 
 
 def cue_headline(step: Step) -> str:
@@ -258,12 +259,15 @@ class SessionView:
         return self.phase in (Phase.RUNNING, Phase.PAUSED)
 
     def walker_state(self) -> dict[str, Any]:
-        """Only what is for the walker: the countdown, the cue and its colour, the latest call."""
+        """Only what is for the walker: the hint, the countdown (the 3-2-1 in its digits), the
+        cue and its colour, the latest call; the words are the console's walker view's."""
         step = self.step
         return {
             "type": "walker",
             "phase": self.phase.value,
+            "hint": HINTS[WalkerPhase(self.phase.value)],
             "remaining_s": self.remaining_s,
+            "count": self.count,
             "counting": self.count is not None or (self.remaining_s <= 3 and self.live),
             "handrail": handrail_for(step).value,
             "turn": step.kind is BlockKind.TURN_AROUND,

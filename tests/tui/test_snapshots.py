@@ -18,6 +18,9 @@ from retrotread.tui.devices import offered_devices
 from retrotread.tui.screens.error import ErrorModal
 from retrotread.tui.screens.summary import SummaryScreen
 from tests.tui.console import ConsoleUnderTest, advance, console, go, settle, until
+from tests.tui.test_run_rough_edges import serial_device
+
+__all__ = ["serial_device"]  # a fixture
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 SnapCompare = Callable[..., bool]
@@ -47,6 +50,22 @@ def test_run_screen_turn_around(snap_compare: SnapCompare, size: tuple[int, int]
         await settle(pilot)
 
     assert snap_compare(console(), terminal_size=size, run_before=turning)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_run_screen_serial_device_counting_with_a_notice(
+    snap_compare: SnapCompare, size: tuple[int, int], serial_device: str
+) -> None:
+    """A long serial device in the header, the 3-2-1 in the big digits and a notice on the
+    message line: the header, the link status and the countdown all in view (issue 19)."""
+
+    async def counting(pilot: Pilot[Any]) -> None:
+        await go(pilot)
+        await advance(pilot, 7)  # 3 s left in the warm-up: the 3 of the 3-2-1
+        pilot.app.notify("Skipped nothing: this notice stays on its own line", timeout=600)
+        await settle(pilot)
+
+    assert snap_compare(console(device=serial_device), terminal_size=size, run_before=counting)
 
 
 @pytest.mark.parametrize("size", SIZES)

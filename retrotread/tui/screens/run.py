@@ -14,10 +14,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Button, Footer, Static
 
 from retrotread.clinic.heart import HeartRateSample, heart_rate_text
 from retrotread.events import (
+    COUNTDOWN_FROM,
     BlockExtended,
     BlockSkipped,
     BlockStarted,
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
     from retrotread.tui.app import ConsoleApp
 
 NUDGE_MPH = 0.1
+NOTICE_S = 5.0  # how long a notice stays on the message line unless it says otherwise
 
 
 class RunScreen(Screen[None]):
@@ -69,6 +72,7 @@ class RunScreen(Screen[None]):
         Binding("e", "extend", "+15s"),
         Binding("plus,equals_sign", "nudge(1)", "+0.1"),
         Binding("minus,underscore", "nudge(-1)", "-0.1"),
+        Binding("w", "app.walker_view", "Walker"),
         Binding("m", "app.toggle_mute", "Mute"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -89,6 +93,8 @@ class RunScreen(Screen[None]):
         self.fatal_fault: Fault | None = None
         self.warning = ""
         self.warning_for: Command | None = None  # the command whose trouble the warning shows
+        self.notice = ""  # the latest notice, on the warning's line while no warning shows
+        self._notice_timer: Timer | None = None
         self.status_text = "connecting to the device"
 
     @property
@@ -154,18 +160,23 @@ class RunScreen(Screen[None]):
                 self.query_one(NextUp).add_class("-soon")
             case Countdown(step=step, count=count):
                 self.query_one(NextUp).show(step, self.remaining_s, count)
-                self.query_one(BigCountdown).add_class("-counting")
+                countdown = self.query_one(BigCountdown)
+                countdown.count = count  # the 3-2-1 in the big digits, where everyone looks
+                countdown.add_class("-counting")
                 self.console.ring()
             case Paused() | Resumed():
                 if isinstance(event, Resumed):
                     self.console.close_problem("hold")
+                self.query_one(BigCountdown).count = None  # a resumed 3-2-1 counts again
                 self._sync_remaining()
                 self.refresh_bindings()
             case BlockSkipped(step=step):
                 self.notify(f"Skipped {step.title}", timeout=3)
             case BlockExtended(seconds=seconds):
                 self._sync_remaining()
-                self.query_one(BigCountdown).remove_class("-counting")
+                countdown = self.query_one(BigCountdown)
+                countdown.count = None
+                countdown.remove_class("-counting")
                 self.notify(f"+{seconds} s on {self.step.title}", timeout=3)
             case TelemetryReceived():
                 link = self.query_one(LinkState)
@@ -194,6 +205,7 @@ class RunScreen(Screen[None]):
                 self.notify(text, timeout=5)
             case ProgramFinished() | ProgramStopped():
                 self.ending = True
+                self.query_one(BigCountdown).count = None
                 self.waiting_for_go = False
                 self.refresh_bindings()
             case SessionEnded():
@@ -205,7 +217,10 @@ class RunScreen(Screen[None]):
         self.remaining_s = tick.remaining_s
         self.elapsed_s = tick.program_elapsed_s
         self.program_remaining_s = tick.program_remaining_s
-        self.query_one(BigCountdown).seconds = tick.remaining_s
+        countdown = self.query_one(BigCountdown)
+        countdown.seconds = tick.remaining_s
+        if tick.remaining_s > COUNTDOWN_FROM:
+            countdown.count = None
         self.query_one(NextUp).show(self.next_step, tick.remaining_s)
         self._show_position()
 
@@ -240,6 +255,7 @@ class RunScreen(Screen[None]):
         self.step, self.next_step, self.remaining_s = step, next_step, remaining_s
         countdown = self.query_one(BigCountdown)
         countdown.seconds = remaining_s
+        countdown.count = None
         countdown.remove_class("-counting")
         for kind_class in [c for c in countdown.classes if c.startswith("-kind-")]:
             countdown.remove_class(kind_class)
@@ -303,8 +319,29 @@ class RunScreen(Screen[None]):
 
     def _warn(self, text: str, command: Command | None = None) -> None:
         self.warning, self.warning_for = text, command
-        self.query_one("#warning", Static).update(text)
-        self.query_one("#warning").set_class(bool(text), "-shown")
+        self._show_message_line()
+
+    def show_notice(
+        self, text: str, *, severity: str = "information", timeout: float | None = None
+    ) -> None:
+        """A notice on the message line for ``timeout`` seconds (a warning there comes first):
+        a line of its own covers nothing, where a toast hid the pace panel and the link."""
+        mark = "" if severity == "information" else "! "
+        self.notice = f"{mark}{text}".replace("\n", " · ")
+        if self._notice_timer is not None:
+            self._notice_timer.stop()
+        self._notice_timer = self.set_timer(timeout or NOTICE_S, self._clear_notice)
+        self._show_message_line()
+
+    def _clear_notice(self) -> None:
+        self.notice, self._notice_timer = "", None
+        self._show_message_line()
+
+    def _show_message_line(self) -> None:
+        line = self.query_one("#warning", Static)
+        line.update(self.warning or self.notice)
+        line.set_class(bool(self.warning), "-shown")
+        line.set_class(not self.warning and bool(self.notice), "-notice")
 
     # -- operator actions ---------------------------------------------------------------------
 

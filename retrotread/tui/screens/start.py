@@ -184,7 +184,7 @@ class StartScreen(Screen[None]):
         try:
             program = find_program(path)
         except ProgramError as err:
-            self._say("\n".join(err.lines()), error=True)
+            self._show_problems(path, err)
             return
         self.programs.insert(0, program)
         programs = self.query_one("#programs", OptionList)
@@ -194,6 +194,23 @@ class StartScreen(Screen[None]):
         self.program = program
         self._preview(program)
         self._say(f"loaded {path}")
+
+    def _show_problems(self, path: str, error: ProgramError) -> None:
+        """Every mistake in a program file where the preview goes (it scrolls): the message
+        line under the buttons holds only the first one or two. The file is named once, in
+        the heading; each mistake by its line (as :meth:`ProgramError.lines` says them)."""
+        count = len(error.issues)
+        heading = Text()
+        heading.append(f"{error.source} cannot be played", style="bold")
+        heading.append(f": {count} problem{'s' if count != 1 else ''}, fix and load it again")
+        self.query_one("#preview-heading", Static).update(heading)
+        problems = Text(style="bold red")
+        for number, issue in enumerate(error.issues):
+            problems.append("\n" if number else "")
+            problems.append(f"line {issue.line}: " if issue.line else "")
+            problems.append(issue.message)
+        self.query_one("#preview", Static).update(problems)
+        self._say(f"{path}: {count} problem{'s' if count != 1 else ''} (listed above)", error=True)
 
     def _preview(self, program: Program) -> None:
         self.query_one("#preview-heading", Static).update(program_heading(program))

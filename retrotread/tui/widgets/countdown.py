@@ -72,9 +72,11 @@ def render_big(text: str, columns: int, half_rows: int) -> list[str]:
 
 
 class BigCountdown(Widget):
-    """Seconds left in the current block, as large as the space allows."""
+    """Seconds left in the current block, as large as the space allows; during the 3-2-1
+    before a change, the count itself (one digit, so it is drawn larger still)."""
 
     seconds: reactive[int] = reactive(0)
+    count: reactive[int | None] = reactive(None)
 
     def __init__(self, seconds: int = 0, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -82,7 +84,7 @@ class BigCountdown(Widget):
 
     @property
     def text(self) -> str:
-        return format_duration(self.seconds)
+        return str(self.count) if self.count is not None else format_duration(self.seconds)
 
     def render(self) -> Text:
         text = self.text

@@ -5,7 +5,11 @@ from __future__ import annotations
 import enum
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.geometry import Size
+from textual.widget import Widget
+
+STATUS_MARK = " ■ "
+ELLIPSIS = "…"
 
 
 class LinkStatus(enum.StrEnum):
@@ -16,25 +20,44 @@ class LinkStatus(enum.StrEnum):
     CLOSED = "closed"  # the session is over and the link released
 
 
-class LinkState(Static):
+def link_text(device: str, status: LinkStatus, width: int) -> Text:
+    """``device ■ status`` in ``width`` cells: the device name gives way, never the status
+    (a long serial port path must not hide whether the link is up)."""
+    tail = f"{STATUS_MARK}{status.value}"
+    room = width - len(tail)
+    shown = device if len(device) <= room else device[: max(room - 1, 0)] + ELLIPSIS
+    text = Text(no_wrap=True, overflow="crop")
+    if room > 0:
+        text.append(shown[:room])
+    text.append(STATUS_MARK, style="bold")
+    text.append(status.value, style="bold")
+    return text
+
+
+class LinkState(Widget):
     """``simulator (simulator) ■ connected``, coloured by state."""
 
     def __init__(self, device: str, *, id: str | None = None) -> None:
-        super().__init__("", id=id)
+        super().__init__(id=id)
         self.device = device
         self.status = LinkStatus.CONNECTING
-        self._render_status()
+        self._set_classes()
 
     def set_status(self, status: LinkStatus) -> None:
         if status is not self.status:
             self.status = status
-            self._render_status()
+            self._set_classes()
+            self.refresh(layout=True)
 
-    def _render_status(self) -> None:
+    def _set_classes(self) -> None:
         for status in LinkStatus:
             self.set_class(status is self.status, f"-{status.value}")
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(self.device)
-        text.append(" ■ ", style="bold")
-        text.append(self.status.value, style="bold")
-        self.update(text)
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        return len(self.device) + len(STATUS_MARK) + len(self.status.value)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return 1
+
+    def render(self) -> Text:
+        return link_text(self.device, self.status, self.content_size.width)

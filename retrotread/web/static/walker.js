@@ -4,6 +4,7 @@
 
 (() => {
   const GRIPS = ["both-hands", "light-touch", "hands-free"];
+  // The server sends the hint (retrotread/walker.py); these are for a state without one.
   const HINTS = {
     connecting: "connecting…",
     ready: "READY · the belt starts on the operator's go",
@@ -15,7 +16,9 @@
 
   function show(state) {
     document.body.dataset.phase = state.phase;
-    Views.setText("countdown", Views.formatDuration(state.remaining_s));
+    // The 3-2-1 before a change fills the countdown, as on the console.
+    const count = Number.isInteger(state.count) ? String(state.count) : null;
+    Views.setText("countdown", count || Views.formatDuration(state.remaining_s));
     const countdown = document.getElementById("countdown");
     countdown.classList.toggle("counting", Boolean(state.counting));
     const cue = document.getElementById("cue");
@@ -25,7 +28,7 @@
     Views.setText("headline", state.headline);
     Views.setText("detail", state.detail);
     Views.setText("call", state.call || "");
-    Views.setText("hint", HINTS[state.phase] || "");
+    Views.setText("hint", state.hint ?? HINTS[state.phase] ?? "");
   }
 
   Views.connect("/ws/walker", {
