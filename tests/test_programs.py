@@ -187,3 +187,12 @@ def test_pause_mode_turn_has_no_speed() -> None:
     text = GOOD.replace("incline = 2.0", 'incline = 2.0\nturn = "pause"')
     program = parse_program(text, "pause.toml")
     assert program.steps[1].block.speed is None
+
+
+def test_the_retro_run_starter_never_keeps_the_walker_backward_past_two_minutes() -> None:
+    # The seed starts retro running once a two-minute retro walk succeeds: no stretch between
+    # turn-arounds may ask for more than that (it was 460 s without a turn).
+    from retrotread.progression import backward_stretches
+
+    stretches = backward_stretches(find_program("retro-run-starter"))
+    assert stretches and max(stretches) <= 120
