@@ -6,14 +6,18 @@ same Session methods, so the same governor, as the console's keys).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import retrotread
 from retrotread import cues
 from retrotread.clock import LoopClock, run
 from retrotread.drivers.registry import open_treadmill
 from retrotread.program import parse_program
 from retrotread.session import Session, SessionSummary
+from retrotread.walker import HINTS, WalkerPhase
 from retrotread.web.control import Command, Controls, GoGate
 from retrotread.web.view import Phase, SessionView
 
@@ -180,3 +184,77 @@ def test_resume_waits_for_the_link() -> None:
         (True, "resumed"),
     ]
     assert summary.belt_stopped
+
+
+def test_the_walker_gets_the_hint_words_and_the_3_2_1_for_its_big_digits() -> None:
+    """The served walker page says what the console's walker view says (issue 19): the same
+    hint per phase, and the count of the 3-2-1, which the page draws in the countdown."""
+
+    async def script(rig: Rig) -> list[dict[str, Any]]:
+        await rig.until(lambda: rig.view.phase is Phase.READY)
+        seen = [rig.view.walker_state()]
+        rig.do(Command.GO)
+        await rig.until(lambda: rig.view.count == 3)
+        seen.append(rig.view.walker_state())
+        await rig.until(lambda: rig.view.step.kind.value == "turn-around")
+        seen.append(rig.view.walker_state())
+        rig.do(Command.STOP)
+        await rig.until(lambda: rig.view.phase is Phase.ENDED)
+        seen.append(rig.view.walker_state())
+        return seen
+
+    (ready, counting, turning, ended), _ = played(script)
+    assert ready["hint"] == HINTS[WalkerPhase.READY] and ready["count"] is None
+    assert counting["hint"] == "" and counting["count"] == 3 and counting["counting"]
+    assert counting["remaining_s"] == 3
+    assert turning["count"] is None and turning["remaining_s"] == 5
+    assert ended["hint"] == HINTS[WalkerPhase.ENDED] == "Session over"
+
+
+def _css_rules(text: str) -> dict[str, str]:
+    """Selector -> declarations, for flat stylesheets (both of ours are)."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    rules: dict[str, str] = {}
+    for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", text):
+        for selector in selectors.split(","):
+            rules[" ".join(selector.split())] = body
+    return rules
+
+
+def _declared(body: str, prop: str) -> str:
+    match = re.search(rf"(?:^|[;\s]){prop}\s*:\s*([^;]+)", body)
+    assert match, (prop, body)
+    return match.group(1).strip()
+
+
+def test_one_colour_per_handrail_level_in_the_console_and_the_pages() -> None:
+    """The console's stylesheet (run screen and walker view) and the pages' stylesheet give
+    each handrail level the colour retrotread.walker names, which is the README's."""
+    from retrotread.walker import COUNTING, CUE_COLOURS
+
+    package = Path(retrotread.__file__).parent
+    console = _css_rules((package / "tui" / "app.tcss").read_text())
+    pages_text = (package / "web" / "static" / "style.css").read_text()
+    pages = _css_rules(pages_text)
+    variables = dict(re.findall(r"(--[\w-]+)\s*:\s*([^;]+);", pages_text))
+
+    def page_colour(selector: str, prop: str = "background") -> str:
+        value = _declared(pages[selector], prop)
+        return variables.get(value.removeprefix("var(").removesuffix(")"), value).lower()
+
+    readme = (package.parent / "README.md").read_text()
+    names = {"both-hands": "red", "light-touch": "yellow", "hands-free": "green"}
+    for level, colour in CUE_COLOURS.items():
+        klass = "-turn" if level == "turn-around" else f"-{level}"
+        for widget in ("#cue", "#walker-cue"):
+            assert _declared(console[f"{widget}.{klass}"], "background") == colour.ansi
+        assert page_colour(f".cue.{klass[1:] if level != 'turn-around' else 'turn'}") == (
+            colour.css
+        )
+        if level in names:
+            assert colour.name == names[level]
+    assert "red both hands, yellow light touch, green hands free, bright yellow turn" in (
+        " ".join(readme.split())
+    )
+    assert _declared(console["#countdown.-counting"], "color") == COUNTING.ansi
+    assert page_colour(".countdown.counting", "color") == COUNTING.css

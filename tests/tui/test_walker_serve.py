@@ -133,6 +133,10 @@ handrail = "light-touch"
         assert text_of(browser, "headline") == cues.turn_instruction("rear").upper()
         _operator(served, "go")
         wait_until(lambda: text_of(browser, "hint") == "", "the program running")
+        # The turn's 3-2-1 fills the big digits, as on the console (issue 19).
+        wait_until(lambda: text_of(browser, "countdown") in ("3", "2", "1"), "the 3-2-1")
+        counting = "return document.getElementById('countdown').classList.contains('counting');"
+        assert browser.execute_script(counting)
         _operator(served, "skip")  # on to the retro block without waiting out the turn
         wait_until(
             lambda: text_of(browser, "headline") == cues.handrail("light-touch").upper(),
