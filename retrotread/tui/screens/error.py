@@ -16,8 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from retrotread.errors import RetrotreadError
-from retrotread.events import CommandUnconfirmed, Fault
-from retrotread.events import SessionSummary
+from retrotread.events import CommandUnconfirmed, Fault, SessionSummary
 
 
 class Choice(enum.StrEnum):
