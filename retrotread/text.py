@@ -13,6 +13,11 @@ def has_control(text: str) -> bool:
     return CONTROL.search(text) is not None
 
 
+def without_control(text: str) -> str:
+    """``text`` without its control characters (text imported from another app's file)."""
+    return CONTROL.sub("", text)
+
+
 def printable(text: str) -> str:
     """``text`` with each control character written out (ESC as ``\\x1b``)."""
     return CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)

@@ -25,6 +25,7 @@ from retrotread.program.formats.source import (
 )
 from retrotread.program.loader import ProgramError, ProgramIssue, parse_program
 from retrotread.program.model import MIN_TURN_SECONDS, BlockKind, Defaults, Facing, Program
+from retrotread.text import without_control
 from retrotread.units import Unit, format_number
 
 Item = ImportedStep | ImportedRepeat
@@ -187,8 +188,8 @@ class _Writer:
             self.emit(f"{indent}{name} = {value}", step.where)
 
         key("kind", toml_string(step.kind.value))
-        if step.name:
-            key("name", toml_string(step.name))
+        if without_control(step.name):
+            key("name", toml_string(without_control(step.name)))
         is_turn = step.kind is BlockKind.TURN_AROUND
         if not is_turn or step.duration_s != MIN_TURN_SECONDS:
             key("duration", toml_string(duration_text(step.duration_s)))
@@ -203,14 +204,17 @@ class _Writer:
             key("incline", format_number(step.incline.value, 1))
         if step.handrail is not None:
             key("handrail", toml_string(step.handrail.value))
-        if step.cue:
-            key("cue", toml_string(step.cue))
+        if without_control(step.cue):
+            key("cue", toml_string(without_control(step.cue)))
 
 
 def render(workout: ImportedWorkout, items: list[Item]) -> tuple[str, dict[int, Where]]:
     writer = _Writer()
-    writer.emit(f"name = {toml_string(workout.name.strip() or 'imported')}", FILE)
-    writer.emit(f"description = {toml_string(workout.description)}", FILE)
+    # Another app's names and cues are shown and spoken here: their control characters (a
+    # terminal escape) are dropped, the words kept.
+    name = without_control(workout.name).strip() or "imported"
+    writer.emit(f"name = {toml_string(name)}", FILE)
+    writer.emit(f"description = {toml_string(without_control(workout.description))}", FILE)
     turns = [
         step
         for item in items
@@ -233,8 +237,8 @@ def render(workout: ImportedWorkout, items: list[Item]) -> tuple[str, dict[int, 
         writer.emit("", FILE)
         writer.emit("[[blocks]]", item.where)
         writer.emit(f"repeat = {item.times}", item.where)
-        if item.name:
-            writer.emit(f"name = {toml_string(item.name)}", item.where)
+        if without_control(item.name):
+            writer.emit(f"name = {toml_string(without_control(item.name))}", item.where)
         for step in item.steps:
             writer.block(step, "[[blocks.blocks]]", "  ")
     return "\n".join(writer.lines) + "\n", writer.where
