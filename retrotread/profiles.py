@@ -13,7 +13,8 @@ from __future__ import annotations
 import fnmatch
 import functools
 import tomllib
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -24,6 +25,54 @@ from retrotread.paths import config_dir
 from retrotread.units import Increment, Quantity, Unit, mph, parse_speed, percent
 
 PROTOCOLS = ("sim", "ftms", "csafe", "trackmaster")
+
+#: Bluetooth's base UUID, which a 16-bit UUID ("fff3") stands for with its digits in place.
+_BLUETOOTH_BASE_UUID = "0000{}-0000-1000-8000-00805f9b34fb"
+
+
+@dataclass(frozen=True)
+class UnlockWrite:
+    """Bytes a machine wants on a vendor characteristic before it grants control (quirk
+    ``unlock_write``; TOML: ``{ characteristic = "UUID", value = "aa 01 00 01 55",
+    wait_s = 0.2 }``)."""
+
+    characteristic: str  # full 128-bit UUID, lower case
+    value: bytes
+    wait_s: float = 0.0  # the pause after the write, before Request Control
+
+    @classmethod
+    def of(cls, spec: UnlockWrite | Mapping[str, Any]) -> UnlockWrite:
+        if isinstance(spec, UnlockWrite):
+            return spec
+        if not isinstance(spec, Mapping):
+            raise ValueError(
+                'unlock_write must be a table: { characteristic = "UUID", value = "HEX" }'
+            )
+        unknown = set(spec) - {"characteristic", "value", "wait_s"}
+        if unknown or not {"characteristic", "value"} <= set(spec):
+            raise ValueError(
+                "unlock_write takes characteristic (a UUID), value (hex bytes) and, optionally, "
+                f"wait_s (seconds); got {', '.join(sorted(spec)) or 'nothing'}"
+            )
+        text = str(spec["characteristic"]).strip().lower()
+        try:
+            if len(text) == 4:
+                text = _BLUETOOTH_BASE_UUID.format(text)
+            characteristic = str(uuid.UUID(text))
+        except ValueError:
+            raise ValueError(f"unlock_write.characteristic {text!r} is not a UUID") from None
+        try:
+            value = bytes.fromhex(str(spec["value"]))
+        except ValueError:
+            raise ValueError(
+                f'unlock_write.value {spec["value"]!r} is not hex bytes (like "aa 01 00 01 55")'
+            ) from None
+        if not value:
+            raise ValueError("unlock_write.value is empty")
+        wait_s = float(spec.get("wait_s", 0.0))
+        if not 0 <= wait_s <= 5:
+            raise ValueError(f"unlock_write.wait_s {wait_s:g} must be 0 to 5 seconds")
+        return cls(characteristic, value, wait_s)
 
 
 @dataclass(frozen=True)
@@ -48,11 +97,16 @@ class Quirks:
     start_handshake: bool = False  # answers Start with status 02 01, then wants control + Start
     silence_means_stopped_s: float | None = None  # no Treadmill Data this long: belt stopped
     min_command_interval_s: float | None = None  # the machine drops writes closer than this
+    unlock_write: UnlockWrite | None = None  # a vendor write before Request Control (Merach)
+    #: elapsed time frozen this long while the belt moves: nobody on it (Mobvoi TMP)
+    elapsed_frozen_means_stopped_s: float | None = None
 
     def __post_init__(self) -> None:
         # TOML gives lists; a frozen profile keeps tuples (and checks the pairs' shape).
         table = tuple((float(pct), int(wire)) for pct, wire in self.incline_table)
         object.__setattr__(self, "incline_table", table)
+        if self.unlock_write is not None:  # TOML gives a table
+            object.__setattr__(self, "unlock_write", UnlockWrite.of(self.unlock_write))
 
     speed_unit: str | None = None  # CSAFE speed unit: "0.1mph", "0.01kmh", ...
     grade_unit: str | None = None  # CSAFE grade unit: "0.1%" (default), "0.01%", "1%"
@@ -361,6 +415,7 @@ __all__ = [
     "ProfileProblem",
     "Quirks",
     "SpeedSpec",
+    "UnlockWrite",
     "all_profiles",
     "bundled_profiles",
     "get_profile",

@@ -14,13 +14,14 @@ from retrotread.clock import LoopClock, run
 from retrotread.drivers.registry import open_treadmill
 from retrotread.drivers.sim_ble import SimBleDriver
 from retrotread.errors import CommandRejected, CommandTimeout, Rejection
-from retrotread.events import CommandUnconfirmed, Event, Fault
+from retrotread.events import CommandUnconfirmed, Event, Fault, FaultKind
 from retrotread.profiles import bundled_profiles
-from retrotread.program.model import Program
-from retrotread.session import Outcome, Session, SessionSummary
+from retrotread.program.model import BlockKind, Program
+from retrotread.session import UNATTENDED_HOLD_LIMIT_S, Outcome, Session, SessionSummary
 from retrotread.units import mph
 from retrotread_sim.belt import KMH_PER_MPH, BeltState, Snapshot
-from tests.helpers import retro_program
+from retrotread_sim.ftms.server import MERACH_UNLOCK
+from tests.helpers import block, retro_program
 
 #: Each quirk of issue 17 with the catalogue profile that has it.
 QUIRK_PROFILES = {
@@ -38,6 +39,9 @@ QUIRK_PROFILES = {
     "start_handshake": "toputure-tp1",
     "silence_means_stopped_s": "bowflex-t216",
     "min_command_interval_s": "walkingpad-spaced",
+    "unlock_write (and zero_speed_debounce_s)": "merach",
+    "unlock_write (and request_control_again_s)": "ypoo-mini-pro",
+    "elapsed_frozen_means_stopped_s (and the 1 km/h floor)": "mobvoi-tmp",
 }
 
 RETRO_BAND_MPH = (2.6, 3.2)
@@ -51,7 +55,7 @@ def sim_over_ble(query: str) -> SimBleDriver:
 
 
 def play(
-    program: Program, driver: SimBleDriver
+    program: Program, driver: SimBleDriver, *, hold_limit_s: float = UNATTENDED_HOLD_LIMIT_S
 ) -> tuple[SessionSummary, list[Event], list[float], Snapshot]:
     """The program, unattended; returns the summary, the events, the belt's speed (mph)
     sampled every second while the program runs, and the machine after the session."""
@@ -65,7 +69,7 @@ def play(
 
     async def session() -> tuple[SessionSummary, list[Event], list[float], Snapshot]:
         events: list[Event] = []
-        runner = Session(program, driver, LoopClock(), unattended=True)
+        runner = Session(program, driver, LoopClock(), unattended=True, hold_limit_s=hold_limit_s)
         runner.subscribe(events.append)
         sampler = asyncio.create_task(sample())
         try:
@@ -155,3 +159,95 @@ def test_a_read_only_machine_connects_reports_and_says_to_use_its_console() -> N
             return driver.capabilities.can_control, refused.value.reason, driver.latest is not None
 
     assert run(try_it(), virtual=True) == (False, Rejection.READ_ONLY, True)
+
+
+# -- a vendor unlock before control (Merach, YPOO) ---------------------------------------------
+
+
+def test_the_unlock_reaches_the_vendor_characteristic_before_request_control() -> None:
+    driver = sim_over_ble("profile=merach")
+    summary, _, _, _ = play(retro_program([20]), driver)
+    assert driver.ble is not None
+    server = driver.ble.server
+    first_request = server.writes[0]
+    assert [(uuid, data) for _, uuid, data in server.vendor_writes] == [MERACH_UNLOCK]
+    unlocked_at = server.vendor_writes[0][0]
+    # the 200 ms qz leaves after it, then Request Control (00)
+    assert (first_request.data, first_request.time - unlocked_at) == (b"\x00", pytest.approx(0.2))
+    assert summary.outcome is Outcome.COMPLETED
+
+
+def test_a_machine_that_wants_an_unlock_refuses_control_without_it() -> None:
+    driver = sim_over_ble("profile=generic-ftms&quirks=vendor-unlock")
+    with pytest.raises(CommandRejected, match=r"did not grant control.*unlock_write") as refused:
+        play(retro_program([40]), driver)
+    assert refused.value.reason is Rejection.NOT_PERMITTED
+
+
+# -- elapsed time frozen: nobody on the belt (Mobvoi TMP) --------------------------------------
+
+#: The walker steps off at 30 s (on the simulator's clock) for 40 s.
+STEPS_OFF = "faults=off-belt@30+40"
+
+
+def test_elapsed_time_frozen_holds_the_session_and_stops_the_belt() -> None:
+    program = retro_program([40, 40])
+    summary, events, samples, machine = play(
+        program, sim_over_ble(f"profile=mobvoi-tmp&{STEPS_OFF}"), hold_limit_s=20
+    )
+    assert first_problem(events) == "fault: belt-stopped"
+    # Frozen 2 s, read as a still belt, the session's 2 s grace, then its stop (3 km/h/s).
+    assert samples[28] > 2.5 and samples[40] == 0.0
+    assert (summary.outcome, summary.belt_stopped, machine.state) == (
+        Outcome.FAULT,
+        True,
+        BeltState.STOPPED,
+    )
+
+
+def test_elapsed_time_frozen_goes_unnoticed_by_the_generic_profile() -> None:
+    program = retro_program([40, 40])
+    query = f"profile=generic-ftms&quirks=elapsed-walking-only&{STEPS_OFF}"
+    summary, events, samples, _ = play(program, sim_over_ble(query))
+    # The belt ran on with nobody on it, and the program played to its end.
+    assert (summary.outcome, first_problem(events), min(samples[31:70])) == (
+        Outcome.COMPLETED,
+        "none",
+        pytest.approx(2.8, abs=TOLERANCE_MPH),
+    )
+
+
+# -- a 1 km/h floor: lower requests dropped (Mobvoi TMP) ---------------------------------------
+
+
+def slow_walk_program() -> Program:
+    """A walk at 2 mph, then one at 0.5 mph (0.8 km/h): below the Mobvoi's 1 km/h."""
+    return Program(
+        name="slow",
+        description="",
+        items=(
+            block(BlockKind.WARM_UP, 40, "2.0", name="brisk"),
+            block(BlockKind.COOL_DOWN, 40, "0.5", name="stroll"),
+        ),
+    )
+
+
+def test_a_block_below_the_machines_floor_is_refused_before_the_belt_moves() -> None:
+    driver = sim_over_ble("profile=mobvoi-tmp")
+    summary, events, _, machine = play(slow_walk_program(), driver)
+    faults = [e for e in events if isinstance(e, Fault)]
+    assert (summary.outcome, faults[0].kind) == (Outcome.FAULT, FaultKind.SAFETY)
+    assert "block 'stroll': 0.5 mph is below what this machine runs (0.62 mph)" in faults[0].message
+    assert driver.ble is not None
+    # Connected (its ranges are read): Request Control, and the session's closing Stop; no
+    # Start, no speed.
+    assert (driver.ble.server.control_writes, machine.distance_m) == ([b"\x00", b"\x08\x01"], 0.0)
+
+
+def test_a_machine_that_drops_slow_speeds_leaves_them_unconfirmed_with_the_generic_profile() -> (
+    None
+):
+    _, events, _, _ = play(
+        slow_walk_program(), sim_over_ble("profile=generic-ftms&quirks=drops-slow-speeds")
+    )
+    assert first_problem(events) == "unconfirmed: set speed"

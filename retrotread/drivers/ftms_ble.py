@@ -97,6 +97,7 @@ from retrotread.drivers.ftms.units import (
     exact,
     pyftms_value,
 )
+from retrotread.drivers.ftms.unlock import every_service_discovered
 from retrotread.drivers.url import DeviceUrl
 from retrotread.errors import (
     CommandRejected,
@@ -244,6 +245,9 @@ class FtmsBleDriver(QuirkHandling):
             self._address = sighting.address
             # --trace: every GATT read, write, notification and indication, while connected
             self._exit.enter_context(wire_tracing(str(self.url), self.profile.name, self.clock))
+            if self.profile.quirks.unlock_write is not None:
+                # its vendor characteristic is outside the services pyftms asks for
+                self._exit.enter_context(every_service_discovered())
             client = FtmsClient(
                 sighting.device,
                 sighting.advertisement,
@@ -259,7 +263,9 @@ class FtmsBleDriver(QuirkHandling):
                 raise CommandRejected(
                     "request control",
                     REJECTIONS.get(granted, Rejection.FAILED),
-                    f"{self.name} did not grant control; is another app connected to it?",
+                    f"{self.name} did not grant control; is another app connected to it? "
+                    f"(Some machines want a vendor unlock first: `unlock_write` in "
+                    f"docs/ftms.md.)",
                 )
             self.device_info = {k: str(v) for k, v in client.device_info.items()}
             self._capabilities = capabilities(self._read_capabilities(client), self.profile)
@@ -324,6 +330,7 @@ class FtmsBleDriver(QuirkHandling):
         self._link_up = True
         if self.profile.quirks.read_only or not client.has_control_point:
             return ResultCode.SUCCESS  # read-only FTMS: nothing to request
+        await self._unlock(client)
         return await self._request_control_at_connect(client)
 
     def _read_capabilities(self, client: FtmsClient) -> Capabilities:

@@ -6,7 +6,7 @@ A fault plan is a comma-separated list, given as ``sim://?faults=...`` (or ``--f
     ITEM    = NAME [":" COMMAND] ["=" VALUE] ["@" AT ["+" FOR]]
     NAME    = drop | reject | ignore | late | stale | freeze | safety-key | console-stop
             | console-pause | console-speed | garble | split | duplicate | slow-ramp | mph-field
-            | silent
+            | silent | off-belt
     COMMAND = start | stop | pause | set-speed | set-incline | any
     AT, FOR = seconds on the simulator's clock (from when it was created)
 
@@ -18,7 +18,9 @@ invalid-parameter@20`` (the first speed command from 20 s on is refused with tha
 ``garble=0.01`` (serial byte error rate), ``split`` (split frames or notifications),
 ``duplicate`` (duplicated frames), ``slow-ramp=0.3`` (belt acceleration, km/h per s),
 ``mph-field`` (the machine reads the speed field as mph), ``silent@30+8`` (a serial console
-that neither answers nor acts on anything it receives for 8 s, then answers again).
+that neither answers nor acts on anything it receives for 8 s, then answers again),
+``off-belt@30+20`` (the walker steps off for 20 s: only a machine that counts walking time
+notices, by freezing its elapsed time; FTMS quirk ``elapsed-walking-only``).
 
 Machine-level faults act in :class:`SimLink` and :func:`run_console_faults`; link-level ones
 (``garble``, ``split``, ``duplicate``, ``drop``) are read by each protocol front end.
@@ -57,6 +59,7 @@ class FaultKind(enum.StrEnum):
     SLOW_RAMP = "slow-ramp"
     MPH_FIELD = "mph-field"
     SILENT = "silent"
+    OFF_BELT = "off-belt"
 
 
 class ResultCode(enum.StrEnum):
@@ -224,6 +227,10 @@ class FaultPlan:
     def silent(self, now: float) -> bool:
         """Whether the console neither hears nor answers anything now (``silent@AT+FOR``)."""
         return any(f.kind is FaultKind.SILENT and f.active(now) for f in self.faults)
+
+    def off_belt(self, now: float) -> bool:
+        """Whether the walker is off the belt now (``off-belt@AT+FOR``)."""
+        return any(f.kind is FaultKind.OFF_BELT and f.active(now) for f in self.faults)
 
     def link_changes(self) -> list[float]:
         """Times at which the link goes down or comes back."""

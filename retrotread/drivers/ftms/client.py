@@ -1,8 +1,9 @@
 """pyftms's treadmill client, extended where its public API stops.
 
-Three small extensions, by subclassing: an explicit Request Control, a hook on Machine Status
-``FF`` (which pyftms handles silently), and pairing over pyftms's own ``BleakClient``
-(``_cli``). ``tests/test_ble_seam.py`` fails loudly if one moves.
+Four small extensions, by subclassing: an explicit Request Control, a hook on Machine Status
+``FF`` (which pyftms handles silently), and pairing and a vendor write (quirk
+``unlock_write``) over pyftms's own ``BleakClient`` (``_cli``). ``tests/test_ble_seam.py``
+fails loudly if one moves.
 """
 
 from __future__ import annotations
@@ -68,6 +69,17 @@ class FtmsClient(PyftmsTreadmill):  # type: ignore[misc]  # pyftms ships no type
     async def pair_link(self) -> None:
         """Pair with the machine over the current link (bleak's ``BleakClient.pair``)."""
         await self._cli.pair()
+
+    async def write_vendor(self, uuid: str, data: bytes) -> bool:
+        """Write ``data`` to a characteristic outside FTMS (pyftms's ``BleakClient``); False
+        if the machine has none with this UUID (discovered only while every service is:
+        :func:`retrotread.drivers.ftms.unlock.every_service_discovered`)."""
+        characteristic = self._cli.services.get_characteristic(uuid)
+        if characteristic is None:
+            return False
+        response = "write" in characteristic.properties  # else write without response
+        await self._cli.write_gatt_char(characteristic, data, response=response)
+        return True
 
     @property
     def has_control_point(self) -> bool:

@@ -67,6 +67,11 @@ class FtmsCore(Treadmill):
         self._sent_incline_value: Quantity | None = None  # echoed by incline_unreported
         self._handshake = asyncio.Event()  # the machine answered our Start with 02 01
         self._pending_zero: asyncio.Task[None] | None = None  # a zero held back (debounce)
+        # elapsed_frozen_means_stopped_s: when the elapsed time last changed, when the belt
+        # last started to move, and whether it reads stopped because nobody is on it
+        self._elapsed_at = -math.inf
+        self._moving_at = -math.inf
+        self._nobody_on = False
 
     @property
     def _speed_field(self) -> Increment:

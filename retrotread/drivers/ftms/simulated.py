@@ -20,6 +20,10 @@ KEEPALIVE_LIMIT_INTERVALS = 3
 SPACING_SHARE = 0.85
 #: How often a machine with the stray-zero quirk sends its lone zero.
 STRAY_ZERO_EVERY_S = 20.0
+#: A profile's speed floor from which, with ``ranges_from_profile``, the simulated machine
+#: declares :data:`DECLARED_SPEED_MIN_KMH` and drops requests below the floor (Mobvoi TMP).
+RAISED_SPEED_FLOOR_KMH = 1.0
+DECLARED_SPEED_MIN_KMH = 0.5
 
 
 def simulated_changes(profile: Profile) -> dict[str, Any]:
@@ -54,6 +58,15 @@ def simulated_changes(profile: Profile) -> dict[str, Any]:
         changes["min_command_gap_s"] = SPACING_SHARE * q.min_command_interval_s
     if q.read_only:
         changes["no_control_point"] = True
+    if q.unlock_write is not None:
+        changes["unlock"] = (q.unlock_write.characteristic, q.unlock_write.value)
+    if q.elapsed_frozen_means_stopped_s:
+        changes["elapsed_counts_walking"] = True
+    if q.ranges_from_profile and profile.speed.min.kmh >= RAISED_SPEED_FLOOR_KMH:
+        # A floor this high is the machine's own: it declares lower and drops what is below
+        # (Mobvoi TMP; the profile's range is what keeps those requests from it).
+        changes["drops_speeds_below_kmh"] = float(profile.speed.min.kmh)
+        changes["declared_speed_min_kmh"] = DECLARED_SPEED_MIN_KMH
     return changes
 
 

@@ -92,7 +92,13 @@ class Reports(FtmsCore):
         data.pop("rssi", None)
         if not data:
             return
-        self._data_at = self.clock.now()
+        now = self.clock.now()
+        if "time_elapsed" in data and data["time_elapsed"] != self._props.get("time_elapsed"):
+            self._elapsed_at = now
+            self._nobody_on = False  # counting again: someone walks (elapsed_frozen_...)
+        if data.get("speed_instant") and not self._props.get("speed_instant"):
+            self._moving_at = now  # from still: the machine's elapsed time may start late
+        self._data_at = now
         self._props.update(data)
         self._publish_reading()
 
@@ -104,6 +110,8 @@ class Reports(FtmsCore):
         if speed is None:
             return
         quirks = self.profile.quirks
+        if self._nobody_on:
+            speed = 0.0  # elapsed time frozen: nobody on the belt (Mobvoi TMP)
         reading = Telemetry(
             at=self.clock.now(),
             speed=speed_reading(speed, quirks),

@@ -167,6 +167,16 @@ class FtmsOptions:
     min_command_gap_s: float = 0.0
     #: No control point at all: a read-only FTMS machine.
     no_control_point: bool = False
+    #: (characteristic UUID, bytes): a vendor characteristic (in :data:`VENDOR_SERVICE`) that
+    #: must receive these bytes on a link before Request Control is granted there (05 until).
+    unlock: tuple[str, bytes] | None = None
+    #: Elapsed time counts only while someone walks: frozen while the fault plan has the
+    #: walker off the belt (``off-belt@AT+FOR``); the belt runs on.
+    elapsed_counts_walking: bool = False
+    #: Target speeds below this (km/h) are answered success and ignored.
+    drops_speeds_below_kmh: float = 0.0
+    #: The speed range declared starts here (km/h), whatever the machine takes.
+    declared_speed_min_kmh: float | None = None
     personality: str = "lenient"
     serial_number: str = "SIM-0001"
     hardware_revision: str = "1"
@@ -193,6 +203,13 @@ PERSONALITIES: dict[str, FtmsOptions] = {
     ),
 }
 
+
+#: The service that holds a machine's vendor unlock characteristic. The simulator's choice:
+#: the sources name only the characteristic, and the driver finds it by its UUID.
+VENDOR_SERVICE = "0000fff0-0000-1000-8000-00805f9b34fb"
+#: The Merach's unlock: qz btinit() writes these bytes to this characteristic before
+#: control (``merachUnlock``), then waits 200 ms.
+MERACH_UNLOCK = ("59554c55-0000-6666-8888-4d4552414348", bytes.fromhex("aa01000155"))
 
 #: Quirks of real FTMS treadmills the simulator can play (``sim://?link=ble&quirks=a,b``),
 #: each with its source. "qz" is cagnulein/qdomyos-zwift,
@@ -251,6 +268,18 @@ QUIRKS: dict[str, dict[str, Any]] = {
     "command-spacing": {"min_command_gap_s": 0.6},
     # Issue 17's table: "control point absent: read-only FTMS" (several machines).
     "read-only": {"no_control_point": True},
+    # qz btinit() for MERACH_TREADMILL: "aa 01 00 01 55" to 59554c55-...-4d4552414348
+    # before control. What a Merach does without it is not in the sources: this one
+    # refuses control (05), the plainest way to need it.
+    "vendor-unlock": {"unlock": MERACH_UNLOCK},
+    # qz characteristicChanged 0x2ACD, elapsed time, for mobvoi_tmp_treadmill: "this
+    # treadmill sends here if the user is really running" (frozen >= 2 s: speed 0); qz
+    # issue #3404: stepping off, the belt runs on. Who steps off: ``off-belt@AT+FOR``.
+    "elapsed-walking-only": {"elapsed_counts_walking": True},
+    # qz update(): "this treadmill can't go below 1" (Mobvoi TMP); qz issue #3404: asked
+    # below 1 km/h, "the treadmill keeps running at 1 km/h". What it declares is not in the
+    # sources; declaring less is what lets a lower request reach it.
+    "drops-slow-speeds": {"drops_speeds_below_kmh": 1.0, "declared_speed_min_kmh": 0.5},
 }
 
 
@@ -313,6 +342,7 @@ class Connection:
     open: bool = True
     encrypted: bool = False  # paired now, or bonded before
     asked_control: bool = False  # a Request Control reached the machine on this link
+    unlocked: bool = False  # the vendor unlock arrived on this link (quirk ``unlock``)
 
     def pair(self) -> None:
         """The client pairs (or re-encrypts with its bond): the link is encrypted."""
@@ -377,6 +407,10 @@ class FtmsServer:
         self._keepalive: asyncio.Task[None] | None = None
         self._next_stray_zero_at: float | None = None
         self._training_status: bytes | None = None
+        #: Vendor characteristic writes: (time, characteristic UUID, bytes).
+        self.vendor_writes: list[tuple[float, str, bytes]] = []
+        self._walked_s: float | None = None  # elapsed time counted while someone walks
+        self._elapsed_seen_s = 0.0  # the belt's own elapsed time when last reported
         self._tasks: set[asyncio.Task[None]] = set()
         self._telemetry: asyncio.Task[None] | None = None
         self.services = self._build_services()
@@ -421,6 +455,10 @@ class FtmsServer:
             ftms.characteristics = [
                 c for c in ftms.characteristics if c.uuid != codec.CONTROL_POINT
             ]
+        if self.options.unlock is not None:
+            uuid, _ = self.options.unlock
+            vendor = Service(VENDOR_SERVICE, [Characteristic(uuid, ("write", "indicate"))])
+            return [ftms, dis, vendor]
         return [ftms, dis]
 
     def handle(self, uuid: str) -> int:
@@ -444,8 +482,9 @@ class FtmsServer:
 
     def _speed_range(self) -> bytes:
         spec = self.machine.spec
+        declared_min = self.options.declared_speed_min_kmh
         return codec.encode_speed_range(
-            round(spec.speed_min_kmh * 100),
+            round((spec.speed_min_kmh if declared_min is None else declared_min) * 100),
             round(spec.speed_max_kmh * 100),
             max(1, round(spec.speed_increment_kmh * 100)),
         )
@@ -608,6 +647,10 @@ class FtmsServer:
 
     def _write(self, connection: Connection, handle: int, data: bytes) -> None:
         characteristic = self._characteristic(handle)
+        unlock = self.options.unlock
+        if unlock is not None and characteristic.uuid == unlock[0]:
+            self._unlock(connection, data)
+            return
         if characteristic.uuid != codec.CONTROL_POINT:
             raise GattError(AttError.WRITE_NOT_PERMITTED, f"{characteristic.uuid} is read-only")
         now = self.machine.clock.now()
@@ -664,6 +707,17 @@ class FtmsServer:
             due = now + delay
             self._spawn(self._answer(connection, record, request.op, result, echo, due))
 
+    def _unlock(self, connection: Connection, data: bytes) -> None:
+        """A write to the vendor unlock characteristic: the right bytes unlock this link."""
+        assert self.options.unlock is not None
+        uuid, wanted = self.options.unlock
+        self.vendor_writes.append((self.machine.clock.now(), uuid, bytes(data)))
+        if bytes(data) == wanted:
+            connection.unlocked = True
+            self.machine.note("link", "unlock", "vendor unlock written: control may be granted")
+        else:
+            self.machine.note("link", "unlock", f"vendor write {data.hex(' ')}: not the unlock")
+
     def _refused(self, now: float, data: bytes, code: AttError, detail: str) -> None:
         self._log_write(ControlPointWrite(now, bytes(data), None, code))
         raise GattError(code, detail)
@@ -700,6 +754,9 @@ class FtmsServer:
         if request.op == OpCode.REQUEST_CONTROL:
             holder = any(c.has_control for c in self.connections if c is not connection)
             if self._control_denied or holder:
+                return ResultCode.CONTROL_NOT_PERMITTED, None
+            if self.options.unlock is not None and not connection.unlocked:
+                self.machine.note("link", "request control", "refused: no vendor unlock first")
                 return ResultCode.CONTROL_NOT_PERMITTED, None
             connection.has_control = True
             self._recent_ops = [*self._recent_ops[-1:], request.op]
@@ -780,6 +837,10 @@ class FtmsServer:
                 value = request.u16() / 100
                 if self.options.target_speed_mph and not machine.spec.speed_field_mph:
                     value *= KMH_PER_MPH
+                if value < self.options.drops_speeds_below_kmh - 1e-9:
+                    # The Mobvoi TMP: answered, and its belt keeps the speed it had.
+                    machine.note("link", "set-speed", f"{value:.2f} km/h dropped: below its floor")
+                    return None
                 machine.set_target_speed(value)
                 target = self.target_to_wire(machine.target_speed_kmh)
                 return codec.encode_status(
@@ -928,8 +989,20 @@ class FtmsServer:
             speed=round(speed * 100),
             distance_m=int(snap.distance_m),
             incline=None if options.no_incline_data else self._incline_to_wire(snap.incline_pct),
-            elapsed_s=int(snap.elapsed_s),
+            elapsed_s=int(self._reported_elapsed(snap.elapsed_s)),
         )
+
+    def _reported_elapsed(self, elapsed_s: float) -> float:
+        """The elapsed time the machine reports: all of it, or (``elapsed_counts_walking``)
+        only the time someone walked, frozen while the walker is off the belt."""
+        if not self.options.elapsed_counts_walking:
+            return elapsed_s
+        if self._walked_s is None:
+            self._walked_s = elapsed_s
+        elif not self.plan.off_belt(self._elapsed()):
+            self._walked_s += elapsed_s - self._elapsed_seen_s
+        self._elapsed_seen_s = elapsed_s
+        return self._walked_s
 
     def notify_treadmill_data(self) -> None:
         mode = self.plan.telemetry_mode(self._elapsed())
