@@ -7,18 +7,21 @@ A profile whose quirk does not match the machine fails the way a user would see 
 from __future__ import annotations
 
 import asyncio
+import tomllib
+from dataclasses import replace
+from importlib import resources
 
 import pytest
 
 from retrotread.clock import LoopClock, run
 from retrotread.drivers.registry import open_treadmill
 from retrotread.drivers.sim_ble import SimBleDriver
-from retrotread.errors import CommandRejected, CommandTimeout, Rejection
+from retrotread.errors import CommandRejected, CommandTimeout, ProfileError, Rejection
 from retrotread.events import CommandUnconfirmed, Event, Fault, FaultKind
-from retrotread.profiles import bundled_profiles
+from retrotread.profiles import bundled_profiles, parse_profile
 from retrotread.program.model import BlockKind, Program
 from retrotread.session import UNATTENDED_HOLD_LIMIT_S, Outcome, Session, SessionSummary
-from retrotread.units import mph
+from retrotread.units import kmh, mph, percent
 from retrotread_sim.belt import KMH_PER_MPH, BeltState, Snapshot
 from retrotread_sim.ftms.server import MERACH_UNLOCK
 from tests.helpers import block, retro_program
@@ -251,3 +254,62 @@ def test_a_machine_that_drops_slow_speeds_leaves_them_unconfirmed_with_the_gener
         slow_walk_program(), sim_over_ble("profile=generic-ftms&quirks=drops-slow-speeds")
     )
     assert first_problem(events) == "unconfirmed: set speed"
+
+
+# -- incline: steps and a machine that never reports it ----------------------------------------
+
+
+def at_incline(program: Program, incline: str) -> Program:
+    return replace(
+        program, items=tuple(replace(b, incline=percent(incline)) for b in program.items)
+    )
+
+
+#: 1.5 % on a machine that takes whole percent: the profile's grid, or the machine's refusal.
+INCLINE_STEP_CASES = {
+    "fitshow-sw": ("none", 1.0),  # incline_step 1: sent as 1 % (quantized, as on the grid)
+    "generic-ftms&quirks=incline-step-1": ("unconfirmed: set incline", 0.0),  # answered 03
+}
+
+
+@pytest.mark.parametrize("query", list(INCLINE_STEP_CASES))
+def test_an_off_grid_incline_is_quantized_by_the_profile_or_refused_by_the_machine(
+    query: str,
+) -> None:
+    _, events, _, machine = play(
+        at_incline(retro_program([40]), "1.5"), sim_over_ble(f"profile={query}")
+    )
+    assert (first_problem(events), machine.incline_pct) == INCLINE_STEP_CASES[query]
+
+
+#: What the driver reads as the incline after setting 2 %: (incline, marked as an echo).
+INCLINE_READINGS = {
+    "profile=schwinn-810": (2, True),  # incline_unreported: the set value, marked unconfirmed
+    "profile=generic-ftms&quirks=no-incline-data": (2, True),  # no field: the same echo
+    "profile=generic-ftms": (2, False),  # a machine that reports it: a reading
+}
+
+
+@pytest.mark.parametrize("query", list(INCLINE_READINGS))
+def test_an_incline_the_machine_does_not_report_is_echoed_and_marked(query: str) -> None:
+    driver = sim_over_ble(query)
+
+    async def read_incline() -> tuple[float, bool]:
+        async with driver:
+            await driver.set_speed(kmh("4.5"))  # on the machine's 0.01 km/h grid
+            await driver.start()  # a still belt may send nothing (pyftms drops zero records)
+            await driver.set_incline(percent(2))
+            await asyncio.sleep(6)  # the incline moves 0.5 % a second
+            await driver.stop()
+            latest = driver.latest
+            assert latest is not None
+            return float(latest.incline.value), latest.incline_echoed
+
+    assert run(read_incline(), virtual=True) == INCLINE_READINGS[query]
+
+
+def test_an_unlock_write_that_is_not_hex_is_a_profile_error_naming_its_file() -> None:
+    data = tomllib.loads(resources.files("retrotread.devices").joinpath("merach.toml").read_text())
+    data["quirks"]["unlock_write"]["value"] = "aa zz"
+    with pytest.raises(ProfileError, match=r"my\.toml: unlock_write\.value 'aa zz' is not hex"):
+        parse_profile(data, "my.toml")

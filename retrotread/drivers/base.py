@@ -60,6 +60,9 @@ class Telemetry:
     distance_m: float
     elapsed_s: float
     belt: BeltStatus = BeltStatus.UNKNOWN
+    #: The machine does not report its incline: ``incline`` is the value last set (echoed,
+    #: unconfirmed), not a reading (FTMS quirk ``incline_unreported``).
+    incline_echoed: bool = False
 
 
 class MachineEventKind(enum.StrEnum):

@@ -121,6 +121,8 @@ class Reports(FtmsCore):
             distance_m=float(self._props.get("distance_total") or 0),
             elapsed_s=float(self._props.get("time_elapsed") or 0),
             belt=self._belt,
+            # the value set, whenever the machine sends none (incline_reading)
+            incline_echoed=quirks.incline_unreported or self._props.get("inclination") is None,
         )
         debounce = quirks.zero_speed_debounce_s
         if reading.speed.value != 0 or confirmed:
