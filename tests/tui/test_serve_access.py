@@ -33,6 +33,8 @@ WALKER_KEYS = {
     "headline",
     "detail",
     "call",
+    "count",  # the 3-2-1 in the big digits
+    "hint",  # "ready" before the go, in the server's words
     "version",
 }
 
