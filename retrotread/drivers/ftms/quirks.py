@@ -13,11 +13,17 @@ option                                    mechanism
 ``start_each_command``                    command under the same lock
 ``request_control_again_s``               ``QuirkHandling._request_control_at_connect``
 ``start_keepalive_s``,                    :meth:`.quirk_link.QuirkHandling._watch` (one timer loop)
-``silence_means_stopped_s``
+``silence_means_stopped_s``,
+``elapsed_frozen_means_stopped_s``        (a moving belt whose elapsed time stands still reads
+                                          zero: :meth:`Reports._publish_reading`)
+``unlock_write``                          :meth:`.quirk_link.QuirkHandling._unlock`, before
+                                          Request Control; its service discovered by
+                                          :func:`.unlock.every_service_discovered`
 ``incline_step``                          the governor's incline grid (retrotread.safety)
 ``ranges_from_profile``, ``incline_table``  :func:`capabilities`
 ``incline_table``                         :func:`incline_wire`, :func:`incline_reading`
-``incline_unreported``                    :func:`incline_reading` (our set value echoed)
+``incline_unreported``                    :func:`incline_reading` (our set value echoed,
+                                          marked ``Telemetry.incline_echoed``)
 ``zero_speed_debounce_s``                 :meth:`Reports._publish_reading` holds a lone zero
 ``start_handshake``                       :meth:`.quirk_link.QuirkHandling._start_with_handshake`
 ``min_command_interval_s``                :meth:`ControlPoint._send` spaces the writes
