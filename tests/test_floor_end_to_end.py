@@ -1,6 +1,7 @@
 """Ten simulated treadmills on a real Mosquitto, each with its own program and client, all on
 ``retrotread floor`` (through Pilot): one stopped from its tile, the rest with STOP ALL; every
-belt stopped as the simulator reports it, every stop recorded with who sent it."""
+belt stopped as the simulator reports it, every stop recorded with who sent it — the ten
+sessions in one PostgreSQL database (a real server), each with its floor STOP."""
 
 from __future__ import annotations
 
@@ -22,11 +23,16 @@ from retrotread.floor.publisher import FloorLink
 from retrotread.floor.watch import FloorWatcher
 from retrotread.options import FloorOptions
 from retrotread.program import builtin_programs
+from retrotread.recording import Recording
 from retrotread.session import Session
+from retrotread.store import Store
 from retrotread.vocabulary import Outcome, StopReason
+from tests import pg_support
 from tests.mqtt_support import Mosquitto, ScaledClock, mosquitto
 
 __all__ = ["mosquitto"]
+pg_server = pg_support.pg_server
+pg_url = pg_support.pg_url
 
 CONSOLES = 10
 SCALE = 10.0
@@ -52,13 +58,17 @@ async def until(pilot: Pilot[Any], check: Any, what: str, seconds: float = 20.0)
 
 
 async def test_ten_consoles_on_the_floor_each_stoppable(
-    mosquitto: Mosquitto, tmp_path: Path
+    mosquitto: Mosquitto, tmp_path: Path, pg_url: str
 ) -> None:
     secret = tmp_path / "floor.secret"
     secret.write_text("a-floor-secret-for-this-test-only\n")
     programs = builtin_programs()
     clock = ScaledClock(SCALE)
     consoles: list[tuple[Session, SimDriver, list[Event], FloorLink, asyncio.Task[Any]]] = []
+    recordings: list[Recording] = []
+    with Store.open(pg_url) as desk:  # the front desk adds the day's clients
+        for name in CLIENTS:
+            desk.add_client(name)
     watcher = FloorWatcher(
         Broker.from_url(mosquitto.url), sender="front desk", secret=read_secret(secret)
     )
@@ -80,6 +90,10 @@ async def test_ten_consoles_on_the_floor_each_stoppable(
                 client_name=CLIENTS[n],
             )
             link.attach(session)
+            store = Store.open(pg_url, spool=tmp_path / f"spool-{n}.sqlite3")
+            recording = Recording(store, store.client(CLIENTS[n]))
+            recording.attach(session)
+            recordings.append(recording)
             consoles.append((session, driver, events, link, asyncio.create_task(session.run())))
 
         def live() -> int:
@@ -132,3 +146,12 @@ async def test_ten_consoles_on_the_floor_each_stoppable(
         assert "STOP from the floor, sent by front desk" in notices
         assert link.dropped == 0
         await link.close()
+    for recording, (*_, task) in zip(recordings, consoles, strict=True):
+        await asyncio.to_thread(recording.conclude, task.result(), ask=False)
+    with Store.open(pg_url) as desk:
+        recorded = desk.sessions(None)
+        assert sorted(r.client or "" for r in recorded) == sorted(CLIENTS)
+        for record in recorded:
+            assert record.status.value == "stopped", record
+            said = [e.detail for e in desk.events(record.id)]
+            assert any("STOP from the floor, sent by front desk" in d for d in said), said
