@@ -36,6 +36,7 @@ from retrotread.store.writer import (
     RecordWriter,
     SessionKey,
     WriterListener,
+    WriterListeners,
 )
 from retrotread.store.writes import INSERT_SESSION, SESSION_ID, WRITES, Values
 
@@ -413,8 +414,7 @@ class SpooledWriter:
     ) -> None:
         self.spool = spool
         self.holding = f"in the local spool {spool}"
-        self._listeners: list[WriterListener] = []
-        self._lock = threading.Lock()
+        self._listeners = WriterListeners()
         self.forwarder = Forwarder(spool, database, self._tell)
         self.local = RecordWriter(
             SqliteBackend(spool),
@@ -456,15 +456,7 @@ class SpooledWriter:
         return self.forwarder.error or self.local.error
 
     def subscribe(self, listener: WriterListener) -> Callable[[], None]:
-        with self._lock:
-            self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
-
-        return unsubscribe
+        return self._listeners.add(listener)
 
     def begin_session(self, values: Values) -> SessionKey:
         key = SessionKey()
@@ -501,10 +493,4 @@ class SpooledWriter:
         return self.backlog()
 
     def _tell(self, state: str, detail: str) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(state, detail)
-            except Exception:  # a listener's mistake must not stop the writing
-                log.exception("records writer listener")
+        self._listeners.tell(state, detail)

@@ -83,6 +83,35 @@ Record = tuple[str, SessionKey, Values]
 WriterListener = Callable[[str, str], None]
 
 
+class WriterListeners:
+    """Who hears a writer's state ("behind", "caught up", "failed"): added and removed from
+    any thread, told outside the lock, and a listener's mistake never stops the writing."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listeners: list[WriterListener] = []
+
+    def add(self, listener: WriterListener) -> Callable[[], None]:
+        with self._lock:
+            self._listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return remove
+
+    def tell(self, state: str, detail: str) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(state, detail)
+            except Exception:  # a listener's mistake must not stop the writing
+                log.exception("records writer listener")
+
+
 class Sink(Protocol):
     """What a batch of records becomes, inside the writer's transaction."""
 
@@ -190,7 +219,7 @@ class RecordWriter:
         self._lock = threading.Condition()
         self._closing = False
         self._give_up_at: float | None = None
-        self._listeners: list[WriterListener] = []
+        self._listeners = WriterListeners()
         self._thread = threading.Thread(
             target=self._run, name=f"records writer ({self.backend.location})", daemon=True
         )
@@ -213,15 +242,7 @@ class RecordWriter:
         return self._closing
 
     def subscribe(self, listener: WriterListener) -> Callable[[], None]:
-        with self._lock:
-            self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
-
-        return unsubscribe
+        return self._listeners.add(listener)
 
     def begin_session(self, values: Values) -> SessionKey:
         """Queue a session row (its values end with its ``uid``: one is added)."""
@@ -374,13 +395,7 @@ class RecordWriter:
         self._tell("failed", str(err))
 
     def _tell(self, state: str, detail: str) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(state, detail)
-            except Exception:  # a listener's mistake must not stop the writing
-                log.exception("records writer listener")
+        self._listeners.tell(state, detail)
 
 
 def _rolled_back(backend: Backend, db: Db) -> bool:
