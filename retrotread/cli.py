@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from retrotread import __version__, completion, config
 from retrotread.clock import LoopClock, run
 from retrotread.commands import clinic, probe, records, scan
+from retrotread.commands.trace_option import add_trace_option, apply_trace_option
 from retrotread.drivers.registry import open_treadmill
 from retrotread.errors import (
     DeviceError,
@@ -38,7 +39,6 @@ from retrotread.floor.command import add_floor_options, add_floor_parser, floor_
 from retrotread.options import RunOptions
 from retrotread.program.formats import command as program_files
 from retrotread.speech.options import add_speech_options, settings_from_args
-from retrotread.trace import add_trace_option
 from retrotread.tui.command import add_tui_parser, cmd_tui
 
 # The session, its events and the headless printer load with the command that needs them:
@@ -305,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return config.cmd_config(args)
         if args.command == "completion":
             return completion.cmd_completion(args)
+        apply_trace_option(args)
         # `check` checks against a device only when one is named on its command line.
         config.fill_from_settings(args, skip=("device",) if args.command == "check" else ())
         if args.command == "run":

@@ -28,7 +28,6 @@ A trace is switched on by ``--trace FILE`` (:func:`add_trace_option`), by
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
 import contextvars
@@ -168,7 +167,7 @@ _active: contextvars.ContextVar[WireTrace | None] = contextvars.ContextVar(
     "retrotread_trace", default=None
 )
 _configured: dict[str, WireTrace] = {}  # path -> trace opened for --trace or the environment
-_requested: list[Path] = []  # the path --trace named in this process (the last parse wins)
+_requested: list[Path] = []  # the path --trace named in this process (see request)
 
 
 def _opened(path: Path) -> WireTrace:
@@ -214,27 +213,12 @@ def recording(path: Path) -> Iterator[WireTrace]:
         trace.close()
 
 
-def _trace_path(text: str) -> Path | None:
-    """``--trace``'s type: also called with the default when the option is absent, so that a
-    parse without it leaves no trace switched on from an earlier one in the same process."""
+def request(path: Path | None) -> None:
+    """Trace this process's links to ``path`` (the command line's ``--trace``); None: only
+    the environment's ``RETROTREAD_TRACE``, if set."""
     _requested.clear()
-    if not text:
-        return None
-    path = Path(text)
-    _requested.append(path)
-    return path
-
-
-def add_trace_option(parser: argparse.ArgumentParser) -> None:
-    """``--trace FILE``: record every frame to and from the treadmill (see this module)."""
-    parser.add_argument(
-        "--trace",
-        type=_trace_path,
-        default="",
-        metavar="FILE",
-        help="append every frame to and from the treadmill to FILE as JSON lines, with what "
-        f"the machine declared (never who is on the belt); also ${TRACE_ENV}=FILE",
-    )
+    if path is not None:
+        _requested.append(path)
 
 
 __all__ = [
@@ -244,8 +228,8 @@ __all__ = [
     "LinkTap",
     "WireTrace",
     "active_trace",
-    "add_trace_option",
     "recording",
+    "request",
     "short_uuid",
     "tap_for",
 ]

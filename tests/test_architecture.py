@@ -12,7 +12,7 @@ import pytest
 
 def import_circles(package: str) -> list[list[str]]:
     """Strongly connected groups of modules (Tarjan), type-checking-only imports left out."""
-    graph = grimp.build_graph(package, exclude_type_checking_imports=True)
+    graph = grimp.build_graph(package, exclude_type_checking_imports=True, cache_dir=None)
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -62,3 +62,37 @@ def test_the_check_finds_a_circle(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     (root / "c.py").write_text("from circular import a\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert import_circles("circular") == [["circular.a", "circular.b"]]
+
+
+def test_no_module_imports_the_command_line() -> None:
+    graph = grimp.build_graph("retrotread", exclude_type_checking_imports=True, cache_dir=None)
+    assert graph.find_modules_that_directly_import("retrotread.cli") == {"retrotread.__main__"}
+
+
+#: Where a command line becomes typed options: only these may read an argparse.Namespace.
+COMMAND_LINE_EDGE = {
+    "retrotread.cli",
+    "retrotread.config",
+    "retrotread.completion",
+    "retrotread.commands",
+    "retrotread.program.formats.command",
+    "retrotread.speech.options",
+    "retrotread.tui.command",
+    "retrotread.web.options",
+    "retrotread.floor.command",
+}
+
+
+def test_only_the_command_line_edge_imports_argparse() -> None:
+    graph = grimp.build_graph(
+        "retrotread",
+        include_external_packages=True,
+        exclude_type_checking_imports=True,
+        cache_dir=None,
+    )
+    readers = {
+        module
+        for module in graph.find_modules_that_directly_import("argparse")
+        if not any(module == edge or module.startswith(f"{edge}.") for edge in COMMAND_LINE_EDGE)
+    }
+    assert readers == set()

@@ -95,7 +95,7 @@ def test_no_trace_is_written_without_the_option(
     serve: SimFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(trace.TRACE_ENV, raising=False)
-    trace._trace_path("")
+    trace.request(None)
     assert trace.active_trace() is None
     monkeypatch.setenv(trace.TRACE_ENV, str(tmp_path / "env.jsonl"))
     assert trace.active_trace() is not None  # the setting, for every command that connects

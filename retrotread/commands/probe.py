@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrotread.clock import LoopClock, run
+from retrotread.commands.trace_option import add_trace_option
 from retrotread.drivers.registry import DEFAULT_DEVICE, open_treadmill
 from retrotread.errors import RetrotreadError
-from retrotread.trace import add_trace_option
 from retrotread.units import Unit, format_number, mph, percent
 
 if TYPE_CHECKING:

@@ -55,7 +55,7 @@ def add_tui_parser(commands: Any) -> None:
         "--mute", action="store_true", help="start muted: no spoken cues, no bell on the 3-2-1"
     )
     records.add_recording_options(tui)
-    from retrotread.trace import add_trace_option
+    from retrotread.commands.trace_option import add_trace_option
 
     add_trace_option(tui)
     from retrotread.speech.options import add_speech_options  # the console's own options
