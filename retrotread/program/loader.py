@@ -36,7 +36,9 @@ any mistake loads nothing.
 from __future__ import annotations
 
 import difflib
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -61,6 +63,9 @@ from retrotread.units import Quantity, Unit, format_number, mph, parse_speed, pe
 
 MAX_BLOCK_SECONDS = 4 * 3600
 MAX_REPEAT = 100
+#: 10,000 blocks are about 0.5 MB; a file four times that is no program (and is not read whole).
+MAX_PROGRAM_BYTES = 2 * 1024 * 1024
+MAX_PROGRAM_CHARS = MAX_PROGRAM_BYTES
 SPEED_LIMITS = (mph("0.3"), mph("12"))
 INCLINE_LIMITS = (percent(-3), percent(15))
 
@@ -103,11 +108,45 @@ class ProgramError(RetrotreadError):
 
 # -- where things are in the file --------------------------------------------------------------
 
-_ARRAY_HEADER = re.compile(r"^\[\[\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]")
-_TABLE_HEADER = re.compile(r"^\[\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]")
-_KEY_LINE = re.compile(r"^([A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*')\s*(?:\.[^=]*)?=")
+# One pass over the text, in time proportional to its length whatever it holds: every pattern
+# here is anchored where it is tried and repeats possessively (``*+``, ``++``), so no input can
+# make the regex engine backtrack. Between the tokens that matter (strings, comments, brackets,
+# line ends) the engine skips in C.
+_BARE_KEY = r"[A-Za-z0-9_\-]++"
+_BASIC = r'"(?:[^"\\\n]++|\\.)*+"'
+_LITERAL = r"'[^'\n]*+'"
+_KEY = rf"(?:{_BARE_KEY}|{_BASIC}|{_LITERAL})"
+_DOTTED = rf"{_KEY}(?:[ \t]*+\.[ \t]*+{_KEY})*+"
+_LINE_START = re.compile(
+    rf"[ \t]*+(?:(?P<array>\[\[)[ \t]*+(?P<array_key>{_DOTTED})[ \t]*+\]\]"
+    rf"|(?P<table>\[)[ \t]*+(?P<table_key>{_DOTTED})[ \t]*+\]"
+    rf"|(?P<key>{_DOTTED})[ \t]*+=)"
+)
+_KEY_PART = re.compile(_KEY)
+_TRIPLE_BASIC = '"' * 3
+_TRIPLE_LITERAL = "'" * 3
+_TOKEN = re.compile(rf"{_TRIPLE_BASIC}|{_TRIPLE_LITERAL}|{_BASIC}|{_LITERAL}|#[^\n]*+|[\[\]{{}}\n]")
+# A multi-line string ends at three quotes; up to two more before them belong to the string.
+_END_OF = {
+    _TRIPLE_BASIC: re.compile(r'(?:[^"\\]++|\\[\s\S]|"(?!""))*+"{3,5}'),
+    _TRIPLE_LITERAL: re.compile(r"(?:[^']++|'(?!''))*+'{3,5}"),
+}
+
+# tomllib's work grows with the square of a key's dotted parts (a 40,000-part key: 23 s), so
+# a key with more parts than any program has is refused before tomllib sees it. The guard
+# starts only where a key can start, so a long word is not rescanned from each of its letters.
+MAX_KEY_PARTS = 32
+_LONG_KEY = re.compile(rf"(?<![A-Za-z0-9_\-\"'])(?:{_KEY}[ \t]*+\.[ \t]*+){{{MAX_KEY_PARTS}}}")
+#: Deeper than this, a file is reported at the line where it got there.
+MAX_NESTING = 64
+# Python converts at most sys.int_info.default_max_str_digits (4300) digits to an integer.
+_LONG_INTEGER = re.compile(r"(?<![\w.])[+-]?\d[\d_]{4300,}")
 
 Path_ = tuple[str | int, ...]
+
+
+def _key_parts(dotted: str) -> list[str]:
+    return [part.strip("\"'") for part in _KEY_PART.findall(dotted)]
 
 
 def locate(text: str) -> dict[Path_, int]:
@@ -115,35 +154,77 @@ def locate(text: str) -> dict[Path_, int]:
 
     tomllib gives values, not positions; this scanner follows table headers and keys the way
     TOML nests them (``[[blocks]]`` then ``[[blocks.blocks]]``) so that errors can name lines.
+    Only what starts a line outside any array, inline table or multi-line string is a header
+    or a key: an array's ``[1, 2]`` on a line of its own is neither.
     """
     lines: dict[Path_, int] = {}
     counts: dict[Path_, int] = {}
     table: Path_ = ()
-    in_multiline = False
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if in_multiline:
-            in_multiline = line.count('"""') % 2 == 0 and line.count("'''") % 2 == 0
-            continue
-        if not line or line.startswith("#"):
-            continue
-        if match := _ARRAY_HEADER.match(line):
-            parts = [p.strip().strip("\"'") for p in match.group(1).split(".")]
-            path = _resolve(parts[:-1], counts)
-            array = (*path, parts[-1])
-            counts[array] = counts.get(array, 0) + 1
-            table = (*array, counts[array] - 1)
-            lines[table] = number
-        elif match := _TABLE_HEADER.match(line):
-            parts = [p.strip().strip("\"'") for p in match.group(1).split(".")]
-            table = (*_resolve(parts[:-1], counts), parts[-1])
-            lines[table] = number
-        elif match := _KEY_LINE.match(line):
-            lines[(*table, match.group(1).strip("\"'"))] = number
-            rest = line[match.end() :]
-            if rest.count('"""') % 2 == 1 or rest.count("'''") % 2 == 1:
-                in_multiline = True
+    number = 1
+    depth = 0  # arrays and inline tables open here
+    position = 0
+    at_line_start = True
+    end = len(text)
+    while position < end:
+        if at_line_start and depth == 0:
+            at_line_start = False
+            if start := _LINE_START.match(text, position):
+                if start.group("array"):
+                    parts = _key_parts(start.group("array_key"))
+                    array = (*_resolve(parts[:-1], counts), parts[-1])
+                    counts[array] = counts.get(array, 0) + 1
+                    table = (*array, counts[array] - 1)
+                    lines[table] = number
+                elif start.group("table"):
+                    parts = _key_parts(start.group("table_key"))
+                    table = (*_resolve(parts[:-1], counts), parts[-1])
+                    lines[table] = number
+                else:
+                    path = table
+                    for part in _key_parts(start.group("key")):
+                        path = (*path, part)
+                        lines.setdefault(path, number)
+                position = start.end()
+                continue
+        token = _TOKEN.search(text, position)
+        if token is None:
+            break
+        found = token.group()
+        position = token.end()
+        if found == "\n":
+            number += 1
+            at_line_start = True
+        elif found in ("[", "{"):
+            depth += 1
+        elif found in ("]", "}"):
+            depth = max(0, depth - 1)
+        elif found in _END_OF:
+            closing = _END_OF[found].match(text, position)
+            stop = closing.end() if closing else end
+            number += text.count("\n", position, stop)
+            position = stop
     return lines
+
+
+def _deep_line(text: str) -> int | None:
+    """The line where arrays and inline tables first nest deeper than any program needs."""
+    depth, number, position = 0, 1, 0
+    while token := _TOKEN.search(text, position):
+        found, position = token.group(), token.end()
+        if found == "\n":
+            number += 1
+        elif found in ("[", "{"):
+            depth += 1
+            if depth > MAX_NESTING:
+                return number
+        elif found in ("]", "}"):
+            depth = max(0, depth - 1)
+        elif found in _END_OF:
+            closing = _END_OF[found].match(text, position)
+            stop = closing.end() if closing else len(text)
+            number += text.count("\n", position, stop)
+            position = stop
+    return None
 
 
 def _resolve(parts: list[str], counts: dict[Path_, int]) -> Path_:
@@ -503,10 +584,25 @@ def _check_facing(reader: _Reader, program: Program) -> None:
         reader.add(ProgramIssue(block.line, where + message))
 
 
+def _refuse_what_tomllib_chokes_on(text: str, source: str) -> None:
+    """Text too long to parse in a moment, or a key tomllib's time squares on."""
+    if len(text) > MAX_PROGRAM_CHARS:
+        raise ProgramError(source, [ProgramIssue(None, _too_large(len(text), "characters"))])
+    if too_long := _LONG_KEY.search(text):
+        line = text.count("\n", 0, too_long.start()) + 1
+        message = f"a key of more than {MAX_KEY_PARTS} dotted parts; program keys have a few"
+        raise ProgramError(source, [ProgramIssue(line, message)])
+
+
 def parse_program(text: str, source: str = "<string>") -> Program:
     """Parse and validate a program; raise :class:`ProgramError` listing every mistake."""
+    _refuse_what_tomllib_chokes_on(text, source)
+    line: int | None
     try:
         data = tomllib.loads(text)
+    except RecursionError as err:  # tomllib descends once per array or inline table
+        message = "arrays or tables nested too deep; program files nest a few levels"
+        raise ProgramError(source, [ProgramIssue(_deep_line(text), message)]) from err
     except tomllib.TOMLDecodeError as err:
         message = str(err)
         match = re.search(r"\(at line (\d+), column \d+\)", message)
@@ -515,6 +611,11 @@ def parse_program(text: str, source: str = "<string>") -> Program:
         if not match and "end of document" in message:
             line = text.count("\n") + 1
         raise ProgramError(source, [ProgramIssue(line, f"not valid TOML: {reason}")]) from err
+    except ValueError as err:  # an integer longer than Python converts (sys.int_info)
+        long_number = _LONG_INTEGER.search(text)
+        line = text.count("\n", 0, long_number.start()) + 1 if long_number else None
+        message = "a number with thousands of digits; program numbers have a few"
+        raise ProgramError(source, [ProgramIssue(line, message)]) from err
 
     reader = _Reader(locate(text))
     reader.check_keys(data, TOP_KEYS, (), "")
@@ -562,19 +663,63 @@ def parse_program(text: str, source: str = "<string>") -> Program:
 def load_program(path: Path) -> Program:
     """Read a program file; errors name the file as the user gave it."""
     source = str(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as err:
-        raise ProgramError(source, [ProgramIssue(None, "no such file")]) from err
-    except IsADirectoryError as err:
-        raise ProgramError(
-            source, [ProgramIssue(None, "is a directory, not a program file")]
-        ) from err
-    except OSError as err:
-        raise ProgramError(source, [ProgramIssue(None, f"cannot be read: {err.strerror}")]) from err
+    raw = read_small_file(path, MAX_PROGRAM_BYTES, "program file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise ProgramError(source, [ProgramIssue(line, "is not UTF-8 text")]) from err
     return parse_program(text, source)
+
+
+def _too_large(size: int, unit: str) -> str:
+    return (
+        f"is {size:,} {unit}; a program file is small (10,000 blocks are about 0.5 MB), "
+        f"at most {MAX_PROGRAM_BYTES // (1024 * 1024)} MiB are read"
+    )
+
+
+def read_small_file(path: Path, limit: int, kind: str) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, else :class:`ProgramError`.
+
+    A device, fifo or socket is refused before anything is read (``/dev/zero`` never ends, a
+    fifo waits for a writer), and no more than ``limit`` bytes are ever read.
+    """
+    source = str(path)
+
+    def refuse(message: str) -> ProgramError:
+        return ProgramError(source, [ProgramIssue(None, message)])
+
+    try:
+        # O_NONBLOCK: opening a fifo must not wait for a writer before we can refuse it.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError as err:
+        raise refuse("no such file") from err
+    except IsADirectoryError as err:
+        raise refuse(f"is a directory, not a {kind}") from err
+    except OSError as err:
+        raise refuse(f"cannot be read: {err.strerror}") from err
+    try:
+        info = os.fstat(descriptor)
+        if stat.S_ISDIR(info.st_mode):
+            raise refuse(f"is a directory, not a {kind}")
+        if not stat.S_ISREG(info.st_mode):
+            raise refuse(f"is not a regular file (a device, fifo or socket); give a {kind}")
+        at_most = f"{kind}s are small, at most {limit // 1024} KiB are read"
+        if info.st_size > limit:
+            raise refuse(f"is {info.st_size:,} bytes; {at_most}")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(descriptor, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:  # it grew while we read it
+            raise refuse(f"is larger than {limit // 1024} KiB; {at_most}")
+        return b"".join(chunks)
+    except OSError as err:
+        raise refuse(f"cannot be read: {err.strerror}") from err
+    finally:
+        os.close(descriptor)

@@ -9,14 +9,12 @@ remembering *where* in the file it came from — and reports every mistake it fi
 from __future__ import annotations
 
 import enum
-import os
 import re
-import stat
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from retrotread.program.loader import ProgramError, ProgramIssue
+from retrotread.program.loader import ProgramError, ProgramIssue, read_small_file
 from retrotread.program.model import BlockKind, Handrail
 from retrotread.units import KMH_PER_MPH, Quantity, Unit, exact, format_number
 
@@ -298,46 +296,7 @@ def split_display_cue(cue: str, kind: BlockKind) -> tuple[Handrail | None, str]:
 
 def read_source(path: Path) -> bytes:
     """The file's bytes, refusing what is not a small regular file (a fifo, /dev/zero, a folder)."""
-    source = str(path)
-
-    def refuse(message: str) -> ProgramError:
-        return ProgramError(source, [ProgramIssue(None, message)])
-
-    try:
-        # O_NONBLOCK: opening a fifo must not wait for a writer before we can refuse it.
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError as err:
-        raise refuse("no such file") from err
-    except IsADirectoryError as err:
-        raise refuse("is a directory, not a workout file") from err
-    except OSError as err:
-        raise refuse(f"cannot be read: {err.strerror}") from err
-    try:
-        info = os.fstat(descriptor)
-        if stat.S_ISDIR(info.st_mode):
-            raise refuse("is a directory, not a workout file")
-        if not stat.S_ISREG(info.st_mode):
-            raise refuse("is not a regular file (a device, fifo or socket); give a workout file")
-        if info.st_size > MAX_IMPORT_BYTES:
-            raise refuse(
-                f"is {info.st_size} bytes; workout files are small, at most "
-                f"{MAX_IMPORT_BYTES // 1024} KiB are read"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_IMPORT_BYTES:
-            chunk = os.read(descriptor, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > MAX_IMPORT_BYTES:  # grew while we read it
-            raise refuse(f"is larger than {MAX_IMPORT_BYTES // 1024} KiB")
-        return b"".join(chunks)
-    except OSError as err:
-        raise refuse(f"cannot be read: {err.strerror}") from err
-    finally:
-        os.close(descriptor)
+    return read_small_file(path, MAX_IMPORT_BYTES, "workout file")
 
 
 def decode_text(raw: bytes, source: str) -> str:
