@@ -236,7 +236,9 @@ def measure_export(quick: bool = False) -> list[Row]:
             times = [
                 best_of(
                     2,
-                    partial(export_session, store, session_id, fmt, out / f"out.{fmt.value}"),
+                    partial(
+                        export_session, store, session_id, fmt, out / f"out.{fmt.value}", force=True
+                    ),
                 )
                 for h, session_id in zip(hours, sessions, strict=True)
             ]

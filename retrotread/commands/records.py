@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -26,12 +27,14 @@ from retrotread.options import DEFAULT_DEVICE, RecordOptions
 from retrotread.recording import OUTCOME_CHOICES
 
 if TYPE_CHECKING:
+    from retrotread.export import Format
     from retrotread.progression import NextSession
     from retrotread.store import Client, SessionRecord, Store
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 COMMANDS = ("clients", "next", "history", "export", "outcome")
+MAX_SESSION_NUMBER = 2**63 - 1
 
 #: the formats `export` writes (retrotread.export.Format's values)
 EXPORT_FORMATS = ("csv", "tcx", "fit")
@@ -129,7 +132,15 @@ def add_commands(commands: Subparsers) -> None:
         default=None,
         help="file format (default: from the output name, else csv)",
     )
-    export.add_argument("-o", "--output", type=Path, default=None, metavar="PATH")
+    export.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the file to create (its extension names the format); '-' writes to stdout",
+    )
+    export.add_argument("--force", action="store_true", help="replace PATH if it exists")
     _db_option(export)
 
     outcome = commands.add_parser(
@@ -230,9 +241,12 @@ def _session_number(spec: str) -> int:
     from retrotread.store import StoreError
 
     try:
-        return int(spec.lstrip("#"))
+        number = int(spec.lstrip("#"))
     except ValueError:
         raise StoreError(f"SESSION must be a number or 'last', got {spec!r}") from None
+    if not 1 <= number <= MAX_SESSION_NUMBER:  # SQLite's integers end there
+        raise StoreError(f"no session #{number}: sessions are numbered from 1, as history lists")
+    return number
 
 
 def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
@@ -411,23 +425,53 @@ def sparkline(values: list[float]) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from retrotread.export import Format, export_session
+    from retrotread.export import export_session, load, render
 
     output: Path | None = args.output
-    if args.format:
-        fmt = Format(args.format)
-    elif output is not None and output.suffix.lower().lstrip(".") in {f.value for f in Format}:
-        fmt = Format(output.suffix.lower().lstrip("."))
-    else:
-        fmt = Format.CSV
+    to_stdout = output is not None and str(output) == "-"
+    fmt = _export_format(args.format, None if to_stdout else output)
+    if to_stdout and fmt.value == "fit" and sys.stdout.isatty():
+        from retrotread.store import StoreError
+
+        raise StoreError("FIT is binary: redirect it to a file (-o - > session.fit)")
     with open_store(args, read_only=True) as store:
         record = _session_arg(store, args.session)
+        if to_stdout:
+            payload = render(load(store, record.id), fmt)
+            sys.stdout.flush()
+            sys.stdout.buffer.write(payload)
+            sys.stdout.buffer.flush()
+            return 0
         if output is None:
             stamp = datetime.fromtimestamp(record.started_at).strftime("%Y%m%d-%H%M")
             output = Path(f"retrotread-{record.id}-{stamp}.{fmt.value}")
-        written = export_session(store, record.id, fmt, output)
+        written = export_session(store, record.id, fmt, output, force=args.force)
     print(f"session #{record.id} written to {written} ({fmt.value.upper()})")
     return 0
+
+
+def _export_format(asked: str | None, output: Path | None) -> Format:
+    """``--format``, else the output's extension, else CSV; an extension that names no format
+    (without --format) or another one than --format is a mistake, not a guess."""
+    from retrotread.export import Format, format_for
+    from retrotread.store import StoreError
+
+    named = format_for(output) if output is not None else None
+    formats = ", ".join(f".{f.value}" for f in Format)
+    if asked is None:
+        if output is not None and output.suffix and named is None:
+            raise StoreError(
+                f"{output}: export writes {formats}, not {output.suffix}; name the file so, "
+                "or give --format"
+            )
+        return named or Format.CSV
+    fmt = Format(asked)
+    if named is not None and named is not fmt:
+        raise StoreError(
+            f"{output} ends in {output.suffix if output else ''} but --format is {fmt.value}; "
+            "make them agree"
+        )
+    return fmt
 
 
 # -- outcome -------------------------------------------------------------------------------------
