@@ -20,9 +20,13 @@ from textual.widgets import Input, Label, Static
 
 from retrotread.errors import RetrotreadError
 from retrotread.floor.auth import RemoteCommand
-from retrotread.floor.watch import STALE_AFTER_S, FloorWatcher, Tile
-
-CONFIRM_WORDS = "STOP ALL"
+from retrotread.floor.watch import (
+    CONFIRM_WORDS,
+    STALE_AFTER_S,
+    FloorWatcher,
+    Tile,
+    tile_status,
+)
 
 
 def _mph(value: Any) -> str:
@@ -32,31 +36,6 @@ def _mph(value: Any) -> str:
 def _clock(seconds: Any) -> str:
     whole = int(max(float(seconds or 0), 0))
     return f"{whole // 60}:{whole % 60:02d}"
-
-
-def tile_status(tile: Tile, now: float, stale_after_s: float) -> tuple[str, str]:
-    """The tile's one-word status and its style class, most urgent first."""
-    state = tile.state or {}
-    fault = state.get("fault")
-    if tile.online is False:
-        return "OFFLINE", "offline"
-    if tile.stale(now, stale_after_s):
-        return "STALE", "stale"
-    ended = state.get("ended")
-    if ended:
-        stopped = ended.get("belt_stopped")
-        return (
-            "ENDED" if stopped else "BELT NOT CONFIRMED STOPPED"
-        ), "ended" if stopped else "fault"
-    if fault and fault.get("fatal"):
-        return f"FAULT {fault.get('kind')}", "fault"
-    if state.get("hold"):
-        return f"HOLD {state.get('hold_kind') or ''}".strip(), "fault"
-    if not state.get("link_up", True):
-        return "LINK LOST", "fault"
-    if state.get("stop_requested"):
-        return "STOPPING", "fault"
-    return str(state.get("engine", "waiting")).upper(), "ok"
 
 
 def tile_text(tile: Tile, now: float, stale_after_s: float, *, large: bool = False) -> Text:

@@ -13,7 +13,8 @@ FLOOR_DESCRIPTION = """Every console on an MQTT broker, one tile each: block, co
 against actual speed, client, link and faults; stale tiles marked. Select one to see it large.
 STOP the selected console with s; STOP ALL with A, then type STOP ALL (Enter alone never
 confirms). Consoles accept the floor's commands when they share its --floor-secret (or trust
-their broker's ACL: --floor-trust-broker). See docs/floor.md."""
+their broker's ACL: --floor-trust-broker). With --serve, the floor is served to web
+browsers instead, like `retrotread tui --serve`. See docs/floor.md."""
 
 FLOOR_KEYS = """keys:
   arrows, tab  select a console        enter  see it large (escape: back)
@@ -111,6 +112,15 @@ def add_floor_parser(commands: Any) -> None:
         metavar="SECONDS",
         help="mark a tile stale after this long without its state (default: 5)",
     )
+    from retrotread.web.options import add_serve_options
+
+    add_serve_options(
+        floor,
+        about="the floor in web browsers, served like the console: the operator's page (the\n"
+        "secret link printed at start, or --password-file) has STOP per tile and STOP ALL;\n"
+        "the /view page is read-only.",
+        serve_help="serve the floor to web browsers instead of showing it here",
+    )
 
 
 def cmd_floor(args: argparse.Namespace) -> int:
@@ -127,6 +137,13 @@ def cmd_floor(args: argparse.Namespace) -> int:
         sender=args.sender or default_sender(),
         secret=read_secret(args.floor_secret) if args.floor_secret else None,
     )
+    if args.serve:
+        from retrotread.floor.web import serve_floor
+        from retrotread.web.options import serve_options
+        from retrotread.web.serve import ServeSettings
+
+        settings = ServeSettings(serve_options(args))
+        return serve_floor(watcher, settings, stale_after_s=args.stale_after)
     from retrotread.floor.app import FloorApp
 
     asyncio.run(FloorApp(watcher, stale_after_s=args.stale_after).run_async())

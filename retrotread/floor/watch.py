@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 #: a tile with no state for this long is marked stale (a console publishes at least each second)
 STALE_AFTER_S = 5.0
 SEND_TIMEOUT_S = 2.0
+#: what STOP ALL asks to be typed out (the Textual floor and the served one)
+CONFIRM_WORDS = "STOP ALL"
 
 
 @dataclass
@@ -180,6 +182,31 @@ class FloorWatcher:
             if isinstance(result, BaseException):
                 failed.append(target)
         return failed
+
+
+def tile_status(tile: Tile, now: float, stale_after_s: float) -> tuple[str, str]:
+    """The tile's one-word status and its style class, most urgent first."""
+    state = tile.state or {}
+    fault = state.get("fault")
+    if tile.online is False:
+        return "OFFLINE", "offline"
+    if tile.stale(now, stale_after_s):
+        return "STALE", "stale"
+    ended = state.get("ended")
+    if ended:
+        stopped = ended.get("belt_stopped")
+        return (
+            "ENDED" if stopped else "BELT NOT CONFIRMED STOPPED"
+        ), "ended" if stopped else "fault"
+    if fault and fault.get("fatal"):
+        return f"FAULT {fault.get('kind')}", "fault"
+    if state.get("hold"):
+        return f"HOLD {state.get('hold_kind') or ''}".strip(), "fault"
+    if not state.get("link_up", True):
+        return "LINK LOST", "fault"
+    if state.get("stop_requested"):
+        return "STOPPING", "fault"
+    return str(state.get("engine", "waiting")).upper(), "ok"
 
 
 def describe_event(message: dict[str, Any]) -> str:

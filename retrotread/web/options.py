@@ -11,20 +11,23 @@ DEFAULT_PORT = 8000
 DEFAULT_MAX_VIEWS = 8
 
 
-def add_serve_options(parser: Any) -> None:
-    """The ``--serve`` options on ``retrotread tui``."""
-    group = parser.add_argument_group(
-        "serving to browsers (--serve)",
-        "one session in this process; every browser page is a view onto it. The operator's\n"
-        "view needs the secret link printed at start (or --password-file); the walker view\n"
-        "is read-only.",
-    )
-    group.add_argument(
-        "--serve",
-        action="store_true",
-        help="serve the session to web browsers (a tablet for the operator, a screen for the "
-        "walker) instead of opening the console here",
-    )
+CONSOLE_ABOUT = (
+    "one session in this process; every browser page is a view onto it. The operator's\n"
+    "view needs the secret link printed at start (or --password-file); the walker view\n"
+    "is read-only."
+)
+CONSOLE_SERVE_HELP = (
+    "serve the session to web browsers (a tablet for the operator, a screen for the walker) "
+    "instead of opening the console here"
+)
+
+
+def add_serve_options(
+    parser: Any, *, about: str = CONSOLE_ABOUT, serve_help: str = CONSOLE_SERVE_HELP
+) -> None:
+    """The ``--serve`` options (``retrotread tui``; ``retrotread floor`` says its own words)."""
+    group = parser.add_argument_group("serving to browsers (--serve)", about)
+    group.add_argument("--serve", action="store_true", help=serve_help)
     group.add_argument(
         "--host",
         default=None,

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -71,11 +71,16 @@ class _Closed(asyncio.Protocol):
         transport.close()
 
 
-class ViewServer:
+class WebServer:
+    """What every served page shares: listening (TLS, the connection cap), the ``Host`` and
+    ``Origin`` checks, the security headers, the pages and their files, the view limit, and
+    the operator's secret (:meth:`_hello`). Subclasses add their websockets in :meth:`routes`."""
+
+    pages: ClassVar[dict[str, str]] = PAGES
+    assets: ClassVar[dict[str, str]] = STATIC
+
     def __init__(
         self,
-        view: SessionView,
-        controls: Controls,
         secrets: Secrets,
         *,
         host: str,
@@ -85,8 +90,6 @@ class ViewServer:
         limits: Limits | None = None,
         notice: Callable[[str], None] | None = None,
     ) -> None:
-        self.view = view
-        self.controls = controls
         self.secrets = secrets
         self.host = host
         self.port = port
@@ -99,18 +102,14 @@ class ViewServer:
         self.views: set[web.WebSocketResponse] = set()
         self._runner: web.AppRunner | None = None
         self._server: asyncio.AbstractServer | None = None
-        self._static = {name: _read_static(name) for name in [*STATIC, *PAGES.values()]}
+        self._static = {name: _read_static(name) for name in [*self.assets, *self.pages.values()]}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> int:
         """Listen; returns the port (the one chosen when ``port`` is 0)."""
         app = web.Application(middlewares=[self._guard], client_max_size=MAX_MESSAGE_BYTES)
-        app.router.add_get("/", self._page)
-        app.router.add_get("/walker", self._page)
-        app.router.add_get("/static/{name}", self._asset)
-        app.router.add_get("/ws/operator", self._operator_socket)
-        app.router.add_get("/ws/walker", self._walker_socket)
+        self.routes(app)
         runner = web.AppRunner(
             app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_S
         )
@@ -138,6 +137,12 @@ class ViewServer:
         self.port = int(self._server.sockets[0].getsockname()[1])
         self.origins = Origins.build(self.scheme, self.host, self.port, self.extra_origins)
         return self.port
+
+    def routes(self, app: web.Application) -> None:
+        """The pages and their files; a subclass adds its websockets."""
+        for path in self.pages:
+            app.router.add_get(path, self._page)
+        app.router.add_get("/static/{name}", self._asset)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -184,14 +189,16 @@ class ViewServer:
             headers["Strict-Transport-Security"] = "max-age=31536000"
 
     async def _page(self, request: web.Request) -> web.Response:
-        name = PAGES[request.path]
+        name = self.pages[request.path]
         return web.Response(body=self._static[name], content_type="text/html", charset="utf-8")
 
     async def _asset(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        if name not in STATIC:
+        if name not in self.assets:
             raise web.HTTPNotFound()
-        return web.Response(body=self._static[name], content_type=STATIC[name], charset="utf-8")
+        return web.Response(
+            body=self._static[name], content_type=self.assets[name], charset="utf-8"
+        )
 
     # -- websockets ---------------------------------------------------------------------------
 
@@ -214,6 +221,66 @@ class ViewServer:
             self.views.discard(ws)
             raise
         return ws
+
+    async def _hello(self, ws: web.WebSocketResponse, request: web.Request) -> bool:
+        """The page's first message must carry the token or the password."""
+        try:
+            message = await ws.receive(timeout=HELLO_TIMEOUT_S)
+        except TimeoutError:
+            await ws.close(code=CLOSE_DENIED, message=b"no secret given")
+            return False
+        if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+            return False  # the page left before saying anything
+        hello = _json(message.data) if message.type is WSMsgType.TEXT else None
+        token = hello.get("token") if hello else None
+        password = hello.get("password") if hello else None
+        granted = (isinstance(token, str) and self.secrets.token_ok(token)) or (
+            isinstance(password, str) and self.secrets.password_ok(password)
+        )
+        if not granted:
+            self.notice(f"refused an operator view: wrong or missing secret ({request.remote})")
+            await asyncio.sleep(DENIED_DELAY_S)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_json({"type": "denied", "text": "wrong or missing secret"})
+            await ws.close(code=CLOSE_DENIED, message=b"wrong or missing secret")
+            return False
+        self.notice(f"operator view connected ({request.remote}; views open: {len(self.views)})")
+        await ws.send_json({"type": "welcome", "password": self.secrets.password is not None})
+        return True
+
+
+class ViewServer(WebServer):
+    """The console's two views onto its one session."""
+
+    def __init__(
+        self,
+        view: SessionView,
+        controls: Controls,
+        secrets: Secrets,
+        *,
+        host: str,
+        port: int,
+        tls: ssl.SSLContext | None = None,
+        extra_origins: list[str] | None = None,
+        limits: Limits | None = None,
+        notice: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(
+            secrets,
+            host=host,
+            port=port,
+            tls=tls,
+            extra_origins=extra_origins,
+            limits=limits,
+            notice=notice,
+        )
+        self.view = view
+        self.controls = controls
+
+    def routes(self, app: web.Application) -> None:
+        super().routes(app)
+        app.router.add_get("/ws/operator", self._operator_socket)
+        app.router.add_get("/ws/walker", self._walker_socket)
 
     async def _walker_socket(self, request: web.Request) -> web.WebSocketResponse:
         ws = await self._open(request, "walker")
@@ -249,32 +316,6 @@ class ViewServer:
                     await feed
             self.views.discard(ws)
         return ws
-
-    async def _hello(self, ws: web.WebSocketResponse, request: web.Request) -> bool:
-        """The page's first message must carry the token or the password."""
-        try:
-            message = await ws.receive(timeout=HELLO_TIMEOUT_S)
-        except TimeoutError:
-            await ws.close(code=CLOSE_DENIED, message=b"no secret given")
-            return False
-        if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-            return False  # the page left before saying anything
-        hello = _json(message.data) if message.type is WSMsgType.TEXT else None
-        token = hello.get("token") if hello else None
-        password = hello.get("password") if hello else None
-        granted = (isinstance(token, str) and self.secrets.token_ok(token)) or (
-            isinstance(password, str) and self.secrets.password_ok(password)
-        )
-        if not granted:
-            self.notice(f"refused an operator view: wrong or missing secret ({request.remote})")
-            await asyncio.sleep(DENIED_DELAY_S)
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.send_json({"type": "denied", "text": "wrong or missing secret"})
-            await ws.close(code=CLOSE_DENIED, message=b"wrong or missing secret")
-            return False
-        self.notice(f"operator view connected ({request.remote}; views open: {len(self.views)})")
-        await ws.send_json({"type": "welcome", "password": self.secrets.password is not None})
-        return True
 
     async def _take_commands(self, ws: web.WebSocketResponse, lock: asyncio.Lock) -> None:
         sent: list[float] = []
