@@ -100,6 +100,9 @@
       setPart(tile, "fault", t.fault ? `fault ${t.fault}` : t.last);
       setPart(tile, "remote", t.remote ? `floor: ${t.remote}` : "");
       setPart(tile, "sent", t.sent);
+      // STOP stays on every tile (a stop is never wrong); pause only where a program runs.
+      const pause = tile.querySelector(".buttons .pause");
+      if (pause) pause.disabled = !t.running;
     }
     for (const tile of [...main.children]) {
       if (!seen.has(tile.dataset.console)) tile.remove();
