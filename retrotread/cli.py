@@ -14,11 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from retrotread import __version__, completion, config
-from retrotread.clock import LoopClock, run
+from retrotread import completion, config
 from retrotread.commands import clinic, probe, records, scan
 from retrotread.commands.trace_option import add_trace_option, apply_trace_option
-from retrotread.drivers.registry import open_treadmill
 from retrotread.errors import (
     DeviceError,
     DeviceUnavailable,
@@ -49,6 +47,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("retrotread")
 
 
+class _Version(argparse.Action):
+    """``--version``, read from the installed distribution only when asked (importing
+    importlib.metadata costs more than the rest of ``--help``)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **_: object) -> None:
+        super().__init__(option_strings, argparse.SUPPRESS, nargs=0, help="show the version")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from retrotread import __version__
+
+        print(f"retrotread {__version__}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="retrotread",
@@ -56,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="A PROGRAM is a built-in's name (see `retrotread programs`) or a .toml file.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"retrotread {__version__}")
+    parser.add_argument("--version", action=_Version)
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -145,6 +157,8 @@ def cmd_programs() -> int:
 
 async def device_problems(url: str, programs: Sequence[Program]) -> list[list[str]]:
     """What each program could only play on ``url`` by changing it (connects; moves nothing)."""
+    from retrotread.clock import LoopClock
+    from retrotread.drivers.registry import open_treadmill
     from retrotread.safety import Governor
 
     async with open_treadmill(url, clock=LoopClock()) as treadmill:
@@ -180,6 +194,8 @@ def cmd_check(files: Sequence[str], device: str | None = None) -> int:
                 print(line, file=sys.stderr)
             status = EXIT_USAGE
     if device is not None:
+        from retrotread.clock import run  # asyncio: only when a device is asked
+
         problems = run(device_problems(device, [p for _, p in loaded]))
     else:
         problems = [default_problems(program) for _, program in loaded]

@@ -38,10 +38,12 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from retrotread.clock import Clock
 from retrotread.errors import RetrotreadError
+
+if TYPE_CHECKING:  # the clock's module loads asyncio, which `retrotread --help` need not
+    from retrotread.clock import Clock
 
 TRACE_ENV = "RETROTREAD_TRACE"
 FORMAT = "retrotread-trace"

@@ -17,11 +17,9 @@ answers them: the driver falls back to running blind if it calls them illegal.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import itertools
 import re
-import statistics
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,10 +27,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrotread.clock import LoopClock, run
 from retrotread.commands.trace_option import add_trace_option
-from retrotread.drivers.registry import DEFAULT_DEVICE, open_treadmill
 from retrotread.errors import RetrotreadError
+from retrotread.options import DEFAULT_DEVICE
 from retrotread.units import Unit, format_number, mph, percent
 
 if TYPE_CHECKING:
@@ -108,6 +105,8 @@ class Observed:
     @property
     def speed_ratio(self) -> float | None:
         """Reported over commanded speed, once the belt settled (None: nothing to compare)."""
+        import statistics
+
         settled = [read / asked for asked, read in self.speeds[-5:] if asked > 0 and read > 0]
         return statistics.median(settled) if settled else None
 
@@ -250,6 +249,9 @@ Ask = Callable[[dict[str, Any]], Awaitable[bool]]
 
 async def probe(url: str, ask: Ask, *, read_only: bool = False) -> tuple[Observed, Treadmill]:
     """Connect, read, and (if ``ask`` agrees) run the exercise; the belt ends stopped."""
+    from retrotread.clock import LoopClock
+    from retrotread.drivers.registry import open_treadmill
+
     treadmill = open_treadmill(url, clock=LoopClock(), profile=probe_profile_base(url))
     return await probe_treadmill(treadmill, ask, read_only=read_only), treadmill
 
@@ -361,11 +363,11 @@ def _quirks_of(profile: Profile) -> dict[str, Any]:
 
     quirks = profile.quirks
     shown = _DECIDED.get(profile.protocol, set())
-    values = {f.name: getattr(quirks, f.name) for f in fields(quirks)}
+    unset = type(quirks)()
     return {
-        name: value
-        for name, value in values.items()
-        if value is not None and (value is not False or name in shown)
+        f.name: getattr(quirks, f.name)
+        for f in fields(quirks)
+        if f.name in shown or getattr(quirks, f.name) != getattr(unset, f.name)
     }
 
 
@@ -383,10 +385,20 @@ def _number(value: float) -> str:
 
 
 def _toml(value: Any) -> str:
+    """A quirk's value as the profile loader reads it back (tables, arrays, bytes as hex)."""
+    from dataclasses import fields, is_dataclass
+
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return _number(float(value))
+    if isinstance(value, bytes):
+        return f'"{value.hex(" ")}"'
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if is_dataclass(value) and not isinstance(value, type):
+        pairs = [f"{f.name} = {_toml(getattr(value, f.name))}" for f in fields(value)]
+        return "{ " + ", ".join(pairs) + " }"
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
 
@@ -431,11 +443,17 @@ async def ask_person(declared: dict[str, Any]) -> bool:
         end="",
         flush=True,
     )
+    import asyncio
+
     answer = await asyncio.to_thread(sys.stdin.readline)
     return answer.strip().lower() in ("y", "yes")
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    # The session's machinery loads here, not with the command line (`retrotread --help`).
+    from retrotread.clock import run
+    from retrotread.drivers.registry import open_treadmill
+
     if not (args.yes or args.read_only) and not sys.stdin.isatty():
         raise RetrotreadError(
             "no one at the keyboard to agree to the exercise: pass --yes (someone is at the "

@@ -15,13 +15,11 @@ picker ask.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from retrotread.clock import run
 from retrotread.errors import DeviceUnavailable
 
 if TYPE_CHECKING:
@@ -125,6 +123,8 @@ async def scan_bluetooth(seconds: float) -> list[Found]:
                 name, device.address, device.address, HEART_STRAP, advertisement.rssi
             )
 
+    import asyncio
+
     try:
         async with BleakScanner(heard):
             await asyncio.sleep(seconds)
@@ -209,6 +209,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
             except DeviceUnavailable as err:
                 return err
 
+    from retrotread.clock import run  # asyncio loads with the scan, not with --help
+
     heard = run(listen(), virtual=args.simulator)
     if not isinstance(heard, DeviceUnavailable):
         for line in scan_lines(heard, args.timeout, show_all=args.all):
@@ -282,6 +284,8 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str
 @contextlib.contextmanager
 def _simulated_treadmill() -> Iterator[None]:
     """A simulated FTMS treadmill advertising on an in-process radio while the scan runs."""
+    import asyncio
+
     from retrotread_sim import SimTreadmill
     from retrotread_sim.ftms import FtmsServer, Radio, SimPeripheral
 

@@ -12,7 +12,6 @@ loop), and killing a process is a reliable way to silence it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
@@ -21,9 +20,12 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from retrotread.errors import SpeechError
+
+if TYPE_CHECKING:
+    import asyncio
 
 ESPEAK = "espeak-ng"
 INSTALL_HINT = "install it with `apt-get install espeak-ng` (or run `make test` once)"
@@ -114,6 +116,8 @@ class Espeak:
 
     async def check_voice(self) -> None:
         """Fail clearly on a language or voice espeak-ng does not have (it only warns)."""
+        import asyncio  # with the loop that runs this; not for `--help`
+
         if self._checked_voice:
             return
         process = await asyncio.create_subprocess_exec(
@@ -141,6 +145,8 @@ class Espeak:
 
     async def render(self, text: str, path: Path) -> Path:
         """Write the utterance to a WAV file instead of speaking it (same voice settings)."""
+        import asyncio  # with the loop that runs this; not for `--help`
+
         await self.check_voice()
         process = await asyncio.create_subprocess_exec(
             *self.arguments(text, "-w", str(path)),
@@ -154,6 +160,8 @@ class Espeak:
         return path
 
     async def _speak_on_device(self, text: str) -> None:
+        import asyncio  # with the loop that runs this; not for `--help`
+
         process = await asyncio.create_subprocess_exec(
             *self.arguments(text),
             stdin=asyncio.subprocess.DEVNULL,
@@ -169,6 +177,8 @@ class Espeak:
             raise SpeechUnavailable(f"{ESPEAK} could not play audio ({detail})")
 
     async def _speak_into_player(self, text: str) -> None:
+        import asyncio  # with the loop that runs this; not for `--help`
+
         reader, writer = os.pipe()
         try:
             synth = await asyncio.create_subprocess_exec(
@@ -218,6 +228,8 @@ class Espeak:
 
 async def _until_done(process: asyncio.subprocess.Process) -> tuple[bytes, str]:
     """Wait for a process in its own group; on cancellation kill the whole group first."""
+    import asyncio  # with the loop that runs this; not for `--help`
+
     try:
         out, err = await process.communicate()
     except BaseException:
@@ -228,6 +240,7 @@ async def _until_done(process: asyncio.subprocess.Process) -> tuple[bytes, str]:
 
 
 async def _reap(*processes: asyncio.subprocess.Process) -> None:
+
     for process in processes:
         with contextlib.suppress(ProcessLookupError):
             await process.wait()

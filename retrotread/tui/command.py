@@ -7,12 +7,10 @@ This module is imported by the CLI on every run, so it imports Textual only insi
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from retrotread.commands import records
-from retrotread.drivers.registry import open_treadmill
 from retrotread.errors import RetrotreadError
 from retrotread.options import ConsoleOptions
 from retrotread.program import find_program
@@ -97,6 +95,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 def open_console(options: ConsoleOptions) -> int:
     """The console on this terminal (or, with ``serve``, in browsers) until it closes."""
+    from retrotread.drivers.registry import open_treadmill  # not for `retrotread --help`
+
     # Fail on a bad program or device URL before the screen is taken over.
     program = find_program(options.program) if options.program else None
     open_treadmill(options.device)
@@ -129,6 +129,8 @@ def open_console(options: ConsoleOptions) -> int:
         on_outcome=outcome_recorder(recording) if recording else None,
     )
     try:
+        import asyncio
+
         summary = asyncio.run(closing_link(run_console(app), floor))
     finally:
         if recording is not None:
