@@ -364,12 +364,15 @@ class Forwarder:
         with self._lock:
             since = self.behind_since
             self.behind_since = None
-            self._idle = not self._dirty
-            self._lock.notify_all()
         if since is not None:
+            # Told before anyone waiting for an idle forwarder wakes: "idle" means the
+            # listeners know it caught up too (a recorder then says so before its session ends).
             detail = f"the records held for {time.monotonic() - since:.0f} s are in the database"
             log.info("records forwarder caught up: %s", detail)
             self._tell("caught-up", detail)
+        with self._lock:
+            self._idle = not self._dirty
+            self._lock.notify_all()
 
     def _behind(self, err: Exception) -> None:
         with self._lock:
