@@ -16,7 +16,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from fractions import Fraction
 
 from retrotread.clock import Clock
 from retrotread.drivers.base import (
@@ -55,6 +56,7 @@ from retrotread.events import (
     StopReason,
     StopState,
     TelemetryReceived,
+    Tick,
 )
 from retrotread.program.model import Band, BlockKind, Program, Step
 from retrotread.safety import ClientCaps, Governor
@@ -173,7 +175,16 @@ class Session:
         self._seen_moving = False  # the belt has moved since the last start
         self._still_since: float | None = None  # ...and has read zero since then
         self._listeners: list[Listener] = []
-        self._state: SessionState | None = None
+        self._publishing = False  # states are being sent (a new listener gets one at once)
+        self._state_key_sent: tuple[object, ...] | None = None
+        self._allowed_cache: tuple[Step, Governor, Band] | None = None
+        #: the overspeed line for (command, block, the readings' unit)
+        self._overspeed_limit: tuple[Quantity | None, Step | None, Unit | None, Quantity] = (
+            None,
+            None,
+            None,
+            Quantity(Fraction(), Unit.MPH),
+        )
         self._scheduler.subscribe(self._dispatch)
 
     # -- subscription: front ends see events, never the session's workings ---------------------
@@ -182,8 +193,8 @@ class Session:
         """``listener`` gets every event from now on (and the current state at once, so a view
         opened mid-session has something to show); returns the way to unsubscribe."""
         self._listeners.append(listener)
-        if self._state is not None:
-            self._deliver(listener, self._state)
+        if self._publishing:
+            self._deliver(listener, self._snapshot())
 
         def unsubscribe() -> None:
             if listener in self._listeners:
@@ -213,8 +224,10 @@ class Session:
         self._on_program_event(event)
         for listener in list(self._listeners):
             self._deliver(listener, event)
-        if not isinstance(event, SessionState | SessionEnded):
-            self._publish_state()
+        if isinstance(event, Tick):
+            self._publish_state()  # the clock moved: time left and elapsed
+        elif not isinstance(event, SessionState | SessionEnded):
+            self._publish_state(only_if_changed=True)
 
     @staticmethod
     def _deliver(listener: Listener, event: Event) -> None:
@@ -223,21 +236,50 @@ class Session:
         except Exception:  # a broken front end must not stop the program mid-block
             log.exception("event listener failed on %s", type(event).__name__)
 
-    def _publish_state(self) -> None:
-        state = self._snapshot()
-        last = self._state
-        if last is not None and replace(last, at=state.at) == state:
+    def _publish_state(self, *, only_if_changed: bool = False) -> None:
+        """Send the state: on every tick, and after any other event that changed what a front
+        end decides on (the block, the targets, the link, a hold; compared cheaply, by what it
+        is made of: the state is sent often)."""
+        self._publishing = True
+        if not self._listeners:  # nobody to tell (a rehearsal's own clock, a bench)
             return
-        self._state = state
-        self.emit(state)
+        key = self._state_key()
+        if only_if_changed and key == self._state_key_sent:
+            return
+        self._state_key_sent = key
+        self.emit(self._snapshot())
+
+    def _state_key(self) -> tuple[object, ...]:
+        desired, scheduler = self._desired, self._scheduler
+        return (
+            scheduler.state,
+            scheduler.index,
+            desired.belt,
+            desired.speed,
+            desired.incline,
+            # not the readings: each has its TelemetryReceived, and the next tick's state
+            # carries the latest (a state per reading would double the work of a session)
+            self._link_up,
+            self._holding,
+            self._hold_kind,
+            self._nudge,
+            scheduler.stop_request,
+        )
+
+    def _speed_allowed(self, step: Step | None) -> Band | None:
+        """The governor's speeds for this block (once per block: Fraction sums are not free)."""
+        if step is None or self._governor is None or step.block.speed is None:
+            return None
+        governor, cached = self._governor, self._allowed_cache
+        if cached is None or cached[0] is not step or cached[1] is not governor:
+            limits = governor.step_range(step)
+            cached = self._allowed_cache = (step, governor, Band(limits.low, limits.high))
+        return cached[2]
 
     def _snapshot(self) -> SessionState:
         scheduler, desired, step = self._scheduler, self._desired, self._scheduler.current
         telemetry = self._telemetry
-        allowed = None
-        if step is not None and self._governor is not None and step.block.speed is not None:
-            limits = self._governor.step_range(step)
-            allowed = Band(limits.low, limits.high)
+        allowed = self._speed_allowed(step)
         started = scheduler.state in (EngineState.RUNNING, EngineState.PAUSED)
         running = desired.belt is Belt.RUNNING
         return SessionState(
@@ -929,9 +971,13 @@ class Session:
         if step is None or commanded is None or self._applied.belt is not Belt.RUNNING:
             self._overspeed_since = None
             return
-        tolerance = self.profile.confirm.tolerance_mph.value
-        allowed = max(commanded.to(Unit.MPH).value, step.band.high.value) + 2 * tolerance
-        if report.speed.to(Unit.MPH).value <= allowed:
+        unit = report.speed.unit
+        if self._overspeed_limit[:3] != (commanded, step, unit):
+            # once per command, block and unit, not per reading (exact sums are not free)
+            tolerance = self.profile.confirm.tolerance_mph.value
+            limit = max(commanded.to(Unit.MPH).value, step.band.high.value) + 2 * tolerance
+            self._overspeed_limit = (commanded, step, unit, Quantity(limit, Unit.MPH).to(unit))
+        if report.speed.value <= self._overspeed_limit[3].value:
             self._overspeed_since = None
             return
         if self._overspeed_since is None:
