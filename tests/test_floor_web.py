@@ -117,7 +117,7 @@ async def rig(mosquitto: Mosquitto, tmp_path: Path, request: pytest.FixtureReque
         def moving() -> bool:
             tiles = watcher.tiles.values()
             return len(watcher.tiles) == count and all(
-                t.heard_at and (t.state or {}).get("actual_speed_mph", 0) > 0.5 for t in tiles
+                t.heard_at and ((t.state or {}).get("actual_speed_mph") or 0) > 0.5 for t in tiles
             )
 
         await until(moving, "every belt moving on the floor")
