@@ -17,9 +17,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, RadioButton, RadioSet, Static
 
+from retrotread.events import Outcome, SessionSummary
 from retrotread.program import format_duration
 from retrotread.progression import OperatorOutcome
-from retrotread.events import Outcome, SessionSummary
 from retrotread.tui.widgets.pace import show_distance
 
 if TYPE_CHECKING:
