@@ -3,8 +3,8 @@
 A plain ``pip install retrotread`` plays programs on the console and headless. Each transport
 is a pip extra (``ble``, ``serial``, ``web``, ``floor``, ``postgresql``; ``all`` for every
 one), and the simulator is a distribution of its own beside this one. Code that needs one
-imports it where it is used; a module that is missing becomes a :class:`~retrotread.errors.DriverUnavailable`
-that says what to install, never a traceback.
+imports it where it is used; a module that is missing becomes a
+:class:`~retrotread.errors.DriverUnavailable` that says what to install, never a traceback.
 """
 
 from __future__ import annotations
