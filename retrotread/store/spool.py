@@ -387,9 +387,12 @@ class Forwarder:
     def _fail(self, err: Exception) -> None:
         log.error("records forwarder: %s; the records stay in %s", err, self.spool)
         with self._lock:
-            self.failed = self.error = str(err)
-            self._lock.notify_all()
+            self.error = str(err)
+        # before the waiters wake (as for "caught up")
         self._tell("failed", f"{err} (the records stay in {self.spool})")
+        with self._lock:
+            self.failed = str(err)
+            self._lock.notify_all()
 
 
 def _close_quietly(db: Db) -> None:

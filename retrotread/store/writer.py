@@ -372,10 +372,15 @@ class RecordWriter:
                 late_s = time.monotonic() - self.behind_since
                 caught_up = f"the records held for {late_s:.0f} s are in the file"
                 self.behind_since = None
-            self._lock.notify_all()
+            else:
+                self._lock.notify_all()
         if caught_up:
+            # Told before a wait for the written records returns: the listeners (a recorder
+            # saying so before its session ends) know as soon as the waiters do.
             log.info("records writer caught up: %s", caught_up)
             self._tell("caught-up", caught_up)
+            with self._lock:
+                self._lock.notify_all()
 
     def _behind(self, err: Exception) -> None:
         with self._lock:
@@ -390,9 +395,11 @@ class RecordWriter:
     def _fail(self, err: Exception) -> None:
         log.error("records writer: %s; no more records are written", err)
         with self._lock:
-            self.failed = self.error = str(err)
+            self.error = str(err)
+        self._tell("failed", str(err))  # before the waiters wake (as for "caught up")
+        with self._lock:
+            self.failed = str(err)
             self._lock.notify_all()
-        self._tell("failed", str(err))
 
     def _tell(self, state: str, detail: str) -> None:
         self._listeners.tell(state, detail)
