@@ -38,6 +38,7 @@ from typing import Any
 
 from retrotread.errors import RetrotreadError
 from retrotread.paths import config_dir
+from retrotread.text import toml_string
 
 FILE_NAME = "config.toml"
 MAX_FILE_BYTES = 64 * 1024
@@ -251,8 +252,7 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+    return toml_string(str(value))
 
 
 def _change(path: Path, name: str, raw: str | None) -> int:

@@ -21,3 +21,27 @@ def without_control(text: str) -> str:
 def printable(text: str) -> str:
     """``text`` with each control character written out (ESC as ``\\x1b``)."""
     return CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+_TOML_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
+def toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for char in text:
+        if char in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F or 0xD800 <= ord(char) <= 0xDFFF:
+            out.append(f"\\u{ord(char) if ord(char) < 0xD800 else 0xFFFD:04X}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'

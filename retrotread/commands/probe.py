@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from retrotread.commands.trace_option import add_trace_option
 from retrotread.errors import RetrotreadError
 from retrotread.options import DEFAULT_DEVICE
+from retrotread.text import toml_string
 from retrotread.units import Unit, format_number, mph, percent
 
 if TYPE_CHECKING:
@@ -399,8 +400,7 @@ def _toml(value: Any) -> str:
     if is_dataclass(value) and not isinstance(value, type):
         pairs = [f"{f.name} = {_toml(getattr(value, f.name))}" for f in fields(value)]
         return "{ " + ", ".join(pairs) + " }"
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+    return toml_string(str(value))
 
 
 def report_lines(observed: Observed) -> list[str]:

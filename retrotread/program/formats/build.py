@@ -25,7 +25,7 @@ from retrotread.program.formats.source import (
 )
 from retrotread.program.loader import ProgramError, ProgramIssue, parse_program
 from retrotread.program.model import MIN_TURN_SECONDS, BlockKind, Defaults, Facing, Program
-from retrotread.text import without_control
+from retrotread.text import toml_string, without_control
 from retrotread.units import Unit, format_number
 
 Item = ImportedStep | ImportedRepeat
@@ -138,29 +138,6 @@ def place_turns(items: list[Item]) -> list[Item]:
 
 
 # -- TOML ----------------------------------------------------------------------------------------
-
-_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\b": "\\b",
-    "\t": "\\t",
-    "\n": "\\n",
-    "\f": "\\f",
-    "\r": "\\r",
-}
-
-
-def toml_string(text: str) -> str:
-    """A TOML basic string: quotes, backslashes and control characters escaped."""
-    out = []
-    for char in text:
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif ord(char) < 0x20 or ord(char) == 0x7F or 0xD800 <= ord(char) <= 0xDFFF:
-            out.append(f"\\u{ord(char) if ord(char) < 0xD800 else 0xFFFD:04X}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
 
 
 def duration_text(seconds: int) -> str:
