@@ -18,7 +18,7 @@ import logging
 import math
 from collections.abc import Sequence
 
-from retrotread.clock import Clock
+from retrotread.clock import Clock, Wakeup, sleep_until_raised
 from retrotread.events import (
     COUNTDOWN_FROM,
     BlockExtended,
@@ -63,7 +63,7 @@ class Scheduler:
         self._paused_total = 0.0
         self._paused_at: float | None = None
         self._ended_at: float | None = None
-        self._changed = asyncio.Event()
+        self._changed = Wakeup()
         self.stop_requested = asyncio.Event()
         self._skip = False
         self._stop: tuple[StopReason, str] | None = None
@@ -231,17 +231,10 @@ class Scheduler:
 
     async def _sleep_until(self, deadline: float) -> bool:
         """Sleep until ``deadline``; False if woken early by a control action."""
+        await sleep_until_raised(self.clock, deadline, self._changed)
+        # A control action at the very moment the deadline came still wins: a pause at a
+        # whole second must not be followed by that second's tick.
         if self._changed.is_set():
-            self._changed.clear()
-            return False
-        sleeper = asyncio.ensure_future(self.clock.sleep_until(deadline))
-        waker = asyncio.ensure_future(self._changed.wait())
-        try:
-            done, _ = await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, waker):
-                task.cancel()
-        if waker in done:
             self._changed.clear()
             return False
         return True

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from retrotread.clock import Clock
+from retrotread.clock import Clock, Timer, Wakeup, sleep_until_raised
 from retrotread.drivers.base import (
     BeltStatus,
     MachineEvent,
@@ -156,9 +156,10 @@ class Session:
         self._hold_kind: FaultKind | None = None  # the fault kind that began the hold
         self._nudge = Quantity.of(0, Unit.MPH)
         self._telemetry: Telemetry | None = None
-        self._wake = asyncio.Event()
+        self._wake = Wakeup()
         self._confirm: asyncio.Task[None] | None = None
-        self._reached = asyncio.Event()
+        self._watchdog: Timer | None = None
+        self._reached = Wakeup()
         self._retro_s = 0.0
         self._block_elapsed_start = 0.0
         self._current: Step | None = None
@@ -169,7 +170,7 @@ class Session:
         self._stop_accepted = False  # the machine took our last stop (nothing sent since)
         self._stop_accepted_at = 0.0
         self._identity: str | None = None  # which machine we connected to, where it can say
-        self._link_returned = asyncio.Event()
+        self._link_returned = Wakeup()
         self._telemetry_moved_at: float | None = None  # last record that differed
         self._overspeed_since: float | None = None
         self._seen_moving = False  # the belt has moved since the last start
@@ -409,7 +410,7 @@ class Session:
         self._identity = treadmill.identity  # which machine this is, where it can say
         unsubscribe = treadmill.subscribe(self._on_report)
         worker = asyncio.create_task(self._command_worker(), name="command-worker")
-        watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
+        self._watch(self.clock.now())
         try:
             self._governor = Governor(self.profile, treadmill.capabilities, self.caps)
             self._check_program()
@@ -436,10 +437,11 @@ class Session:
             log.exception("session failed")
             self.emit(Fault(self.clock.now(), FaultKind.INTERNAL, repr(err), fatal=True))
         finally:
-            for task in (watchdog, worker):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
             self._desired.belt = Belt.STOPPED
             belt_stopped = await self._stop_belt()
             unsubscribe()
@@ -569,19 +571,10 @@ class Session:
             # Ask again after the pause, at once if the link comes back meanwhile, and once
             # more at the limit itself.
             self._link_returned.clear()
-            await self._pause_unless(self._link_returned, min(self.clock.now() + pause, give_up))
+            await sleep_until_raised(
+                self.clock, min(self.clock.now() + pause, give_up), self._link_returned
+            )
             pause = min(pause * 2, STOP_RETRY_MAX_S)
-
-    async def _pause_unless(self, event: asyncio.Event, deadline: float) -> None:
-        waits = [
-            asyncio.ensure_future(self.clock.sleep_until(deadline)),
-            asyncio.ensure_future(event.wait()),
-        ]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
 
     async def _belt_still_within(self, seconds: float, since: float) -> bool:
         """Whether a reading taken at ``since`` or later shows the belt still, within
@@ -835,38 +828,42 @@ class Session:
 
     # -- the watchdog: stale or frozen telemetry, overspeed, holds nobody will resume ---------
 
-    async def _watchdog(self) -> None:
+    def _watch(self, at: float) -> None:
+        """Look every ``WATCH_INTERVAL_S``: a timer rather than a task, because a rehearsal
+        looks twice a second of its program. The next look is armed first, so a look that
+        fails is logged by the loop and the watch goes on."""
+        self._watchdog = self.clock.call_at(
+            at + WATCH_INTERVAL_S, lambda: self._watch(at + WATCH_INTERVAL_S)
+        )
         confirm = self.profile.confirm
-        while True:
-            await self.clock.sleep_until(self.clock.now() + WATCH_INTERVAL_S)
-            now = self.clock.now()
-            moving = self._applied.belt is Belt.RUNNING and not self._holding and self._link_up
-            last = self._telemetry_moved_at
-            still = self._still_since
-            if moving and still is not None and now - still > STILL_GRACE_S:
-                self.hold(
-                    FaultKind.BELT_STOPPED,
-                    "the belt stopped without a command (stopped at the console, or the "
-                    "safety key pulled?)",
-                )
-            elif (
-                moving
-                and last is not None
-                and self.treadmill.reports_belt  # a machine that never reports cannot go quiet
-                and now - last > confirm.telemetry_stale_s
-            ):
-                # One fault whether records stop or repeat one value: a link that passes on
-                # only changed values (pyftms) cannot tell the two apart.
-                fresh = self._telemetry is not None and now - self._telemetry.at < 1.5
-                what = "repeats one value" if fresh else "stopped arriving"
-                self.hold(FaultKind.TELEMETRY_STALE, f"telemetry {what} for {now - last:.0f} s")
-            if (
-                self.unattended
-                and self._holding
-                and self._held_at is not None
-                and now - self._held_at > self.hold_limit_s
-            ):
-                self._fault(FaultKind.HOLD_TIMEOUT, f"held {self.hold_limit_s:.0f} s unattended")
+        now = self.clock.now()
+        moving = self._applied.belt is Belt.RUNNING and not self._holding and self._link_up
+        last = self._telemetry_moved_at
+        still = self._still_since
+        if moving and still is not None and now - still > STILL_GRACE_S:
+            self.hold(
+                FaultKind.BELT_STOPPED,
+                "the belt stopped without a command (stopped at the console, or the "
+                "safety key pulled?)",
+            )
+        elif (
+            moving
+            and last is not None
+            and self.treadmill.reports_belt  # a machine that never reports cannot go quiet
+            and now - last > confirm.telemetry_stale_s
+        ):
+            # One fault whether records stop or repeat one value: a link that passes on
+            # only changed values (pyftms) cannot tell the two apart.
+            fresh = self._telemetry is not None and now - self._telemetry.at < 1.5
+            what = "repeats one value" if fresh else "stopped arriving"
+            self.hold(FaultKind.TELEMETRY_STALE, f"telemetry {what} for {now - last:.0f} s")
+        if (
+            self.unattended
+            and self._holding
+            and self._held_at is not None
+            and now - self._held_at > self.hold_limit_s
+        ):
+            self._fault(FaultKind.HOLD_TIMEOUT, f"held {self.hold_limit_s:.0f} s unattended")
 
     # -- confirmation against telemetry -------------------------------------------------------
 
@@ -912,15 +909,8 @@ class Session:
             if self.clock.now() >= deadline or (interruptible and self._wake.is_set()):
                 return False
             self._reached.clear()
-            waits = [self.clock.sleep_until(deadline), self._reached.wait()]
-            if interruptible:
-                waits.append(self._wake.wait())
-            tasks = [asyncio.ensure_future(w) for w in waits]
-            try:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in tasks:
-                    task.cancel()
+            flags = (self._reached, self._wake) if interruptible else (self._reached,)
+            await sleep_until_raised(self.clock, deadline, *flags)
         return True
 
     # -- what the machine reports -------------------------------------------------------------

@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,27 @@ class ScaledClock:
     async def sleep_until(self, deadline: float) -> None:
         while (delay := deadline - self.now()) > 0:  # noqa: ASYNC110 - a deadline, not a flag
             await asyncio.sleep(delay / self.scale)
+
+    def call_at(self, deadline: float, callback: Callable[[], object]) -> ScaledTimer:
+        return ScaledTimer(self, deadline, callback)
+
+
+class ScaledTimer:
+    """A loop timer on a :class:`ScaledClock`, re-armed if the loop runs it a hair early."""
+
+    def __init__(self, clock: ScaledClock, deadline: float, callback: Callable[[], object]) -> None:
+        self._clock, self._deadline, self._callback = clock, deadline, callback
+        self._handle = asyncio.get_running_loop().call_at(deadline / clock.scale, self._fire)
+
+    def _fire(self) -> None:
+        if self._clock.now() < self._deadline:
+            loop = asyncio.get_running_loop()
+            self._handle = loop.call_at(self._deadline / self._clock.scale, self._fire)
+        else:
+            self._callback()
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 async def within[T](seconds: float, awaitable: Coroutine[Any, Any, T]) -> T:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from retrotread.clock import LoopClock, run
+from retrotread.clock import LoopClock, ManualClock, run
 from retrotread.events import (
     BlockExtended,
     BlockSkipped,
@@ -160,3 +160,29 @@ def test_virtual_clock_runs_an_hour_in_well_under_a_second() -> None:
     _, events = play([30] * 120)  # 60 minutes
     assert events[-1].at == 3600.0
     assert time.perf_counter() - began < 2.0  # generous: the benchmark measures the real figure
+
+
+def test_a_pause_in_the_same_instant_as_a_tick_wins_over_the_tick() -> None:
+    """The deadline has come but the engine has not run yet when the operator pauses: the
+    paused engine must not then report that second's tick (a frozen screen would show a
+    second that never played)."""
+    events: list[Event] = []
+
+    async def main() -> None:
+        clock = ManualClock()
+        scheduler = Scheduler(retro_program([30]), clock)
+        scheduler.subscribe(events.append)
+        engine = asyncio.create_task(scheduler.run())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        clock.advance(1.0)
+        await asyncio.sleep(0)  # the clock's timer ran: the engine's wake-up is queued
+        scheduler.pause()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        scheduler.stop()
+        await engine
+
+    asyncio.run(main())
+    paused_at = next(i for i, e in enumerate(events) if isinstance(e, Paused))
+    assert [e for e in events[paused_at:] if isinstance(e, Tick)] == []

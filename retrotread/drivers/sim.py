@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
-from retrotread.clock import Clock
+from retrotread.clock import Clock, Timer
 from retrotread.drivers.base import (
     BeltStatus,
     Capabilities,
@@ -241,7 +241,7 @@ class SimDriver(SimulatorDriver):
                 f"  grammar: {self.url_grammar}"
             )
         self.link: SimLink | None = None
-        self._telemetry: asyncio.Task[None] | None = None
+        self._telemetry: Timer | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
     @property
@@ -251,14 +251,14 @@ class SimDriver(SimulatorDriver):
 
     @property
     def connected(self) -> bool:
-        return self._telemetry is not None and not self._telemetry.done()
+        return self._telemetry is not None
 
     async def connect(self) -> None:
         machine = self._open_machine()
         self.link = SimLink(machine, self.plan, self.clock)
         self.link.on_link_change(self._on_link_change)
         self._unsubscribe = machine.subscribe(self._on_status)
-        self._telemetry = asyncio.create_task(self._report_telemetry(), name="sim-telemetry")
+        self._report_telemetry(self.clock.now())
         self._tasks.append(asyncio.create_task(self.link.watch_link(), name="sim-link"))
         self._play_console_faults(machine)
 
@@ -266,8 +266,7 @@ class SimDriver(SimulatorDriver):
         await self._cancel_tasks()
         if self._telemetry is not None:
             self._telemetry.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._telemetry
+            self._telemetry = None
         if self._unsubscribe:
             self._unsubscribe()
             self._unsubscribe = None
@@ -335,12 +334,13 @@ class SimDriver(SimulatorDriver):
             )
         )
 
-    async def _report_telemetry(self) -> None:
-        next_at = self.clock.now()
-        while True:
-            self._publish_snapshot()
-            next_at += TELEMETRY_INTERVAL_S
-            await self.clock.sleep_until(next_at)
+    def _report_telemetry(self, at: float) -> None:
+        """Send a record now and arm the next, one interval on: a timer rather than a task,
+        because a rehearsal does this every second of its program."""
+        self._telemetry = self.clock.call_at(
+            at + TELEMETRY_INTERVAL_S, lambda: self._report_telemetry(at + TELEMETRY_INTERVAL_S)
+        )
+        self._publish_snapshot()
 
     def _on_link_change(self, up: bool) -> None:
         kind = MachineEventKind.LINK_RESTORED if up else MachineEventKind.LINK_LOST
