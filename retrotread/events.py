@@ -196,6 +196,7 @@ class StopState(enum.StrEnum):
     NO_ANSWER = "no answer to stop: asking again"
     REFUSED = "the treadmill refused stop: use its STOP or the safety key"
     STILL_MOVING = "stop accepted but the belt still moves: stopping again"
+    LEFT_PAUSED = "the belt halted paused, not stopped: stopping it again"
     CONFIRMED = "belt stopped"
     UNCONFIRMABLE = "stop accepted; this machine cannot report its belt: check it has stopped"
     GAVE_UP = "stop NOT confirmed: stop the treadmill at its console now"

@@ -513,9 +513,12 @@ class Session:
         # watch it halt before asking again.
         already = self._stop_accepted and self._link_up and treadmill.reports_belt
         if already and await self._belt_still_within(STOP_WAIT_S, self._stop_accepted_at):
-            self._record_applied(Command.STOP, None)
-            show(StopState.CONFIRMED)
-            return True
+            if not self._left_paused():
+                self._record_applied(Command.STOP, None)
+                show(StopState.CONFIRMED)
+                return True
+            show(StopState.LEFT_PAUSED)
+        asked_again_paused = False
         while True:
             issued = self.clock.now()
             self.emit(CommandIssued(issued, Command.STOP, None))
@@ -552,6 +555,14 @@ class Session:
                     show(StopState.UNCONFIRMABLE)
                     return False
                 if await self._belt_still_within(STOP_WAIT_S, self._stop_accepted_at):
+                    if self._left_paused() and not asked_again_paused:
+                        # A machine that will not stop a moving belt pauses it (the KingSmith
+                        # R3; the driver's stop does that): still now, it takes the stop, and
+                        # a paused machine would start again at speed from its own key. Asked
+                        # once: a still belt is what a stop must leave.
+                        show(StopState.LEFT_PAUSED)
+                        asked_again_paused = True
+                        continue
                     show(StopState.CONFIRMED)
                     return True
                 show(StopState.STILL_MOVING)
@@ -575,6 +586,10 @@ class Session:
                 self.clock, min(self.clock.now() + pause, give_up), self._link_returned
             )
             pause = min(pause * 2, STOP_RETRY_MAX_S)
+
+    def _left_paused(self) -> bool:
+        latest = self.treadmill.latest
+        return latest is not None and latest.belt is BeltStatus.PAUSED
 
     async def _belt_still_within(self, seconds: float, since: float) -> bool:
         """Whether a reading taken at ``since`` or later shows the belt still, within
