@@ -96,6 +96,7 @@ class RunScreen(Screen[None]):
         self.notice = ""  # the latest notice, on the warning's line while no warning shows
         self._notice_timer: Timer | None = None
         self.status_text = "connecting to the device"
+        self._status_shown: tuple[str, str] | None = None  # (words, style) on the status line
 
     @property
     def console(self) -> ConsoleApp:
@@ -281,26 +282,26 @@ class RunScreen(Screen[None]):
     # -- what the screen says -----------------------------------------------------------------
 
     def _show_status(self) -> None:
-        state = self.session.state
-        status = self.query_one("#run-status", Static)
-        for name in ("-ready", "-paused", "-ending"):
-            status.remove_class(name)
+        style = ""
         if self.ending:
-            text = "STOPPING THE BELT"
-            status.add_class("-ending")
+            text, style = "STOPPING THE BELT", "-ending"
         elif self.waiting_for_go:
-            text = "READY · press enter to start the belt"
-            status.add_class("-ready")
+            text, style = "READY · press enter to start the belt", "-ready"
         elif not self.started:
             text = "connecting to the device"
-        elif state.engine is EngineState.PAUSED:
+        elif (state := self.session.state).engine is EngineState.PAUSED:
             reason = state.hold or "paused by the operator"
-            text = f"PAUSED · {reason} · space resumes"
-            status.add_class("-paused")
+            text, style = f"PAUSED · {reason} · space resumes", "-paused"
         else:
             text = "running"
+        if (text, style) == self._status_shown:
+            return  # asked after every engine event: restyle and redraw only on a change
+        self._status_shown = (text, style)
         self.status_text = text
-        status.update(text)
+        status = self.query_one("#run-status", Static)
+        for name in ("-ready", "-paused", "-ending"):
+            status.set_class(name == style, name)
+        status.update(text, layout=False)  # one line, always
 
     def _show_pace(self) -> None:
         state = self.session.state
@@ -339,7 +340,7 @@ class RunScreen(Screen[None]):
 
     def _show_message_line(self) -> None:
         line = self.query_one("#warning", Static)
-        line.update(self.warning or self.notice)
+        line.update(self.warning or self.notice, layout=False)  # one line, always
         line.set_class(bool(self.warning), "-shown")
         line.set_class(not self.warning and bool(self.notice), "-notice")
 

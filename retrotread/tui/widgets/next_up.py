@@ -18,13 +18,18 @@ class NextUp(Static):
         self.last_block = False
         self.in_s = 0
         self.count: int | None = None
+        self._drawn = False
 
     def show(self, next_step: Step | None, in_s: int, count: int | None = None) -> None:
+        """Redrawn only when what it says changes; one line, so never re-laid out."""
+        if (next_step, in_s, count) == (self.next_step, self.in_s, self.count) and self._drawn:
+            return
         self.next_step = next_step
         self.in_s = in_s
         self.count = count
+        self._drawn = True
         self.set_class(count is not None, "-counting")
-        self.update(self._text())
+        self.update(self._text(), layout=False)
 
     def _text(self) -> Text:
         step = self.next_step

@@ -50,31 +50,40 @@ class PacePanel(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id)
         self.reading: PaceReading | None = None
+        self._shown: tuple[str, ...] = ()  # the cells on screen; () before the first show
 
     def show(self, reading: PaceReading) -> None:
+        """Show ``reading``; redrawn only when a cell's words change (the screen asks after
+        every engine event, several a second), and never re-laid out: five rows, always."""
         self.reading = reading
-        self.update(self._table(reading))
+        cells = self._cells(reading)
+        if cells != self._shown:
+            first = not self._shown
+            self._shown = cells
+            self.update(self._table(cells, live=reading.live), layout=first)
 
     @staticmethod
-    def _table(reading: PaceReading) -> Table:
+    def _cells(reading: PaceReading) -> tuple[str, ...]:
         actual = reading.telemetry
-        table = Table.grid(padding=(0, 1))
-        table.add_column(style="dim", no_wrap=True)
-        table.add_column(no_wrap=True)
-        table.add_row("Target", Text(speed_cell(reading.target_speed), style="bold"))
-        if reading.live:
-            table.add_row("Actual", speed_cell(actual.speed if actual else None))
-        else:
-            table.add_row("Actual", Text("unknown: no link", style="bold"))
-        table.add_row(
-            "Incline",
+        return (
+            speed_cell(reading.target_speed),
+            speed_cell(actual.speed if actual else None) if reading.live else "unknown: no link",
             f"{incline_cell(reading.target_incline)} set · "
             f"{incline_cell(actual.incline if actual and reading.live else None)} now",
-        )
-        table.add_row("Distance", show_distance(actual.distance_m if actual else 0.0))
-        table.add_row(
-            "Time",
+            show_distance(actual.distance_m if actual else 0.0),
             f"{format_duration(reading.elapsed_s)} done · "
             f"{format_duration(reading.remaining_s)} left",
         )
+
+    @staticmethod
+    def _table(cells: tuple[str, ...], *, live: bool) -> Table:
+        target, actual, incline, distance, time = cells
+        table = Table.grid(padding=(0, 1))
+        table.add_column(style="dim", no_wrap=True)
+        table.add_column(no_wrap=True)
+        table.add_row("Target", Text(target, style="bold"))
+        table.add_row("Actual", actual if live else Text(actual, style="bold"))
+        table.add_row("Incline", incline)
+        table.add_row("Distance", distance)
+        table.add_row("Time", time)
         return table
