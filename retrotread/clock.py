@@ -36,7 +36,7 @@ class Clock(Protocol):
     def call_at(self, deadline: float, callback: Callable[[], object]) -> Timer: ...
 
 
-class _LoopTimer:
+class LoopTimer:
     """``loop.call_at`` that never fires early: the loop runs a timer up to its clock's
     resolution before it is due, and a boundary must never be reported early."""
 
@@ -71,7 +71,7 @@ class LoopClock:
             await asyncio.sleep(delay)
 
     def call_at(self, deadline: float, callback: Callable[[], object]) -> Timer:
-        return _LoopTimer(asyncio.get_running_loop(), deadline, callback)
+        return LoopTimer(asyncio.get_running_loop(), deadline, callback)
 
 
 class Wakeup:

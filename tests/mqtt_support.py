@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from retrotread.clock import LoopTimer
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
@@ -145,26 +147,8 @@ class ScaledClock:
         while (delay := deadline - self.now()) > 0:  # noqa: ASYNC110 - a deadline, not a flag
             await asyncio.sleep(delay / self.scale)
 
-    def call_at(self, deadline: float, callback: Callable[[], object]) -> ScaledTimer:
-        return ScaledTimer(self, deadline, callback)
-
-
-class ScaledTimer:
-    """A loop timer on a :class:`ScaledClock`, re-armed if the loop runs it a hair early."""
-
-    def __init__(self, clock: ScaledClock, deadline: float, callback: Callable[[], object]) -> None:
-        self._clock, self._deadline, self._callback = clock, deadline, callback
-        self._handle = asyncio.get_running_loop().call_at(deadline / clock.scale, self._fire)
-
-    def _fire(self) -> None:
-        if self._clock.now() < self._deadline:
-            loop = asyncio.get_running_loop()
-            self._handle = loop.call_at(self._deadline / self._clock.scale, self._fire)
-        else:
-            self._callback()
-
-    def cancel(self) -> None:
-        self._handle.cancel()
+    def call_at(self, deadline: float, callback: Callable[[], object]) -> LoopTimer:
+        return LoopTimer(asyncio.get_running_loop(), deadline / self.scale, callback)
 
 
 async def within[T](seconds: float, awaitable: Coroutine[Any, Any, T]) -> T:
