@@ -6,10 +6,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import logging
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,8 +41,6 @@ from retrotread.tui.command import add_tui_parser, cmd_tui
 # `retrotread --help`, `programs` and `check` start without them.
 if TYPE_CHECKING:
     from retrotread.program import Program
-
-log = logging.getLogger("retrotread")
 
 
 class _Version(argparse.Action):
@@ -274,6 +270,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _setup_logging(verbose: bool) -> Path | None:
+    import logging  # only a command that runs something logs: `--help` starts without it
+
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     path = None
@@ -378,7 +376,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if (missing := missing_extra(err, f"retrotread {args.command}")) is not None:
                 print(f"retrotread: {missing}", file=sys.stderr)
                 return EXIT_USAGE
-        log.error("internal error\n%s", traceback.format_exc())
+        import logging
+        import traceback
+
+        logging.getLogger("retrotread").error("internal error\n%s", traceback.format_exc())
         where = f"; details in {log_path}" if log_path else ""
         print(f"retrotread: internal error{where}", file=sys.stderr)
         return EXIT_INTERNAL
