@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from retrotread.program.loader import ProgramError, ProgramIssue, load_program, parse_program
@@ -11,6 +10,8 @@ from retrotread.program.model import Program
 
 def builtin_programs() -> list[Program]:
     """Every built-in program, in the order a trainer would meet them."""
+    from importlib import resources  # here: `retrotread --help` has no use for it
+
     folder = resources.files("retrotread.program").joinpath("library")
     programs = []
     for entry in folder.iterdir():
