@@ -16,6 +16,7 @@ import asyncio
 import collections
 import contextlib
 import enum
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -114,8 +115,17 @@ class Treadmill(abc.ABC):
         self.name = str(url)
         self.latest: Telemetry | None = None
         self._listeners: list[ReportListener] = []
-        self._gate = _Gate()
+        self._gate = Gate()
         self._procedures: set[asyncio.Future[None]] = set()
+        # The command budget (_procedure): one timer, left armed from command to command (a
+        # timer armed and cancelled per command was a measurable share of a write's cost).
+        # When it fires, it expires the procedure running then if that one's deadline has
+        # come, else re-arms for it.
+        self._budget_timer: asyncio.TimerHandle | None = None
+        self._budget_timer_at = math.inf
+        self._budget_task: asyncio.Task[None] | None = None
+        self._budget_deadline = math.inf
+        self._budget_expired: asyncio.Task[None] | None = None
 
     @classmethod
     def from_url(cls, url: DeviceUrl, *, clock: Clock, profile: Profile | None = None) -> Self:
@@ -148,6 +158,9 @@ class Treadmill(abc.ABC):
         for procedure in list(self._procedures):
             with contextlib.suppress(BaseException):
                 await procedure
+        if self._budget_timer is not None:
+            self._budget_timer.cancel()
+            self._budget_timer, self._budget_timer_at = None, math.inf
         await self._do_close()
 
     @abc.abstractmethod
@@ -254,8 +267,7 @@ class Treadmill(abc.ABC):
             self._procedure(command, action, on_wire, outcome), loop=loop, eager_start=True
         )
         if not procedure.done():
-            self._procedures.add(procedure)
-            procedure.add_done_callback(self._procedures.discard)
+            self._procedures.add(procedure)  # it discards itself as it ends
         try:
             await outcome
         except asyncio.CancelledError:
@@ -270,9 +282,12 @@ class Treadmill(abc.ABC):
         on_wire: _OnWire,
         outcome: asyncio.Future[None],
     ) -> None:
-        """Run ``action`` in its turn and settle ``outcome`` with how it ended (a caller that
-        gave up has cancelled ``outcome`` and does not want it)."""
+        """Run ``action`` in its turn, within the profile's command budget (else
+        :class:`CommandTimeout`), and settle ``outcome`` with how it ended (a caller that gave
+        up has cancelled ``outcome`` and does not want it)."""
         gate = self._gate
+        task = asyncio.current_task()
+        assert task is not None
         try:
             if not gate.take():
                 await gate.wait(first=command is Command.STOP)
@@ -280,7 +295,21 @@ class Treadmill(abc.ABC):
                 if not self.link_up:
                     raise LinkLost(f"{command}: the link to {self.name} is down; nothing was sent")
                 on_wire.sent = True
-                await self._within_budget(command, action)
+                # What asyncio.timeout does, with the one budget timer and no context manager.
+                budget = self.command_timeout_s
+                deadline = task.get_loop().time() + budget
+                self._budget_task, self._budget_deadline = task, deadline
+                if deadline < self._budget_timer_at:
+                    self._arm_budget(deadline)
+                try:
+                    await action()
+                except asyncio.CancelledError:
+                    # Ours only if nobody else asked to cancel the procedure as well (close()).
+                    if self._budget_expired is task and task.uncancel() == 0:
+                        raise CommandTimeout(command, budget) from None
+                    raise
+                finally:
+                    self._budget_task = self._budget_expired = None
             finally:
                 gate.release()
         except asyncio.CancelledError:
@@ -292,34 +321,28 @@ class Treadmill(abc.ABC):
         else:
             if not outcome.done():
                 outcome.set_result(None)
-
-    async def _within_budget(self, command: Command, action: Callable[[], Awaitable[None]]) -> None:
-        """``action`` within the profile's command budget, or :class:`CommandTimeout`.
-
-        What ``asyncio.timeout`` does, with one timer and no context manager: this runs on
-        every command, and a bare client's write pays for neither.
-        """
-        budget = self.command_timeout_s
-        task = asyncio.current_task()
-        assert task is not None
-        expired = False
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            task.cancel()
-
-        loop = asyncio.get_running_loop()
-        timer = loop.call_at(loop.time() + budget, expire)
-        try:
-            await action()
-        except asyncio.CancelledError:
-            # Ours only if nobody else asked to cancel the procedure as well (close()).
-            if expired and task.uncancel() == 0:
-                raise CommandTimeout(command, budget) from None
-            raise
         finally:
-            timer.cancel()
+            self._procedures.discard(task)
+
+    def _arm_budget(self, at: float) -> None:
+        if self._budget_timer is not None:
+            self._budget_timer.cancel()
+        self._budget_timer = asyncio.get_running_loop().call_at(at, self._budget_due)
+        self._budget_timer_at = at
+
+    def _budget_due(self) -> None:
+        """The budget timer fired: expire the procedure whose deadline this is, re-arm for a
+        later one, or rest until the next command."""
+        armed_at = self._budget_timer_at
+        self._budget_timer, self._budget_timer_at = None, math.inf
+        task = self._budget_task
+        if task is None:
+            return
+        if self._budget_deadline <= armed_at:
+            self._budget_expired = task
+            task.cancel()
+        else:
+            self._arm_budget(self._budget_deadline)
 
     # -- reports ------------------------------------------------------------------------------
 
@@ -343,7 +366,7 @@ class _OnWire:
         self.sent = False
 
 
-class _Gate:
+class Gate:
     """One holder at a time; a waiter asking to go first overtakes the others.
 
     ``take`` is the free gate's path, without a coroutine: it is every command's path.

@@ -233,6 +233,10 @@ class FtmsBleDriver(QuirkHandling):
     def connected(self) -> bool:
         return self._link_up
 
+    @property
+    def link_up(self) -> bool:
+        return self._link_up  # what the base's reads via ``connected``, in one call
+
     async def connect(self) -> None:
         self._closing = False
         try:
@@ -257,7 +261,7 @@ class FtmsBleDriver(QuirkHandling):
                 on_control_lost=self._on_control_lost,
             )
             self._client = client
-            async with self._lock:
+            async with self._wire_turn():
                 granted = await self._open_link(client)
             if granted is not ResultCode.SUCCESS:
                 raise CommandRejected(
@@ -328,7 +332,8 @@ class FtmsBleDriver(QuirkHandling):
         except (TimeoutError, AssertionError, ValueError) as err:  # unreadable GATT tables
             raise DeviceUnavailable(Unavailable.CONNECT_FAILED, f"{self.name}: {err!r}") from err
         self._link_up = True
-        if self.profile.quirks.read_only or not client.has_control_point:
+        self._console_only = self.profile.quirks.read_only or not client.has_control_point
+        if self._console_only:
             return ResultCode.SUCCESS  # read-only FTMS: nothing to request
         await self._unlock(client)
         return await self._request_control_at_connect(client)
@@ -367,7 +372,8 @@ class FtmsBleDriver(QuirkHandling):
     # -- commands -----------------------------------------------------------------------------
 
     async def _do_start(self) -> None:
-        self._refuse_read_only("start", "start the belt on the treadmill console")
+        if self._console_only:
+            raise self._console_refusal("start", "start the belt on the treadmill console")
         self._handshake.clear()
         # 04 to Start: already started if the machine says it runs, else a refusal (a pulled
         # safety key, a machine not ready).
@@ -381,13 +387,15 @@ class FtmsBleDriver(QuirkHandling):
             await self._start_with_handshake(start_procedure)
 
     async def _do_pause(self) -> None:
-        self._refuse_read_only("pause", "pause the belt on the treadmill console")
+        if self._console_only:
+            raise self._console_refusal("pause", "pause the belt on the treadmill console")
         await self._control(
             "pause", lambda c: c.pause(), BeltStatus.PAUSED, already=self._known_not_running
         )
 
     async def _do_stop(self) -> None:
-        self._refuse_read_only("stop", "STOP the belt on the treadmill console now")
+        if self._console_only:
+            raise self._console_refusal("stop", "STOP the belt on the treadmill console now")
         result = await self._control(
             "stop", lambda c: c.stop(), BeltStatus.STOPPED, already=lambda: True
         )
@@ -406,7 +414,8 @@ class FtmsBleDriver(QuirkHandling):
         await self._settle_still()
 
     async def _do_set_speed(self, speed: Quantity) -> None:
-        self._refuse_read_only("set speed", f"set {speed} on the treadmill console")
+        if self._console_only:
+            raise self._console_refusal("set speed", f"set {speed} on the treadmill console")
         resolution = self._speed_field
         wire = self._wire("set speed", speed, resolution)
         self._sent_speed = wire
@@ -418,7 +427,10 @@ class FtmsBleDriver(QuirkHandling):
         )
 
     async def _do_set_incline(self, incline: Quantity) -> None:
-        self._refuse_read_only("set incline", f"set the incline to {incline} on the console")
+        if self._console_only:
+            raise self._console_refusal(
+                "set incline", f"set the incline to {incline} on the console"
+            )
         table_wire = incline_wire(incline, self.profile.quirks)
         wire = self._wire("set incline", incline, INCLINE_RESOLUTION)
         if table_wire is not None:
@@ -436,9 +448,7 @@ class FtmsBleDriver(QuirkHandling):
 
     def _on_disconnect(self, _client: object) -> None:
         self._link_up = False
-        now = asyncio.get_running_loop().time()
-        for scope in list(self._in_flight):
-            scope.reschedule(now)
+        self._cut_procedures()
         if self._closing:
             return
         log.warning("link to %s lost; reconnecting", self.name)
@@ -455,7 +465,7 @@ class FtmsBleDriver(QuirkHandling):
         while True:
             attempt += 1
             try:
-                async with self._lock:
+                async with self._wire_turn():
                     granted = await self._open_link(client)
                 break
             except DeviceError as err:
@@ -479,7 +489,7 @@ class FtmsBleDriver(QuirkHandling):
 
     async def _regain_control(self) -> None:
         try:
-            async with self._lock:
+            async with self._wire_turn():
                 granted = await self._send("request control", request_control)
         except DeviceError as err:
             log.warning("could not request control again: %s", err)

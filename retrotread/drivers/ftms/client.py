@@ -19,6 +19,9 @@ from pyftms.client.backends import MachineController
 from pyftms.client.const import CONTROL_POINT_UUID
 from pyftms.models import ControlCode, MachineStatusCode
 
+#: Machine Status "Control Permission Lost".
+_LOST_CONTROL = bytes([MachineStatusCode.LOST_CONTROL])
+
 
 class ControlWatch(MachineController):  # type: ignore[misc]  # pyftms ships no type hints
     """pyftms's control point handler, telling us when Machine Status reports ``FF``.
@@ -33,7 +36,7 @@ class ControlWatch(MachineController):  # type: ignore[misc]  # pyftms ships no 
         self._on_control_lost = on_control_lost
 
     def _on_machine_status(self, characteristic: Any, data: bytearray) -> None:
-        if data[:1] == bytes([MachineStatusCode.LOST_CONTROL]):
+        if data[:1] == _LOST_CONTROL:
             self._auth = False  # what pyftms means to do: request control before the next write
             self._on_control_lost()
             return

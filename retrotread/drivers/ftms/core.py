@@ -1,23 +1,24 @@
 """The state the ``ble://`` driver's parts share, and the time limits FTMS sets.
 
 :class:`FtmsCore` holds what the connection, the control point procedures and the telemetry
-decoder all read and write: the pyftms client, whether the link is usable, the lock that keeps
-one procedure on the wire, the belt's last known state, our own last targets (to tell our echo
-from a change at the console), and background tasks.
+decoder all read and write: the pyftms client, whether the link is usable, the procedures on
+the wire and the gate that keeps them to one at a time, the belt's last known state, our own
+last targets (to tell our echo from a change at the console), and background tasks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 from pyftms import ResultCode
 
 from retrotread.clock import Clock
-from retrotread.drivers.base import BeltStatus, Treadmill
+from retrotread.drivers.base import BeltStatus, Gate, Treadmill
 from retrotread.drivers.ftms.client import FtmsClient
 from retrotread.drivers.ftms.units import SPEED_RESOLUTION, SPEED_RESOLUTION_MPH
 from retrotread.drivers.url import DeviceUrl
@@ -52,9 +53,16 @@ class FtmsCore(Treadmill):
         self._client: FtmsClient | None = None
         self._link_up = False
         self._closing = False
-        self._in_flight: set[asyncio.Timeout] = set()  # expired at once when the link drops
+        #: Tasks with a procedure on the wire, and how many cancellations each had pending as
+        #: it began: a dropped link cancels them (into ``_cut``) so they end at once.
+        self._in_flight: dict[asyncio.Task[Any], int] = {}
+        self._cut: set[asyncio.Task[Any]] = set()
+        #: Driven at its console only (profile ``read_only``, or no control point); per link.
+        self._console_only = profile.quirks.read_only
+        #: One control point procedure at a time: commands (which hold the base's gate
+        #: already) and the driver's own (connecting, regaining control, keep-alive).
+        self._wire_gate = Gate()
         self._fresh = asyncio.Event()
-        self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._props: dict[str, Any] = {}
         self._belt = BeltStatus.UNKNOWN
@@ -77,6 +85,17 @@ class FtmsCore(Treadmill):
     def _speed_field(self) -> Increment:
         """The unit and resolution of the control point's speed field on this machine."""
         return SPEED_RESOLUTION_MPH if self.profile.quirks.speed_field_mph else SPEED_RESOLUTION
+
+    @contextlib.asynccontextmanager
+    async def _wire_turn(self) -> AsyncIterator[None]:
+        """Hold :attr:`_wire_gate` (the driver's own procedures; a command takes it in _control)."""
+        wire = self._wire_gate
+        if not wire.take():
+            await wire.wait(first=False)
+        try:
+            yield
+        finally:
+            wire.release()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(work)

@@ -1,7 +1,7 @@
 """Control point procedures: one at a time, their answers, pairing, and their time limit.
 
 * Values arrive quantized by the governor; the integer that goes on the wire is computed
-  exactly (:func:`~retrotread.units.wire_integer`) and handed to pyftms as
+  exactly (:func:`~retrotread.units.wire_integer`'s rule) and handed to pyftms as
   ``(n + 0.5) * resolution``, because pyftms converts with ``int(value / res)``, which
   truncates (4.19 km/h would otherwise go out as 418).
 * Result codes become :class:`~retrotread.errors.CommandRejected` with a reason. "Control
@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from bleak.exc import BleakError, BleakGATTProtocolError, BleakGATTProtocolErrorCode
 from pyftms import ResultCode
@@ -29,9 +30,10 @@ from pyftms import ResultCode
 from retrotread.drivers.base import BeltStatus, MachineEvent, MachineEventKind, Range
 from retrotread.drivers.ftms.client import FtmsClient, request_control
 from retrotread.drivers.ftms.core import ECHO_WINDOW_S, REJECTIONS, FtmsCore, log
+from retrotread.drivers.ftms.units import wire_count
 from retrotread.errors import CommandRejected, CommandTimeout, LinkLost, Rejection
 from retrotread.profiles import Quirks
-from retrotread.units import Increment, Quantity, Unit, format_number, wire_integer
+from retrotread.units import Increment, Quantity, Unit, format_number
 
 #: ATT errors that mean "this attribute needs a paired (encrypted) link".
 _NEEDS_PAIRING = {
@@ -62,12 +64,15 @@ class ControlPoint(FtmsCore):
     """Writes to the FTMS control point, one procedure at a time."""
 
     def _wire(self, command: str, value: Quantity, resolution: Increment) -> int:
-        try:
-            return wire_integer(value.to(resolution.unit), resolution)
-        except ValueError as err:
+        converted = value.to(resolution.unit)
+        count = wire_count(converted.value, resolution.size)
+        if count is None:  # what wire_integer refuses, in its words
             raise CommandRejected(
-                command, Rejection.INVALID_PARAMETER, f"{err}; nothing was sent"
-            ) from err
+                command,
+                Rejection.INVALID_PARAMETER,
+                f"{converted} is not a whole number of {resolution}; nothing was sent",
+            )
+        return count
 
     @staticmethod
     def _out_of_range(what: str, value: Quantity, allowed: Range) -> str:
@@ -93,51 +98,58 @@ class ControlPoint(FtmsCore):
     ) -> ResultCode:
         """One command; returns SUCCESS, or FAILED when ``already`` says FTMS's 04 means the
         machine already is where the command would take it."""
-        if not self._link_up:  # fail at once, not behind a reconnect attempt holding the lock
+        if not self._link_up:  # fail at once, not behind a reconnect attempt holding the wire
             raise LinkLost(f"{command}: the link to {self.name} is down; nothing was sent")
-        echo = command if belt is not None else None
-        if echo is not None:
-            self._echo_until[echo] = math.inf
+        if belt is not None:
+            self._echo_until[command] = math.inf
         try:
-            return await self._control_locked(command, action, belt, detail, already)
-        finally:
-            if echo is not None:
-                self._echo_until[echo] = self.clock.now() + ECHO_WINDOW_S
-
-    async def _control_locked(
-        self,
-        command: str,
-        action: Action,
-        belt: BeltStatus | None,
-        detail: Callable[[], str] | None,
-        already: Callable[[], bool] | None,
-    ) -> ResultCode:
-        async with self._lock:
-            for name, step in preamble(command, self.profile.quirks):
-                answer = await self._send(name, step)
-                if step is request_control and answer is not ResultCode.SUCCESS:
-                    self._give_up_control(command)
-            result = await self._send(command, action)
-            if result is ResultCode.NOT_PERMITTED:
-                # Control lapsed (another client, the console, a machine that forgets it):
-                # ask once more and retry once; a second refusal is final.
-                log.warning("%s: control not permitted; requesting control again", command)
-                granted = await self._send("request control", request_control)
-                if granted is ResultCode.SUCCESS:
-                    result = await self._send(command, action)
-                if result is ResultCode.NOT_PERMITTED:
-                    self._give_up_control(command)
-            if result is ResultCode.FAILED and already is not None and already():
-                if belt is not None:
-                    self._belt = belt
-                return result
-            if result is not ResultCode.SUCCESS:
-                reason = REJECTIONS.get(result, Rejection.FAILED)
-                text = detail() if detail and reason is Rejection.INVALID_PARAMETER else ""
-                raise CommandRejected(command, reason, text)
+            wire = self._wire_gate
+            # _wire_turn inlined: every command passes here, and a free gate needs no coroutine
+            if not wire.take():
+                await wire.wait(first=False)
+            try:
+                for name, step in preamble(command, self.profile.quirks):
+                    answer = await self._send(name, step)
+                    if step is request_control and answer is not ResultCode.SUCCESS:
+                        self._give_up_control(command)
+                result = await self._send(command, action)
+                if result is not ResultCode.SUCCESS:
+                    result = await self._unsuccessful(command, action, result, detail, already)
+            finally:
+                wire.release()
             if belt is not None:
                 self._belt = belt
             return result
+        finally:
+            if belt is not None:
+                self._echo_until[command] = self.clock.now() + ECHO_WINDOW_S
+
+    async def _unsuccessful(
+        self,
+        command: str,
+        action: Action,
+        result: ResultCode,
+        detail: Callable[[], str] | None,
+        already: Callable[[], bool] | None,
+    ) -> ResultCode:
+        """A command not answered with success: control requested again, or "already there"
+        (returned), or the refusal raised."""
+        if result is ResultCode.NOT_PERMITTED:
+            # Control lapsed (another client, the console, a machine that forgets it):
+            # ask once more and retry once; a second refusal is final.
+            log.warning("%s: control not permitted; requesting control again", command)
+            granted = await self._send("request control", request_control)
+            if granted is ResultCode.SUCCESS:
+                result = await self._send(command, action)
+            if result is ResultCode.NOT_PERMITTED:
+                self._give_up_control(command)
+        if result is ResultCode.SUCCESS:
+            return result
+        if result is ResultCode.FAILED and already is not None and already():
+            return result
+        reason = REJECTIONS.get(result, Rejection.FAILED)
+        text = detail() if detail and reason is Rejection.INVALID_PARAMETER else ""
+        raise CommandRejected(command, reason, text)
 
     def _give_up_control(self, command: str) -> None:
         self.publish(MachineEvent(self.clock.now(), MachineEventKind.CONTROL_LOST))
@@ -148,70 +160,97 @@ class ControlPoint(FtmsCore):
         )
 
     async def _send(self, command: str, action: Action) -> ResultCode:
-        """One control point procedure; the link dropping meanwhile fails it at once."""
+        """One control point procedure (holding :attr:`_wire_gate`); the link dropping meanwhile
+        fails it at once."""
         client = self._client
         if client is None or not self._link_up:
             raise LinkLost(f"{command}: the link to {self.name} is down; nothing was sent")
-        # A disconnect ends the procedure through this scope (see _on_disconnect): it moves the
-        # deadline to now. No extra task, so the write costs what a bare pyftms write costs.
-        scope = asyncio.timeout(None)
-        self._in_flight.add(scope)
         if (gap := self.profile.quirks.min_command_interval_s) is not None:
             # A machine that drops a write too close to the last answer (WalkingPad).
             await self.clock.sleep_until(self._last_answer_at + gap)
+            if not self._link_up:
+                raise LinkLost(f"{command}: the link to {self.name} dropped; nothing was sent")
+        # A disconnect ends the procedure by cancelling this task (_cut_procedure), as an
+        # expiring asyncio.timeout would, without a scope's two coroutines on every write.
+        task = asyncio.current_task()
+        assert task is not None
+        in_flight = self._in_flight
+        in_flight[task] = task.cancelling()
         try:
-            async with scope:
-                return await self._write(client, command, action)
-        except TimeoutError as err:
-            if scope.expired() and not self._link_up:
-                raise LinkLost(
-                    f"{command}: the link to {self.name} dropped before the treadmill "
-                    f"answered; outcome unknown"
-                ) from None
-            # pyftms stopped waiting (a procedure outside a command's budget: connecting,
-            # control requested again). Unanswered, it failed; its outcome is unknown.
-            self._condemn_link()
-            raise CommandTimeout(command, self.command_timeout_s) from err
+            try:
+                result = await action(client)
+            except BleakGATTProtocolError as err:
+                result = await self._write_refused(client, command, action, err)
         except asyncio.CancelledError:
+            if task in self._cut:
+                self._cut.discard(task)
+                if task.uncancel() <= in_flight[task]:  # nobody else wants it cancelled
+                    raise LinkLost(
+                        f"{command}: the link to {self.name} dropped before the treadmill "
+                        f"answered; outcome unknown"
+                    ) from None
             # The command's budget ran out with the answer still due (the base turns this
             # into CommandTimeout): FTMS says the procedure failed; nothing more goes out on
             # this link.
             if not self._closing:
                 self._condemn_link()
             raise
+        except TimeoutError as err:
+            # pyftms stopped waiting (a procedure outside a command's budget: connecting,
+            # control requested again). Unanswered, it failed; its outcome is unknown.
+            self._condemn_link()
+            raise CommandTimeout(command, self.command_timeout_s) from err
         except BleakError as err:
             raise LinkLost(f"{command}: {err}") from err
         finally:
-            self._in_flight.discard(scope)
+            del in_flight[task]
             self._last_answer_at = self.clock.now()
+        # pyftms answers success with the member itself; other codes may come as plain ints
+        return result if result is ResultCode.SUCCESS else ResultCode(result)
 
-    async def _write(
+    def _cut_procedures(self) -> None:
+        """The link dropped: end every procedure still waiting for its answer, at once."""
+        loop = asyncio.get_running_loop()
+        for task in self._in_flight:
+            # next turn, as an expiring timeout does: an answer that came just before the
+            # drop is still taken
+            loop.call_soon(self._cut_procedure, task)
+
+    def _cut_procedure(self, task: asyncio.Task[Any]) -> None:
+        if task in self._in_flight and task not in self._cut and not task.done():
+            self._cut.add(task)
+            task.cancel()
+
+    async def _write_refused(
         self,
         client: FtmsClient,
         command: str,
         action: Action,
+        refusal: BleakGATTProtocolError,
     ) -> ResultCode:
-        """The write and its answer; pairs once if the machine wants an encrypted link."""
+        """A write refused at the ATT layer; pairs once and writes again if the machine wants
+        an encrypted link."""
         paired = False
         while True:
-            try:
-                return ResultCode(await action(client))
-            except BleakGATTProtocolError as err:
-                if err.code in _NEEDS_PAIRING and not paired:
-                    # Refused at the ATT layer, before the machine saw it: pair, write again.
-                    await self._pair(client, command)
-                    paired = True
+            if refusal.code in _NEEDS_PAIRING and not paired:
+                # Refused at the ATT layer, before the machine saw it: pair, write again.
+                await self._pair(client, command)
+                paired = True
+                try:
+                    result: ResultCode = await action(client)
+                except BleakGATTProtocolError as err:
+                    refusal = err
                     continue
-                if err.code is BleakGATTProtocolErrorCode.PROCEDURE_ALREADY_IN_PROGRESS:
-                    raise CommandRejected(
-                        command,
-                        Rejection.NOT_READY,
-                        "the machine says a procedure is already in progress; it discarded "
-                        "this write",
-                    ) from err
+                return result
+            if refusal.code is BleakGATTProtocolErrorCode.PROCEDURE_ALREADY_IN_PROGRESS:
                 raise CommandRejected(
-                    command, Rejection.FAILED, f"refused at the ATT layer: {err}"
-                ) from err
+                    command,
+                    Rejection.NOT_READY,
+                    "the machine says a procedure is already in progress; it discarded this write",
+                ) from refusal
+            raise CommandRejected(
+                command, Rejection.FAILED, f"refused at the ATT layer: {refusal}"
+            ) from refusal
 
     async def _pair(self, client: FtmsClient, command: str) -> None:
         log.info("%s wants an encrypted link: pairing", self.name)

@@ -77,12 +77,11 @@ class QuirkHandling(ControlPoint, Reports):
         await self._control("request control", request_control)
         await self._control("start", start, BeltStatus.RUNNING)
 
-    def _refuse_read_only(self, command: str, instruction: str) -> None:
-        """A read-only machine (the profile says so, or it has no control point) is driven
-        at its console: say what to do there. A control point is never second-guessed."""
-        client = self._client
-        if self.profile.quirks.read_only or (client is not None and not client.has_control_point):
-            raise CommandRejected(command, Rejection.READ_ONLY, instruction)
+    def _console_refusal(self, command: str, instruction: str) -> CommandRejected:
+        """What a read-only machine (the profile says so, or it has no control point) says to
+        a command (``if self._console_only``): what to do at its console. A control point is
+        never second-guessed."""
+        return CommandRejected(command, Rejection.READ_ONLY, instruction)
 
     def _start_watch(self) -> None:
         quirks = self.profile.quirks
@@ -131,7 +130,7 @@ class QuirkHandling(ControlPoint, Reports):
                 keepalive
                 and self._link_up
                 and self._belt is BeltStatus.RUNNING
-                and not self._lock.locked()
+                and not self._wire_gate.held
                 and now - self._last_answer_at >= keepalive
             ):
                 await self._keep_alive()
@@ -139,7 +138,7 @@ class QuirkHandling(ControlPoint, Reports):
     async def _keep_alive(self) -> None:
         self._echo_until["start"] = math.inf  # its 04 or status is ours, not the console's
         try:
-            async with self._lock:
+            async with self._wire_turn():
                 await self._send("start (keep-alive)", start_procedure)
         except DeviceError as err:
             log.debug("keep-alive start: %s", err)

@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
-from pyftms import ControlEvent, SetupEvent, TrainingStatusCode, UpdateEvent
+from pyftms import ControlEvent, TrainingStatusCode
 
 from retrotread.drivers.base import BeltStatus, MachineEvent, MachineEventKind, Telemetry
 from retrotread.drivers.ftms.core import REREAD_WAIT_S, FtmsCore
@@ -70,12 +71,16 @@ class Reports(FtmsCore):
     # -- reports ------------------------------------------------------------------------------
 
     def _on_ftms_event(self, event: Any) -> None:
-        if isinstance(event, UpdateEvent):
+        # By event_id, which names each pyftms event type ("setup", "update", ...): every
+        # command's answer comes as one, so the most frequent are looked at first.
+        kind = event.event_id
+        if kind == "setup":
+            if event.event_source == "other":
+                self._on_target_changed(event.event_data)
+        elif kind == "update":
             self._on_update(dict(event.event_data))
         elif isinstance(event, ControlEvent):
-            self._on_control_event(event.event_id, event.event_source)
-        elif isinstance(event, SetupEvent) and event.event_source == "other":
-            self._on_target_changed(dict(event.event_data))
+            self._on_control_event(kind, event.event_source)
 
     def _on_update(self, data: dict[str, Any]) -> None:
         status = data.pop("training_status", None)
@@ -173,15 +178,18 @@ class Reports(FtmsCore):
             kind, self._belt = events[what]
             self.publish(MachineEvent(now, kind))
 
-    def _on_target_changed(self, data: dict[str, Any]) -> None:
-        now = self.clock.now()
+    def _on_target_changed(self, data: Mapping[str, Any]) -> None:
         if (speed := data.get("target_speed")) is not None:
             wire = round(speed * 100)
             if wire != self._sent_speed:
                 value = Quantity(Fraction(wire, 100), self._speed_field.unit)
-                self.publish(MachineEvent(now, MachineEventKind.TARGET_SPEED_CHANGED, value))
+                self.publish(
+                    MachineEvent(self.clock.now(), MachineEventKind.TARGET_SPEED_CHANGED, value)
+                )
         if (incline := data.get("target_inclination")) is not None:
             wire = round(incline * 10)
             if wire != self._sent_incline:
                 value = percent(Fraction(wire, 10))
-                self.publish(MachineEvent(now, MachineEventKind.TARGET_INCLINE_CHANGED, value))
+                self.publish(
+                    MachineEvent(self.clock.now(), MachineEventKind.TARGET_INCLINE_CHANGED, value)
+                )
