@@ -7,14 +7,17 @@ bleak-retry-connector — over the simulator's bleak backend.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
-from retrotread.clock import LoopClock
+from retrotread.clock import LoopClock, run
 from retrotread.drivers.base import MachineEvent, MachineEventKind, Report, Telemetry
 from retrotread.drivers.ftms_ble import FtmsBleDriver
 from retrotread.drivers.url import DeviceUrl
 from retrotread.profiles import Profile
+from retrotread.units import Quantity, mph, quantize
 from retrotread_sim import MachineSpec, SimTreadmill
 from retrotread_sim.ftms import (
     ControlPointWrite,
@@ -95,3 +98,24 @@ async def first_write(server: FtmsServer, op: str, after: float) -> float:
         return await came
     finally:
         stop_watching()
+
+
+RETRO_LOW, RETRO_HIGH = mph("2.6"), mph("3.2")
+
+
+def play(scenario: Callable[[BleRig], Awaitable[None]], *args: Any, **options: Any) -> None:
+    """On the virtual clock: build a rig (``ble_rig(*args, **options)``), connect its driver,
+    run ``scenario``, close."""
+
+    async def main() -> None:
+        rig = ble_rig(*args, **options)  # inside the loop: the machine reads the loop's clock
+        async with rig.driver:
+            await scenario(rig)
+        rig.server.close()
+
+    run(main(), virtual=True)
+
+
+def retro(rig: BleRig, speed: str) -> Quantity:
+    """The speed the governor would send for ``speed`` mph inside the retro band."""
+    return quantize(mph(speed), RETRO_LOW, RETRO_HIGH, rig.driver.capabilities.speed.increment)

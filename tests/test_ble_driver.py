@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
 from bleak.exc import BleakDBusError
@@ -32,31 +30,10 @@ from retrotread.errors import (
     Unavailable,
 )
 from retrotread.profiles import get_profile
-from retrotread.units import Quantity, kmh, mph, percent, quantize
+from retrotread.units import kmh, mph, percent
 from retrotread_sim import MachineSpec
 from retrotread_sim.ftms import AdapterState, FtmsOptions, MachineType, ResultCode, SimPeripheral
-from tests.ble_rig import BleRig, ble_rig
-
-RETRO_LOW, RETRO_HIGH = mph("2.6"), mph("3.2")
-
-
-def play(scenario: Callable[[BleRig], Awaitable[None]], *args: Any, **options: Any) -> None:
-    """On the virtual clock: build a rig (``ble_rig(*args, **options)``), connect its driver,
-    run ``scenario``, close."""
-
-    async def main() -> None:
-        rig = ble_rig(*args, **options)  # inside the loop: the machine reads the loop's clock
-        async with rig.driver:
-            await scenario(rig)
-        rig.server.close()
-
-    run(main(), virtual=True)
-
-
-def retro(rig: BleRig, speed: str) -> Quantity:
-    """The speed the governor would send for ``speed`` mph inside the retro band."""
-    return quantize(mph(speed), RETRO_LOW, RETRO_HIGH, rig.driver.capabilities.speed.increment)
-
+from tests.ble_rig import BleRig, ble_rig, play, retro
 
 # -- connecting ---------------------------------------------------------------------------------
 

@@ -14,32 +14,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
 
-from retrotread.clock import run
 from retrotread.drivers.base import MachineEventKind
 from retrotread.errors import CommandTimeout, LinkLost
-from retrotread.units import Quantity, mph, percent, quantize
-from tests.ble_rig import BleRig, ble_rig, first_write
-
-RETRO_LOW, RETRO_HIGH = mph("2.6"), mph("3.2")
-
-
-def play(scenario: Callable[[BleRig], Awaitable[None]], query: str = "", **options: Any) -> None:
-    async def main() -> None:
-        rig = ble_rig(query, **options)
-        async with rig.driver:
-            await scenario(rig)
-        rig.server.close()
-
-    run(main(), virtual=True)
-
-
-def retro(rig: BleRig, speed: str) -> Quantity:
-    return quantize(mph(speed), RETRO_LOW, RETRO_HIGH, rig.driver.capabilities.speed.increment)
+from retrotread.units import percent
+from tests.ble_rig import BleRig, first_write, play, retro
 
 
 def assert_one_at_a_time(rig: BleRig) -> None:
