@@ -209,19 +209,8 @@ class ManualClock:
         return self._now
 
     async def sleep_until(self, deadline: float) -> None:
-        if deadline <= self._now and not self._free:
-            return
-        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def wake() -> None:
-            if not woken.done():
-                woken.set_result(None)
-
-        timer = self.call_at(deadline, wake)
-        try:
-            await woken
-        finally:
-            timer.cancel()
+        if deadline > self._now or self._free:  # running freely, even a past one yields a turn
+            await _wait(self, deadline, ())
 
     def call_at(self, deadline: float, callback: Callable[[], object]) -> Timer:
         timer = _ManualTimer(deadline, callback)

@@ -158,10 +158,13 @@ def wire_integer(value: Quantity, resolution: Increment) -> int:
     Raises ``ValueError`` if ``value`` is not an exact multiple of the resolution: a quantized
     value that cannot be carried exactly must never be rounded silently on its way out.
     """
-    count = value.to(resolution.unit).value / resolution.size
-    if count.denominator != 1:
+    # in integers: every command computes one, and a Fraction division is several calls
+    numerator, denominator = value.to(resolution.unit).value.as_integer_ratio()
+    size_numerator, size_denominator = resolution.size.as_integer_ratio()
+    count, rest = divmod(numerator * size_denominator, denominator * size_numerator)
+    if rest:
         raise ValueError(f"{value} is not a whole number of {resolution}")
-    return int(count)
+    return count
 
 
 _QUANTITY = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*(mph|km/h|kmh|kph|%)?\s*$", re.IGNORECASE)

@@ -1,7 +1,7 @@
 """Control point procedures: one at a time, their answers, pairing, and their time limit.
 
 * Values arrive quantized by the governor; the integer that goes on the wire is computed
-  exactly (:func:`~retrotread.units.wire_integer`'s rule) and handed to pyftms as
+  exactly (:func:`~retrotread.units.wire_integer`) and handed to pyftms as
   ``(n + 0.5) * resolution``, because pyftms converts with ``int(value / res)``, which
   truncates (4.19 km/h would otherwise go out as 418).
 * Result codes become :class:`~retrotread.errors.CommandRejected` with a reason. "Control
@@ -30,10 +30,9 @@ from pyftms import ResultCode
 from retrotread.drivers.base import BeltStatus, MachineEvent, MachineEventKind, Range
 from retrotread.drivers.ftms.client import FtmsClient, request_control
 from retrotread.drivers.ftms.core import ECHO_WINDOW_S, REJECTIONS, FtmsCore, log
-from retrotread.drivers.ftms.units import wire_count
 from retrotread.errors import CommandRejected, CommandTimeout, LinkLost, Rejection
 from retrotread.profiles import Quirks
-from retrotread.units import Increment, Quantity, Unit, format_number
+from retrotread.units import Increment, Quantity, Unit, format_number, wire_integer
 
 #: ATT errors that mean "this attribute needs a paired (encrypted) link".
 _NEEDS_PAIRING = {
@@ -64,15 +63,12 @@ class ControlPoint(FtmsCore):
     """Writes to the FTMS control point, one procedure at a time."""
 
     def _wire(self, command: str, value: Quantity, resolution: Increment) -> int:
-        converted = value.to(resolution.unit)
-        count = wire_count(converted.value, resolution.size)
-        if count is None:  # what wire_integer refuses, in its words
+        try:
+            return wire_integer(value.to(resolution.unit), resolution)
+        except ValueError as err:
             raise CommandRejected(
-                command,
-                Rejection.INVALID_PARAMETER,
-                f"{converted} is not a whole number of {resolution}; nothing was sent",
-            )
-        return count
+                command, Rejection.INVALID_PARAMETER, f"{err}; nothing was sent"
+            ) from err
 
     @staticmethod
     def _out_of_range(what: str, value: Quantity, allowed: Range) -> str:

@@ -21,16 +21,6 @@ def exact(value: float, places: int) -> Fraction:
     return Fraction(round(value * scale), scale)
 
 
-def wire_count(value: Fraction, size: Fraction) -> int | None:
-    """``value / size`` if that is a whole number, else None: the arithmetic of
-    :func:`retrotread.units.wire_integer` in integers (every command computes one, and a
-    Fraction division is several calls where this is one)."""
-    numerator, denominator = value.as_integer_ratio()
-    size_numerator, size_denominator = size.as_integer_ratio()
-    count, rest = divmod(numerator * size_denominator, denominator * size_numerator)
-    return None if rest else count
-
-
 def pyftms_value(wire: int, resolution: Increment) -> float:
     """The float to give pyftms so that ``int(value / resolution)`` is exactly ``wire``.
 
@@ -47,5 +37,4 @@ __all__ = [
     "SPEED_RESOLUTION_MPH",
     "exact",
     "pyftms_value",
-    "wire_count",
 ]
